@@ -1,0 +1,97 @@
+// One address space's 4-level page tables, each table a frame of emulated physical memory
+// holding 512 entries in the architecture's format. Also the registry of arch mappings:
+// pages mapped straight into the tables with no VMA (x86-64 vsyscall, arm64 trampoline).
+#pragma once
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mmu/phys_mem.hpp"
+#include "mmu/pte_format.hpp"
+#include "mmu/types.hpp"
+
+namespace mmemu {
+
+class MmuGather;
+
+// Where one entry lives: the table frame and the index in it.
+struct PteRef {
+  pfn_t table;
+  unsigned index;
+  friend bool operator==(PteRef, PteRef) = default;
+};
+
+struct ArchMapping {
+  vaddr_t start;
+  vaddr_t end;
+  PteProt prot;
+  std::string name;  // "[vsyscall]", "[sigpage]"
+};
+
+class PageTable {
+ public:
+  // Allocates the top-level table from the pgtable site.
+  static Result<std::unique_ptr<PageTable>> create(PhysMem& phys, Arch arch);
+  // Frees the top-level table only (pgd_free). Lower tables must have been freed by
+  // free_pgd_range before; any left over stay allocated and show up as leaks.
+  ~PageTable();
+  PageTable(const PageTable&) = delete;
+  PageTable& operator=(const PageTable&) = delete;
+
+  Arch arch() const { return arch_; }
+  const PteFormat& fmt() const { return *fmt_; }
+  PhysMem& phys() const { return *phys_; }
+  pfn_t pgd() const { return pgd_; }
+
+  pte_t get(PteRef r) const { return phys_->load_entry(r.table, r.index); }
+  void set(PteRef r, pte_t e) { phys_->store_entry(r.table, r.index, e); }
+
+  // The table at `level` covering va, if it exists (Level::Pgd always does).
+  std::optional<pfn_t> table_for(vaddr_t va, Level level) const;
+  // The leaf slot for va if every table down to the PTE level exists.
+  std::optional<PteRef> lookup(vaddr_t va) const;
+  // The leaf slot for va, allocating missing pud/pmd/pte tables from the pgtable site
+  // (pte_alloc). On failure, tables allocated before the failing one stay in place, as in
+  // the kernel; free_pgtables reclaims them.
+  Result<PteRef> alloc(vaddr_t va);
+
+  // Called by free_pgd_range: clears the entry in `parent` that points at `child` (a table of
+  // level `child_level`) and hands the child frame to the gather for freeing after the flush.
+  void detach_table(pfn_t parent, unsigned idx, Level child_level, vaddr_t va, MmuGather& tlb);
+
+  // Number of live tables per level (pgd is always 1).
+  std::size_t nr_tables(Level level) const { return nr_tables_[static_cast<int>(level)]; }
+  std::size_t nr_tables_total() const;
+
+  // Visits every non-none leaf entry with va in [start, end), in address order.
+  void for_each_pte(vaddr_t start, vaddr_t end,
+                    const std::function<void(vaddr_t va, PteRef ref, pte_t e)>& fn) const;
+  // Visits every table frame (pgd first, depth first) with its level and the first va it covers.
+  void for_each_table(const std::function<void(pfn_t table, Level level, vaddr_t base)>& fn) const;
+
+  // --- arch mappings outside VMAs ---
+  // Maps `frames` (already allocated, one reference each handed over) at [start, ...),
+  // allocating tables as needed; registered so the walker, the checker and dumps know it.
+  Result<void> map_arch_pages(vaddr_t start, const std::vector<pfn_t>& frames, PteProt prot,
+                              std::string name);
+  const std::vector<ArchMapping>& arch_mappings() const { return arch_maps_; }
+  const ArchMapping* arch_mapping_at(vaddr_t va) const;
+  // Exit only: clears the arch mappings' PTEs, puts their frames through the gather, and
+  // frees the tables that held them (free_pgd_range over each with floor 0, ceiling 0).
+  void unmap_arch_pages(MmuGather& tlb);
+
+ private:
+  PageTable(PhysMem& phys, Arch arch, pfn_t pgd);
+  PhysMem* phys_;
+  Arch arch_;
+  const PteFormat* fmt_;
+  pfn_t pgd_;
+  std::array<std::size_t, 4> nr_tables_{1, 0, 0, 0};
+  std::vector<ArchMapping> arch_maps_;
+};
+
+}  // namespace mmemu

@@ -1,0 +1,53 @@
+#include "mmu/types.hpp"
+
+namespace mmemu {
+
+const ArchParams& arch_params(Arch a) {
+  // x86_64: TASK_SIZE_MAX = (1 << 47) - PAGE_SIZE; FIRST_USER_ADDRESS 0; ceiling 0 (top).
+  static constexpr ArchParams x86{0, 0, (1ULL << 47) - PAGE_SIZE, 65536};
+  // arm64: mmemu keeps the signal-return trampoline at 0x1000, mapped with no VMA, and sets
+  // FIRST_USER_ADDRESS above it the way 32-bit ARM does for its vectors page, so the
+  // PTE table holding it is never freed by munmap of a neighbour; only exit frees it.
+  static constexpr ArchParams arm{2 * PAGE_SIZE, 0, 1ULL << 48, 65536};
+  return a == Arch::X86_64 ? x86 : arm;
+}
+
+std::string_view errno_name(int code) {
+  switch (code) {
+    case 0: return "OK";
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case E2BIG: return "E2BIG";
+    case ENOEXEC: return "ENOEXEC";
+    case EBADF: return "EBADF";
+    case ECHILD: return "ECHILD";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOTTY: return "ENOTTY";
+    case EFBIG: return "EFBIG";
+    case ENOSPC: return "ENOSPC";
+    case ESPIPE: return "ESPIPE";
+    case EPIPE: return "EPIPE";
+    case ERANGE: return "ERANGE";
+    case ENOSYS: return "ENOSYS";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EHWPOISON: return "EHWPOISON";
+    default: return "E?";
+  }
+}
+
+}  // namespace mmemu
