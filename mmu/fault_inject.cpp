@@ -9,7 +9,9 @@ constexpr std::array<std::string_view, kAllocSites> kSiteNames{"vma", "anon_vma"
                                                                "pgtable", "page"};
 }
 
-std::string_view site_name(AllocSite s) { return kSiteNames[static_cast<std::size_t>(s)]; }
+std::string_view site_name(AllocSite s) {
+  return kSiteNames[static_cast<std::size_t>(s)];
+}
 
 std::optional<AllocSite> parse_site(std::string_view name) {
   for (std::size_t i = 0; i < kAllocSites; ++i)
@@ -60,13 +62,15 @@ void FaultInjector::disarm() {
 
 std::uint64_t FaultInjector::attempts_total() const {
   std::uint64_t n = 0;
-  for (auto v : attempts_) n += v;
+  for (auto v : attempts_)
+    n += v;
   return n;
 }
 
 std::uint64_t FaultInjector::failures_total() const {
   std::uint64_t n = 0;
-  for (auto v : failures_) n += v;
+  for (auto v : failures_)
+    n += v;
   return n;
 }
 

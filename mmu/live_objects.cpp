@@ -24,7 +24,8 @@ std::vector<LiveObjects::Record> LiveObjects::records(AllocSite site) const {
   const auto& m = recs_[static_cast<std::size_t>(site)];
   std::vector<Record> out;
   out.reserve(m.size());
-  for (const auto& [k, r] : m) out.push_back(r);
+  for (const auto& [k, r] : m)
+    out.push_back(r);
   std::sort(out.begin(), out.end(), [](const Record& a, const Record& b) {
     return a.attempt != b.attempt ? a.attempt < b.attempt : a.key < b.key;
   });

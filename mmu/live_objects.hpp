@@ -27,9 +27,13 @@ class LiveObjects {
   void created(AllocSite site, std::uint64_t key);
   void destroyed(AllocSite site, std::uint64_t key);
   template <class T>
-  void created(AllocSite site, const T* p) { created(site, reinterpret_cast<std::uintptr_t>(p)); }
+  void created(AllocSite site, const T* p) {
+    created(site, reinterpret_cast<std::uintptr_t>(p));
+  }
   template <class T>
-  void destroyed(AllocSite site, const T* p) { destroyed(site, reinterpret_cast<std::uintptr_t>(p)); }
+  void destroyed(AllocSite site, const T* p) {
+    destroyed(site, reinterpret_cast<std::uintptr_t>(p));
+  }
 
   std::int64_t live(AllocSite s) const { return live_[static_cast<std::size_t>(s)]; }
   std::int64_t peak(AllocSite s) const { return peak_[static_cast<std::size_t>(s)]; }
