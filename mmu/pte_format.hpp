@@ -9,8 +9,51 @@
 
 namespace mmemu {
 
+// Raw bits, named as Linux names them. Only the walker, the dumps and tests should need them.
+namespace x86_bits {
+inline constexpr pte_t P = 1ULL << 0;    // _PAGE_PRESENT
+inline constexpr pte_t RW = 1ULL << 1;   // _PAGE_RW
+inline constexpr pte_t US = 1ULL << 2;   // _PAGE_USER
+inline constexpr pte_t PWT = 1ULL << 3;  // _PAGE_PWT
+inline constexpr pte_t PCD = 1ULL << 4;  // _PAGE_PCD
+inline constexpr pte_t A = 1ULL << 5;    // _PAGE_ACCESSED
+inline constexpr pte_t D = 1ULL << 6;    // _PAGE_DIRTY
+inline constexpr pte_t PS = 1ULL << 7;   // _PAGE_PSE (PAT at the PTE level)
+inline constexpr pte_t G = 1ULL << 8;    // _PAGE_GLOBAL
+inline constexpr pte_t PROTNONE = G;     // _PAGE_PROTNONE: same bit, meaningful only when !P
+inline constexpr pte_t NX = 1ULL << 63;  // _PAGE_NX
+inline constexpr pte_t PFN_MASK = ((1ULL << 52) - 1) & ~((1ULL << 12) - 1);  // bits 12-51
+inline constexpr pte_t TABLE = P | RW | US | A | D;                           // _PAGE_TABLE
+}  // namespace x86_bits
+
+namespace arm64_bits {
+inline constexpr pte_t VALID = 1ULL << 0;       // PTE_VALID
+inline constexpr pte_t TABLE_BIT = 1ULL << 1;   // PTE_TABLE_BIT (page at level 3)
+inline constexpr pte_t TYPE_MASK = 3ULL;        // bits[1:0]
+inline constexpr pte_t TYPE_PAGE = 3ULL;        // PTE_TYPE_PAGE (level 3)
+inline constexpr pte_t TYPE_TABLE = 3ULL;       // PMD_TYPE_TABLE (levels 0-2)
+inline constexpr pte_t ATTRINDX_MASK = 7ULL << 2;
+inline constexpr pte_t ATTR_MT_NORMAL = 0ULL << 2;  // PTE_ATTRINDX(MT_NORMAL), MT_NORMAL = 0
+inline constexpr pte_t USER = 1ULL << 6;            // PTE_USER, AP[1]: EL0 access
+inline constexpr pte_t RDONLY = 1ULL << 7;          // PTE_RDONLY, AP[2]
+inline constexpr pte_t SH_MASK = 3ULL << 8;
+inline constexpr pte_t SH_IS = 3ULL << 8;  // PTE_SHARED: inner shareable
+inline constexpr pte_t AF = 1ULL << 10;    // PTE_AF
+inline constexpr pte_t NG = 1ULL << 11;    // PTE_NG
+inline constexpr pte_t DBM = 1ULL << 51;   // PTE_DBM
+inline constexpr pte_t WRITE = DBM;        // PTE_WRITE: Linux uses DBM as the write bit
+inline constexpr pte_t CONT = 1ULL << 52;  // PTE_CONT
+inline constexpr pte_t PXN = 1ULL << 53;   // PTE_PXN
+inline constexpr pte_t UXN = 1ULL << 54;   // PTE_UXN
+inline constexpr pte_t DIRTY = 1ULL << 55;      // PTE_DIRTY (software)
+inline constexpr pte_t PROT_NONE = 1ULL << 58;  // PTE_PROT_NONE (only when !VALID)
+inline constexpr pte_t ADDR_MASK = ((1ULL << 48) - 1) & ~((1ULL << 12) - 1);  // bits 12-47
+}  // namespace arm64_bits
+
 // What a mapping allows, as a VMA's vm_page_prot would say it. All false = PROT_NONE:
 // the entry keeps its frame (pte_present in the kernel's sense) but no access is allowed.
+// Neither format can express write-only or exec-only: those entries also allow reads
+// (as Linux's protection_map does on CPUs without execute-only support).
 struct PteProt {
   bool read = false;
   bool write = false;
@@ -25,6 +68,8 @@ class PteFormat {
   virtual Arch arch() const = 0;
 
   // Leaf entry for `pfn`: present, old (not young), clean, writable iff prot.write.
+  // (Linux's vm_page_prot carries _PAGE_ACCESSED / PTE_AF, so a fault handler that wants
+  // the kernel's exact bits applies mkyoung itself.)
   virtual pte_t mk_pte(pfn_t pfn, PteProt prot) const = 0;
   // Non-leaf entry pointing at the next-level table in frame `table`.
   virtual pte_t mk_table(pfn_t table) const = 0;
@@ -34,12 +79,12 @@ class PteFormat {
   virtual bool present(pte_t e) const = 0;
   // Points at a next-level table (only meaningful above the PTE level).
   virtual bool is_table(pte_t e) const = 0;
-  virtual pfn_t pfn(pte_t e) const = 0;       // frame of a leaf or table entry
-  virtual PteProt prot(pte_t e) const = 0;    // what the entry allows right now
-  virtual bool write(pte_t e) const = 0;      // logically writable (pte_write)
+  virtual pfn_t pfn(pte_t e) const = 0;     // frame of a leaf or table entry
+  virtual PteProt prot(pte_t e) const = 0;  // what the entry allows right now
+  virtual bool write(pte_t e) const = 0;    // logically writable (pte_write)
   virtual bool young(pte_t e) const = 0;
   virtual bool dirty(pte_t e) const = 0;
-  virtual bool protnone(pte_t e) const = 0;   // PROT_NONE entry
+  virtual bool protnone(pte_t e) const = 0;  // PROT_NONE entry
 
   virtual pte_t mkwrite(pte_t e) const = 0;
   virtual pte_t wrprotect(pte_t e) const = 0;
@@ -50,10 +95,15 @@ class PteFormat {
   // New protection, keeping frame, young and dirty (pte_modify).
   virtual pte_t modify(pte_t e, PteProt prot) const = 0;
 
-  // Raw bits decoded for dumps, e.g. "P RW US A D NX" or "PAGE AF AP=RW_EL0 UXN DBM".
+  // Raw bits decoded for dumps, e.g. "P RW US A D NX" or
+  // "PAGE AF nG AP=rw-el0 SH=IS DBM PXN UXN DIRTY"; "none" for an empty entry.
   virtual std::string decode(pte_t e, Level level) const = 0;
 };
 
-const PteFormat& pte_format(Arch arch);
+const PteFormat& pte_format_x86();    // pte_x86.cpp
+const PteFormat& pte_format_arm64();  // pte_arm64.cpp
+inline const PteFormat& pte_format(Arch arch) {
+  return arch == Arch::X86_64 ? pte_format_x86() : pte_format_arm64();
+}
 
 }  // namespace mmemu

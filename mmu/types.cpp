@@ -5,10 +5,11 @@ namespace mmemu {
 const ArchParams& arch_params(Arch a) {
   // x86_64: TASK_SIZE_MAX = (1 << 47) - PAGE_SIZE; FIRST_USER_ADDRESS 0; ceiling 0 (top).
   static constexpr ArchParams x86{0, 0, (1ULL << 47) - PAGE_SIZE, 65536};
-  // arm64: mmemu keeps the signal-return trampoline at 0x1000, mapped with no VMA, and sets
-  // FIRST_USER_ADDRESS above it the way 32-bit ARM does for its vectors page, so the
-  // PTE table holding it is never freed by munmap of a neighbour; only exit frees it.
-  static constexpr ArchParams arm{2 * PAGE_SIZE, 0, 1ULL << 48, 65536};
+  // arm64: TASK_SIZE is the 48-bit space minus its last 2 MiB, where mmemu keeps the
+  // signal-return trampoline mapped with no VMA. USER_PGTABLES_CEILING = TASK_SIZE (as 32-bit
+  // ARM with LPAE does for its shared pmd), so munmap of the stack below it never frees the
+  // PMD table the trampoline's PTE table hangs from; only exit frees them.
+  static constexpr ArchParams arm{0, (1ULL << 48) - PMD_SIZE, (1ULL << 48) - PMD_SIZE, 65536};
   return a == Arch::X86_64 ? x86 : arm;
 }
 
