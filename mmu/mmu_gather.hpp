@@ -11,6 +11,11 @@ namespace mmemu {
 
 class MmuGather {
  public:
+  // Pages (and, separately, tables) one batch holds before the gather flushes on its own;
+  // the kernel's batch is a page of pointers (MAX_GATHER_BATCH, about 510).
+  static constexpr std::size_t kMaxBatch = 512;
+
+  // flusher may be null (no TLB to keep coherent, e.g. an mm no CPU ever ran).
   // tlb_gather_mmu (fullmm = false) / tlb_gather_mmu_fullmm (exit: one flush_all).
   MmuGather(PageTable& pt, TlbFlusher* flusher, bool fullmm = false);
   ~MmuGather();  // finish()
@@ -28,8 +33,16 @@ class MmuGather {
   // tlb_flush_pte_range: [start, end) needs a flush before the batch is released.
   void track(vaddr_t start, vaddr_t end);
 
-  void flush();   // tlb_flush_mmu: flush what was tracked, then release pages and tables
+  // tlb_flush_mmu: flush what was tracked (flush_range, or flush_all when fullmm; nothing
+  // when nothing is tracked or pending), then release the pages and tables.
+  void flush();
   void finish();  // tlb_finish_mmu
+
+  std::size_t pending_pages() const { return pages_.size(); }
+  std::size_t pending_tables() const { return tables_.size(); }
+  // The range tracked since the last flush; start > end when none.
+  vaddr_t range_start() const { return start_; }
+  vaddr_t range_end() const { return end_; }
 
   std::uint64_t pages_freed() const { return pages_released_; }
   std::uint64_t tables_freed() const { return tables_released_; }

@@ -32,6 +32,17 @@ struct ArchMapping {
   std::string name;  // "[vsyscall]", "[sigpage]"
 };
 
+// A table free_pgd_range (or unmap_arch_pages) was asked to free but found still holding
+// entries: the caller broke the "leaves already cleared" rule. The table is kept (so nothing
+// it maps dangles) and reported here instead of crashing.
+struct BusyTable {
+  pfn_t table;
+  Level level;    // level of the kept table itself (Pte, Pmd or Pud)
+  vaddr_t base;   // first va it covers
+  unsigned used;  // its non-none entries
+  friend bool operator==(const BusyTable&, const BusyTable&) = default;
+};
+
 class PageTable {
  public:
   // Allocates the top-level table from the pgtable site.
@@ -62,10 +73,20 @@ class PageTable {
   // Called by free_pgd_range: clears the entry in `parent` that points at `child` (a table of
   // level `child_level`) and hands the child frame to the gather for freeing after the flush.
   void detach_table(pfn_t parent, unsigned idx, Level child_level, vaddr_t va, MmuGather& tlb);
+  // Non-none entries in the table frame `table`.
+  unsigned nr_used_entries(pfn_t table) const;
+  // Tables that could not be freed because they still held entries (see BusyTable).
+  const std::vector<BusyTable>& busy_tables() const { return busy_; }
+  void note_busy_table(const BusyTable& b) { busy_.push_back(b); }
+  void clear_busy_tables() { busy_.clear(); }
 
   // Number of live tables per level (pgd is always 1).
   std::size_t nr_tables(Level level) const { return nr_tables_[static_cast<int>(level)]; }
   std::size_t nr_tables_total() const;
+
+  // The first va an entry covers: base of its table plus index * span, sign-extended into
+  // the upper half on x86-64 (pgd index >= 256), as the hardware forms canonical addresses.
+  vaddr_t entry_va(vaddr_t table_base, Level level, unsigned idx) const;
 
   // Visits every non-none leaf entry with va in [start, end), in address order.
   void for_each_pte(vaddr_t start, vaddr_t end,
@@ -76,6 +97,11 @@ class PageTable {
   // --- arch mappings outside VMAs ---
   // Maps `frames` (already allocated, one reference each handed over) at [start, ...),
   // allocating tables as needed; registered so the walker, the checker and dumps know it.
+  // Entries are young (installed as the kernel installs fixmap-style pages); each frame gets
+  // mapcount + 1 and PG_arch. EINVAL for an unaligned start, no frames or a range that wraps;
+  // EEXIST if an entry or arch mapping is already there; ENOMEM if a table allocation fails,
+  // in which case nothing stays mapped, the tables this call allocated are freed again, and
+  // the frame references are still the caller's.
   Result<void> map_arch_pages(vaddr_t start, const std::vector<pfn_t>& frames, PteProt prot,
                               std::string name);
   const std::vector<ArchMapping>& arch_mappings() const { return arch_maps_; }
@@ -85,13 +111,26 @@ class PageTable {
   void unmap_arch_pages(MmuGather& tlb);
 
  private:
+  // A table alloc_impl installed: the entry (parent, idx) now points at `table` of `level`.
+  struct NewTable {
+    pfn_t parent;
+    unsigned idx;
+    Level level;
+    pfn_t table;
+  };
   PageTable(PhysMem& phys, Arch arch, pfn_t pgd);
+  Result<PteRef> alloc_impl(vaddr_t va, std::vector<NewTable>* created);
+  void visit_tables(pfn_t table, Level level, vaddr_t base,
+                    const std::function<void(pfn_t, Level, vaddr_t)>& fn) const;
+  void visit_ptes(pfn_t table, Level level, vaddr_t base, vaddr_t start, vaddr_t last,
+                  const std::function<void(vaddr_t, PteRef, pte_t)>& fn) const;
   PhysMem* phys_;
   Arch arch_;
   const PteFormat* fmt_;
   pfn_t pgd_;
   std::array<std::size_t, 4> nr_tables_{1, 0, 0, 0};
   std::vector<ArchMapping> arch_maps_;
+  std::vector<BusyTable> busy_;
 };
 
 }  // namespace mmemu

@@ -23,30 +23,30 @@ inline constexpr pte_t G = 1ULL << 8;    // _PAGE_GLOBAL
 inline constexpr pte_t PROTNONE = G;     // _PAGE_PROTNONE: same bit, meaningful only when !P
 inline constexpr pte_t NX = 1ULL << 63;  // _PAGE_NX
 inline constexpr pte_t PFN_MASK = ((1ULL << 52) - 1) & ~((1ULL << 12) - 1);  // bits 12-51
-inline constexpr pte_t TABLE = P | RW | US | A | D;                           // _PAGE_TABLE
+inline constexpr pte_t TABLE = P | RW | US | A | D;                          // _PAGE_TABLE
 }  // namespace x86_bits
 
 namespace arm64_bits {
-inline constexpr pte_t VALID = 1ULL << 0;       // PTE_VALID
-inline constexpr pte_t TABLE_BIT = 1ULL << 1;   // PTE_TABLE_BIT (page at level 3)
-inline constexpr pte_t TYPE_MASK = 3ULL;        // bits[1:0]
-inline constexpr pte_t TYPE_PAGE = 3ULL;        // PTE_TYPE_PAGE (level 3)
-inline constexpr pte_t TYPE_TABLE = 3ULL;       // PMD_TYPE_TABLE (levels 0-2)
+inline constexpr pte_t VALID = 1ULL << 0;      // PTE_VALID
+inline constexpr pte_t TABLE_BIT = 1ULL << 1;  // PTE_TABLE_BIT (page at level 3)
+inline constexpr pte_t TYPE_MASK = 3ULL;       // bits[1:0]
+inline constexpr pte_t TYPE_PAGE = 3ULL;       // PTE_TYPE_PAGE (level 3)
+inline constexpr pte_t TYPE_TABLE = 3ULL;      // PMD_TYPE_TABLE (levels 0-2)
 inline constexpr pte_t ATTRINDX_MASK = 7ULL << 2;
 inline constexpr pte_t ATTR_MT_NORMAL = 0ULL << 2;  // PTE_ATTRINDX(MT_NORMAL), MT_NORMAL = 0
 inline constexpr pte_t USER = 1ULL << 6;            // PTE_USER, AP[1]: EL0 access
 inline constexpr pte_t RDONLY = 1ULL << 7;          // PTE_RDONLY, AP[2]
 inline constexpr pte_t SH_MASK = 3ULL << 8;
-inline constexpr pte_t SH_IS = 3ULL << 8;  // PTE_SHARED: inner shareable
-inline constexpr pte_t AF = 1ULL << 10;    // PTE_AF
-inline constexpr pte_t NG = 1ULL << 11;    // PTE_NG
-inline constexpr pte_t DBM = 1ULL << 51;   // PTE_DBM
-inline constexpr pte_t WRITE = DBM;        // PTE_WRITE: Linux uses DBM as the write bit
-inline constexpr pte_t CONT = 1ULL << 52;  // PTE_CONT
-inline constexpr pte_t PXN = 1ULL << 53;   // PTE_PXN
-inline constexpr pte_t UXN = 1ULL << 54;   // PTE_UXN
-inline constexpr pte_t DIRTY = 1ULL << 55;      // PTE_DIRTY (software)
-inline constexpr pte_t PROT_NONE = 1ULL << 58;  // PTE_PROT_NONE (only when !VALID)
+inline constexpr pte_t SH_IS = 3ULL << 8;      // PTE_SHARED: inner shareable
+inline constexpr pte_t AF = 1ULL << 10;        // PTE_AF
+inline constexpr pte_t NG = 1ULL << 11;        // PTE_NG
+inline constexpr pte_t DBM = 1ULL << 51;       // PTE_DBM
+inline constexpr pte_t WRITE = DBM;            // PTE_WRITE: Linux uses DBM as the write bit
+inline constexpr pte_t CONT = 1ULL << 52;      // PTE_CONT
+inline constexpr pte_t PXN = 1ULL << 53;       // PTE_PXN
+inline constexpr pte_t UXN = 1ULL << 54;       // PTE_UXN
+inline constexpr pte_t DIRTY = 1ULL << 55;     // PTE_DIRTY (software)
+inline constexpr pte_t PROTNONE = 1ULL << 58;  // PTE_PROT_NONE (only when !VALID)
 inline constexpr pte_t ADDR_MASK = ((1ULL << 48) - 1) & ~((1ULL << 12) - 1);  // bits 12-47
 }  // namespace arm64_bits
 

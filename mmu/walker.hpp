@@ -1,4 +1,4 @@
-// The software page-table walker: what the MMU would do for one access.
+// The software page-table walker: what the MMU would do for one user-mode access.
 #pragma once
 
 #include <expected>
@@ -19,19 +19,36 @@ struct Translation {
 };
 
 enum class WalkFaultKind : std::uint8_t {
-  NotPresent,  // an entry on the way was none / invalid (level says which)
-  Protection,  // the leaf exists but forbids this access (read-only, no-exec, PROT_NONE, kernel)
+  NotPresent,    // an entry on the way was none / invalid (level says which)
+  Protection,    // the leaf exists but forbids this access (reason says why)
+  NonCanonical,  // x86-64: bits 63:47 not a sign extension (#GP, not a page fault)
+};
+
+// Why a Protection fault happened.
+enum class ProtReason : std::uint8_t {
+  None,        // not a protection fault
+  ReadOnly,    // write to an entry that is not writable
+  NoExec,      // fetch from an entry with NX / UXN
+  ProtNone,    // PROT_NONE entry: frame kept, no access at all
+  KernelOnly,  // user access to an entry without US / AP[1]
 };
 
 struct WalkFault {
   WalkFaultKind kind;
   Level level;  // the level whose entry stopped the walk
+  ProtReason reason = ProtReason::None;
+  friend bool operator==(const WalkFault&, const WalkFault&) = default;
 };
 
-// Translates va for `access`. With set_ad, sets the accessed bit on the leaf (and the tables
-// above it, on x86-64) and, for an allowed write, the dirty bit, as the hardware would
-// (AArch64: AF, and DBM clears AP[2]). Without set_ad the tables are not modified.
+// Translates va for a user-mode `access`. With set_ad, sets the accessed bit on the leaf (and
+// the tables above it, on x86-64) and, for an allowed write, the dirty bit, as the hardware
+// would (AArch64 with FEAT_HAFDBS: AF, and a write through DBM clears AP[2]). Without set_ad
+// nothing is modified, and a write to a clean DBM entry is still allowed. Faults never modify
+// an entry. AArch64 addresses with any of bits 63:48 set (TTBR1's half) fault as not present
+// at the pgd level.
 std::expected<Translation, WalkFault> walk(PageTable& pt, vaddr_t va, Access access,
                                            bool set_ad = true);
+
+std::string_view walk_fault_name(const WalkFault& f);  // "not-present", "read-only", ...
 
 }  // namespace mmemu

@@ -1,0 +1,214 @@
+#include "mmu/page_table.hpp"
+
+#include <algorithm>
+
+#include "mmu/free_pgd_range.hpp"
+#include "mmu/mmu_gather.hpp"
+
+namespace mmemu {
+
+namespace {
+constexpr Level next_level(Level l) {
+  return static_cast<Level>(static_cast<int>(l) + 1);
+}
+constexpr std::size_t lvl(Level l) {
+  return static_cast<std::size_t>(l);
+}
+constexpr std::uint64_t span(Level l) {
+  return 1ULL << level_shift(l);
+}
+}  // namespace
+
+PageTable::PageTable(PhysMem& phys, Arch arch, pfn_t pgd)
+    : phys_(&phys), arch_(arch), fmt_(&pte_format(arch)), pgd_(pgd) {}
+
+Result<std::unique_ptr<PageTable>> PageTable::create(PhysMem& phys, Arch arch) {
+  auto pgd = phys.alloc_frame(AllocSite::PgTable);
+  if (!pgd) return std::unexpected(pgd.error());
+  return std::unique_ptr<PageTable>(new PageTable(phys, arch, *pgd));
+}
+
+PageTable::~PageTable() {
+  phys_->put_page(pgd_);
+}
+
+std::size_t PageTable::nr_tables_total() const {
+  std::size_t n = 0;
+  for (auto v : nr_tables_)
+    n += v;
+  return n;
+}
+
+vaddr_t PageTable::entry_va(vaddr_t table_base, Level level, unsigned idx) const {
+  vaddr_t va = table_base + (static_cast<vaddr_t>(idx) << level_shift(level));
+  if (arch_ == Arch::X86_64 && level == Level::Pgd && idx >= PTRS_PER_TABLE / 2)
+    va |= 0xffff000000000000ULL;
+  return va;
+}
+
+std::optional<pfn_t> PageTable::table_for(vaddr_t va, Level level) const {
+  pfn_t t = pgd_;
+  for (Level l = Level::Pgd; l != level; l = next_level(l)) {
+    const pte_t e = phys_->load_entry(t, table_index(va, l));
+    if (!fmt_->is_table(e)) return std::nullopt;
+    t = fmt_->pfn(e);
+  }
+  return t;
+}
+
+std::optional<PteRef> PageTable::lookup(vaddr_t va) const {
+  const auto t = table_for(va, Level::Pte);
+  if (!t) return std::nullopt;
+  return PteRef{*t, table_index(va, Level::Pte)};
+}
+
+Result<PteRef> PageTable::alloc(vaddr_t va) {
+  return alloc_impl(va, nullptr);
+}
+
+Result<PteRef> PageTable::alloc_impl(vaddr_t va, std::vector<NewTable>* created) {
+  pfn_t t = pgd_;
+  for (Level l = Level::Pgd; l != Level::Pte; l = next_level(l)) {
+    const unsigned idx = table_index(va, l);
+    const pte_t e = phys_->load_entry(t, idx);
+    if (fmt_->none(e)) {
+      auto child = phys_->alloc_frame(AllocSite::PgTable);
+      if (!child) return std::unexpected(child.error());
+      phys_->store_entry(t, idx, fmt_->mk_table(*child));
+      ++nr_tables_[lvl(next_level(l))];
+      if (created) created->push_back(NewTable{t, idx, next_level(l), *child});
+      t = *child;
+    } else if (fmt_->is_table(e)) {
+      t = fmt_->pfn(e);
+    } else {
+      return fail(EEXIST);  // a block/huge leaf where a table belongs: never built by mmemu
+    }
+  }
+  return PteRef{t, table_index(va, Level::Pte)};
+}
+
+void PageTable::detach_table(pfn_t parent, unsigned idx, Level child_level, vaddr_t va,
+                             MmuGather& tlb) {
+  const pfn_t child = fmt_->pfn(phys_->load_entry(parent, idx));
+  phys_->store_entry(parent, idx, 0);
+  --nr_tables_[lvl(child_level)];
+  tlb.free_table(child, child_level, va);
+}
+
+unsigned PageTable::nr_used_entries(pfn_t table) const {
+  unsigned n = 0;
+  for (unsigned i = 0; i < PTRS_PER_TABLE; ++i)
+    if (!fmt_->none(phys_->load_entry(table, i))) ++n;
+  return n;
+}
+
+void PageTable::visit_ptes(pfn_t table, Level level, vaddr_t base, vaddr_t start, vaddr_t last,
+                           const std::function<void(vaddr_t, PteRef, pte_t)>& fn) const {
+  for (unsigned i = 0; i < PTRS_PER_TABLE; ++i) {
+    const vaddr_t va = entry_va(base, level, i);
+    if (va > last || va + (span(level) - 1) < start) continue;
+    const pte_t e = phys_->load_entry(table, i);
+    if (fmt_->none(e)) continue;
+    if (level == Level::Pte) {
+      fn(va, PteRef{table, i}, e);
+    } else if (fmt_->is_table(e)) {
+      visit_ptes(fmt_->pfn(e), next_level(level), va, start, last, fn);
+    }
+  }
+}
+
+void PageTable::for_each_pte(vaddr_t start, vaddr_t end,
+                             const std::function<void(vaddr_t, PteRef, pte_t)>& fn) const {
+  if (end <= start) return;
+  visit_ptes(pgd_, Level::Pgd, 0, start, end - 1, fn);
+}
+
+void PageTable::visit_tables(pfn_t table, Level level, vaddr_t base,
+                             const std::function<void(pfn_t, Level, vaddr_t)>& fn) const {
+  fn(table, level, base);
+  if (level == Level::Pte) return;
+  for (unsigned i = 0; i < PTRS_PER_TABLE; ++i) {
+    const pte_t e = phys_->load_entry(table, i);
+    if (fmt_->none(e) || !fmt_->is_table(e)) continue;
+    visit_tables(fmt_->pfn(e), next_level(level), entry_va(base, level, i), fn);
+  }
+}
+
+void PageTable::for_each_table(const std::function<void(pfn_t, Level, vaddr_t)>& fn) const {
+  visit_tables(pgd_, Level::Pgd, 0, fn);
+}
+
+// --- arch mappings ---
+
+const ArchMapping* PageTable::arch_mapping_at(vaddr_t va) const {
+  for (const auto& m : arch_maps_)
+    if (m.start <= va && va < m.end) return &m;
+  return nullptr;
+}
+
+Result<void> PageTable::map_arch_pages(vaddr_t start, const std::vector<pfn_t>& frames,
+                                       PteProt prot, std::string name) {
+  if (!page_aligned(start) || frames.empty()) return fail(EINVAL);
+  const vaddr_t end = start + frames.size() * PAGE_SIZE;
+  if (end != 0 && end <= start) return fail(EINVAL);  // end 0: reaches the top exactly
+  const vaddr_t last = end - 1;
+  for (const auto& m : arch_maps_)
+    if (m.start <= last && start <= m.end - 1) return fail(EEXIST);
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    const auto ref = lookup(start + i * PAGE_SIZE);
+    if (ref && !fmt_->none(get(*ref))) return fail(EEXIST);
+  }
+
+  std::vector<NewTable> created;
+  std::vector<PteRef> set_refs;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    auto ref = alloc_impl(start + i * PAGE_SIZE, &created);
+    if (!ref) {
+      // Undo: nothing of this call may stay visible, and its tables would belong to no VMA
+      // that free_pgtables could ever reclaim them with.
+      for (const PteRef& r : set_refs)
+        set(r, 0);
+      for (std::size_t k = 0; k < set_refs.size(); ++k) {
+        PageDesc& d = phys_->desc(frames[k]);
+        if (--d.mapcount == 0) d.flags &= ~PG_arch;
+      }
+      for (auto it = created.rbegin(); it != created.rend(); ++it) {
+        if (nr_used_entries(it->table) != 0) continue;
+        phys_->store_entry(it->parent, it->idx, 0);
+        --nr_tables_[lvl(it->level)];
+        phys_->put_page(it->table);
+      }
+      return std::unexpected(ref.error());
+    }
+    set(*ref, fmt_->mkyoung(fmt_->mk_pte(frames[i], prot)));
+    set_refs.push_back(*ref);
+    PageDesc& d = phys_->desc(frames[i]);
+    ++d.mapcount;
+    d.flags |= PG_arch;
+  }
+  arch_maps_.push_back(ArchMapping{start, end, prot, std::move(name)});
+  std::sort(arch_maps_.begin(), arch_maps_.end(),
+            [](const ArchMapping& a, const ArchMapping& b) { return a.start < b.start; });
+  return {};
+}
+
+void PageTable::unmap_arch_pages(MmuGather& tlb) {
+  for (const auto& m : arch_maps_) {
+    for (vaddr_t va = m.start; va != m.end; va += PAGE_SIZE) {
+      const auto ref = lookup(va);
+      if (!ref) continue;
+      const pte_t e = get(*ref);
+      if (!fmt_->present(e)) continue;
+      set(*ref, 0);
+      const pfn_t pfn = fmt_->pfn(e);
+      PageDesc& d = phys_->desc(pfn);
+      if (--d.mapcount == 0) d.flags &= ~PG_arch;
+      tlb.remove_page(pfn, va);
+    }
+  }
+  for (const auto& m : arch_maps_)
+    free_pgd_range(tlb, m.start, m.end, 0, 0);
+  arch_maps_.clear();
+}
+
+}  // namespace mmemu
