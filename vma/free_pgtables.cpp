@@ -1,0 +1,48 @@
+#include "vma/free_pgtables.hpp"
+
+#include <algorithm>
+
+#include "mmu/free_pgd_range.hpp"
+#include "vma/anon_vma.hpp"
+#include "vma/file.hpp"
+
+namespace mmemu {
+
+namespace {
+std::uint64_t warnings = 0;
+}
+
+std::uint64_t free_pgtables_warnings() {
+  return warnings;
+}
+
+void unlink_file_vma(Vma& vma) {
+  if (!vma.vm_file) return;
+  auto& v = vma.vm_file->i_mmap;
+  v.erase(std::remove(v.begin(), v.end(), &vma), v.end());
+}
+
+void free_pgtables(MmuGather& tlb, std::span<Vma* const> vmas, vaddr_t floor, vaddr_t ceiling,
+                   vaddr_t tree_max) {
+  // The kernel's sanity check: the walk may not run past the ceiling (0 = top, so the
+  // subtractions wrap on purpose).
+  if (tree_max - 1 > ceiling - 1) ++warnings;
+  std::size_t i = 0;
+  while (i < vmas.size()) {
+    Vma* vma = vmas[i];
+    const vaddr_t addr = vma->vm_start;
+    unlink_anon_vmas(*vma);
+    unlink_file_vma(*vma);
+    // Gather neighbours that share (or nearly share) page tables into one call.
+    while (i + 1 < vmas.size() && vmas[i + 1]->vm_start <= vma->vm_end + PMD_SIZE) {
+      vma = vmas[++i];
+      unlink_anon_vmas(*vma);
+      unlink_file_vma(*vma);
+    }
+    const Vma* next = i + 1 < vmas.size() ? vmas[i + 1] : nullptr;
+    free_pgd_range(tlb, addr, vma->vm_end, floor, next ? next->vm_start : ceiling);
+    ++i;
+  }
+}
+
+}  // namespace mmemu

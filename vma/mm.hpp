@@ -1,0 +1,134 @@
+// struct mm_struct: one address space — its maple tree of VMAs, its page tables, counters,
+// limits and layout. The memory system calls and the fault handler operate on it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mmu/machine.hpp"
+#include "mmu/page_table.hpp"
+#include "mmu/tlb_flush.hpp"
+#include "vma/maple_tree.hpp"
+#include "vma/vma.hpp"
+
+namespace mmemu {
+
+enum RssType : int { MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES, NR_MM_COUNTERS };
+
+// mm->flags bits that model the kernel's MMF_* flags.
+enum MmFlag : std::uint32_t {
+  MMF_UNSTABLE = 1U << 0,  // not fully set up (failed fork); walkers must not trust it
+  MMF_OOM_SKIP = 1U << 1,  // the OOM killer/reaper must skip it
+  MMF_EXITED = 1U << 2,    // exit_mmap has run
+};
+
+// Capabilities that change mm semantics (the emulator grants them like the host user has).
+enum MmCap : std::uint32_t {
+  CAP_IPC_LOCK_BIT = 1U << 0,   // mlock beyond RLIMIT_MEMLOCK
+  CAP_SYS_RAWIO_BIT = 1U << 1,  // mmap below mmap_min_addr
+  CAP_SYS_RESOURCE_BIT = 1U << 2,
+};
+
+struct Rlimit {
+  std::uint64_t cur;
+  std::uint64_t max;
+};
+inline constexpr std::uint64_t RLIM_INFINITY_ = ~0ULL;
+
+// What exit_mmap did, for its trace event.
+struct ExitMmapReport {
+  int vmas_removed = 0;            // tear_down_vmas' count
+  int map_count = 0;               // mm->map_count it was compared with
+  std::uint64_t nr_accounted = 0;  // pages of VM_ACCOUNT VMAs
+  bool met_xa_zero = false;        // the walk stopped at an XA_ZERO marker
+  bool empty = false;              // no VMA at all (straight to destroy)
+  std::uint64_t pages_freed = 0;
+  std::uint64_t tables_freed = 0;
+};
+
+class Mm {
+ public:
+  // mm_alloc + mm_init: allocates the pgd (pgtable site). Layout fields start as Linux's
+  // defaults for a task with an 8 MiB stack limit and no randomisation.
+  static Result<std::unique_ptr<Mm>> create(Machine& m, Arch arch);
+  // mmput: runs exit_mmap if it has not run yet, then frees the pgd.
+  ~Mm();
+  Mm(const Mm&) = delete;
+  Mm& operator=(const Mm&) = delete;
+
+  Machine& machine() const { return *m_; }
+  PhysMem& phys() const { return m_->phys; }
+  Arch arch() const { return arch_; }
+  const ArchParams& params() const { return arch_params(arch_); }
+  PageTable& pt() const { return *pt_; }
+  const PteFormat& fmt() const { return pt_->fmt(); }
+  TlbFlusher& tlb() const { return *flusher_; }
+  void set_flusher(TlbFlusher* f) { flusher_ = f ? f : &null_flusher_; }
+  std::uint64_t id() const { return id_; }
+
+  // --- VMA lookup (the maple tree holds Vma*; an XA_ZERO marker is never returned here) ---
+  Vma* find_vma(vaddr_t addr) const;                             // first VMA with vm_end > addr
+  Vma* vma_lookup(vaddr_t addr) const;                           // the VMA containing addr
+  Vma* find_vma_intersection(vaddr_t start, vaddr_t end) const;  // first VMA meeting [start,end)
+  Vma* vma_prev(const Vma& v) const;
+  Vma* vma_next(const Vma& v) const;
+  Vma* prev_of(vaddr_t addr) const;  // last VMA with vm_end <= addr
+  std::vector<Vma*> vmas() const;    // every VMA in address order
+  bool has_xa_zero() const;          // a fork-failure marker is in the tree
+
+  MapleTree mm_mt;
+  int map_count = 0;
+
+  // Page counts of VMAs by kind (vm_stat_account).
+  std::uint64_t total_vm = 0;
+  std::uint64_t locked_vm = 0;
+  std::uint64_t pinned_vm = 0;
+  std::uint64_t data_vm = 0;
+  std::uint64_t exec_vm = 0;
+  std::uint64_t stack_vm = 0;
+  std::array<std::int64_t, NR_MM_COUNTERS> rss{};
+
+  Rlimit rlimit_memlock{8ULL << 20, 8ULL << 20};
+  Rlimit rlimit_as{RLIM_INFINITY_, RLIM_INFINITY_};
+  Rlimit rlimit_stack{8ULL << 20, RLIM_INFINITY_};
+  Rlimit rlimit_data{RLIM_INFINITY_, RLIM_INFINITY_};
+
+  vaddr_t mmap_base = 0;
+  vaddr_t task_size = 0;
+  vaddr_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+  vaddr_t start_brk = 0, brk = 0;
+  vaddr_t start_stack = 0;
+  vaddr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+
+  vm_flags_t def_flags = 0;  // VM_LOCKED|VM_LOCKONFAULT after mlockall(MCL_FUTURE)
+  std::uint32_t flags = 0;   // MmFlag
+  std::uint32_t caps = 0;    // MmCap
+
+  // exit_mmap's trace event: called once, at the end of exit_mmap, on every path.
+  std::function<void(Mm&, const ExitMmapReport&)> on_exit_mmap;
+
+ private:
+  Mm(Machine& m, Arch arch, std::unique_ptr<PageTable> pt);
+  class NullFlusher final : public TlbFlusher {
+    void flush_page(vaddr_t) override {}
+    void flush_range(vaddr_t, vaddr_t) override {}
+    void flush_all() override {}
+  };
+  Machine* m_;
+  Arch arch_;
+  std::unique_ptr<PageTable> pt_;
+  NullFlusher null_flusher_;
+  TlbFlusher* flusher_ = &null_flusher_;
+  std::uint64_t id_;
+};
+
+// vm_stat_account: keeps total_vm and the per-kind counters in step with VMAs.
+void vm_stat_account(Mm& mm, vm_flags_t flags, std::int64_t npages);
+// add/sub the RSS counter matching a frame.
+void mm_counter_add(Mm& mm, pfn_t pfn, std::int64_t n);
+
+}  // namespace mmemu

@@ -1,0 +1,246 @@
+// mmap(2): argument checks, placement, VMA creation or merge, population.
+#include <algorithm>
+
+#include "vma/fault.hpp"
+#include "vma/file.hpp"
+#include "vma/mm_syscalls.hpp"
+#include "vma/vma_ops.hpp"
+
+namespace mmemu {
+
+namespace {
+
+bool capable(const Mm& mm, MmCap cap) {
+  return (mm.caps & cap) != 0;
+}
+
+// vm_unmapped_area: the highest (top-down) or lowest free range of len bytes in
+// [low, high), keeping stack_guard_gap free below a VM_GROWSDOWN VMA that follows it.
+Result<vaddr_t> vm_unmapped_area(const Mm& mm, std::uint64_t len, vaddr_t low, vaddr_t high,
+                                 bool topdown) {
+  low = std::max(low, mm.params().mmap_min_addr);
+  while (high > low && high - low >= len) {
+    auto r = topdown ? mm.mm_mt.empty_area_rev(low, high - 1, len)
+                     : mm.mm_mt.empty_area(low, high - 1, len);
+    if (!r) return fail(ENOMEM);
+    const vaddr_t start = *r;
+    const Vma* next = mm.find_vma(start);
+    if (next && vm_start_gap(*next) < start + len) {
+      if (topdown)
+        high = vm_start_gap(*next);
+      else
+        low = next->vm_end;
+      continue;
+    }
+    return start;
+  }
+  return fail(ENOMEM);
+}
+
+}  // namespace
+
+bool may_expand_vm(const Mm& mm, vm_flags_t flags, std::uint64_t npages) {
+  if (mm.total_vm + npages > (mm.rlimit_as.cur >> PAGE_SHIFT)) return false;
+  const bool data = (flags & (VM_WRITE | VM_SHARED | VM_STACK)) == VM_WRITE;
+  if (data && mm.data_vm + npages > (mm.rlimit_data.cur >> PAGE_SHIFT)) {
+    if (mm.rlimit_data.cur == 0 && mm.data_vm + npages <= (mm.rlimit_data.max >> PAGE_SHIFT))
+      return true;
+    return false;
+  }
+  return true;
+}
+
+Result<vaddr_t> get_unmapped_area(Mm& mm, File* /*file*/, vaddr_t addr, std::uint64_t len,
+                                  std::uint64_t /*pgoff*/, int flags) {
+  const vaddr_t task_size = mm.task_size;
+  if (len > task_size) return fail(ENOMEM);
+  const vaddr_t mmap_end = task_size;
+  const vaddr_t min_addr = mm.params().mmap_min_addr;
+  vaddr_t result = 0;
+  if (len > mmap_end - min_addr) return fail(ENOMEM);
+  if (flags & MAP_FIXED) {
+    result = addr;
+  } else {
+    bool found = false;
+    if (addr) {
+      addr = page_align_up(addr);
+      const Vma* vma = mm.find_vma(addr);
+      const Vma* prev = mm.prev_of(addr);
+      if (mmap_end - len >= addr && addr >= min_addr &&
+          (!vma || addr + len <= vm_start_gap(*vma)) && (!prev || addr >= vm_end_gap(*prev))) {
+        result = addr;
+        found = true;
+      }
+    }
+    if (!found) {
+      auto r = vm_unmapped_area(mm, len, PAGE_SIZE, mm.mmap_base, /*topdown=*/true);
+      // A failed top-down search falls back to bottom-up from TASK_UNMAPPED_BASE.
+      if (!r) r = vm_unmapped_area(mm, len, page_align_up(task_size / 3), mmap_end, false);
+      if (!r) return r;
+      result = *r;
+    }
+  }
+  if (result > task_size - len) return fail(ENOMEM);
+  if (!page_aligned(result)) return fail(EINVAL);
+  // security_mmap_addr: below mmap_min_addr needs CAP_SYS_RAWIO.
+  if (result < min_addr && !capable(mm, CAP_SYS_RAWIO_BIT)) return fail(EPERM);
+  return result;
+}
+
+Result<vaddr_t> mmap_region(Mm& mm, File* file, vaddr_t addr, std::uint64_t len,
+                            vm_flags_t vm_flags, std::uint64_t pgoff) {
+  const std::uint64_t pglen = len >> PAGE_SHIFT;
+  const vaddr_t end = addr + len;
+  if (!may_expand_vm(mm, vm_flags, pglen)) {
+    // MAP_FIXED may replace pages it would unmap: count them back.
+    std::uint64_t nr = 0;
+    for (Vma* v = mm.find_vma_intersection(addr, end); v && v->vm_start < end; v = mm.vma_next(*v))
+      nr += (std::min(end, v->vm_end) - std::max(addr, v->vm_start)) >> PAGE_SHIFT;
+    if (!may_expand_vm(mm, vm_flags, pglen - nr)) return fail(ENOMEM);
+  }
+  // Replace whatever is mapped there (MAP_FIXED). If a later step fails, the old mapping
+  // stays gone, as the mmap man page warns.
+  if (mm.find_vma_intersection(addr, end)) {
+    if (auto r = do_munmap(mm, addr, len); !r) return std::unexpected(r.error());
+  }
+  if ((vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE) vm_flags |= VM_ACCOUNT;
+
+  Vma* vma = nullptr;
+  if (!file || !file->shmem()) {
+    auto merged = vma_merge_new_range(mm, addr, end, vm_flags, file, pgoff);
+    if (!merged) return std::unexpected(merged.error());
+    vma = *merged;
+  }
+  if (!vma) {
+    auto nv = vm_area_alloc(mm);
+    if (!nv) return std::unexpected(nv.error());
+    vma = *nv;
+    vma->vm_start = addr;
+    vma->vm_end = end;
+    vma->vm_pgoff = pgoff;
+    vma->vm_flags = vm_flags;
+    vma->vm_page_prot = vm_get_page_prot(vm_flags);
+    if (file) {
+      file->get();
+      vma->vm_file = file;
+    } else if (vm_flags & VM_SHARED) {
+      vma->vm_file = File::create_shmem(mm.machine(), len);  // shmem_zero_setup
+      vma->vm_pgoff = 0;
+    }
+    if (auto r = vma_link(mm, *vma); !r) {
+      vm_area_free(vma);
+      return std::unexpected(r.error());
+    }
+  }
+  vm_stat_account(mm, vm_flags, static_cast<std::int64_t>(pglen));
+  if (vm_flags & VM_LOCKED) mm.locked_vm += pglen;
+  return addr;
+}
+
+Result<vaddr_t> do_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int flags, File* file,
+                        std::uint64_t pgoff, std::uint64_t* populate) {
+  if (populate) *populate = 0;
+  if (!len) return fail(EINVAL);
+  if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
+  if (!(flags & MAP_FIXED)) {
+    // round_hint_to_min
+    const vaddr_t min_addr = page_align_up(mm.params().mmap_min_addr);
+    if (addr && addr < min_addr) addr = min_addr;
+  }
+  len = page_align_up(len);
+  if (!len) return fail(ENOMEM);
+  if (pgoff + (len >> PAGE_SHIFT) < pgoff) return fail(EOVERFLOW);
+  if (mm.map_count > kMaxMapCount) return fail(ENOMEM);
+
+  auto got = get_unmapped_area(mm, file, addr, len, pgoff, flags);
+  if (!got) return got;
+  addr = *got;
+  if ((flags & MAP_FIXED_NOREPLACE) && mm.find_vma_intersection(addr, addr + len))
+    return fail(EEXIST);
+
+  vm_flags_t vm_flags = calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | mm.def_flags |
+                        VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  if (flags & MAP_LOCKED) {
+    // can_do_mlock
+    if (mm.rlimit_memlock.cur == 0 && !capable(mm, CAP_IPC_LOCK_BIT)) return fail(EPERM);
+  }
+  // mlock_future_ok
+  if ((vm_flags & VM_LOCKED) && !capable(mm, CAP_IPC_LOCK_BIT) &&
+      (len >> PAGE_SHIFT) + mm.locked_vm > (mm.rlimit_memlock.cur >> PAGE_SHIFT))
+    return fail(EAGAIN);
+
+  if (file) {
+    switch (flags & MAP_TYPE) {
+      case MAP_SHARED:
+      case MAP_SHARED_VALIDATE:
+        if ((prot & PROT_WRITE) && !file->writable()) return fail(EACCES);
+        vm_flags |= VM_SHARED | VM_MAYSHARE;
+        if (!file->writable()) vm_flags &= ~(VM_MAYWRITE | VM_SHARED);
+        [[fallthrough]];
+      case MAP_PRIVATE:
+        if (!file->readable()) return fail(EACCES);
+        if (vm_flags & VM_GROWSDOWN) return fail(EINVAL);
+        break;
+      default:
+        return fail(EINVAL);
+    }
+  } else {
+    switch (flags & MAP_TYPE) {
+      case MAP_SHARED:
+        if (vm_flags & VM_GROWSDOWN) return fail(EINVAL);
+        pgoff = 0;
+        vm_flags |= VM_SHARED | VM_MAYSHARE;
+        break;
+      case MAP_PRIVATE:
+        pgoff = addr >> PAGE_SHIFT;  // the anon_vma index space
+        break;
+      default:
+        return fail(EINVAL);
+    }
+  }
+  if (flags & MAP_NORESERVE) vm_flags |= VM_NORESERVE;
+
+  auto r = mmap_region(mm, file, addr, len, vm_flags, pgoff);
+  if (r && populate &&
+      ((vm_flags & VM_LOCKED) || (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE))
+    *populate = len;
+  return r;
+}
+
+Result<vaddr_t> sys_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int flags, File* file,
+                         std::uint64_t off) {
+  if (off & ~PAGE_MASK) return fail(EINVAL);
+  // There are no huge pages reserved, as on a default-configured kernel.
+  if ((flags & MAP_HUGETLB) && !file) return fail(ENOMEM);
+  std::uint64_t populate = 0;
+  auto r = do_mmap(mm, addr, len, prot, flags, file, off >> PAGE_SHIFT, &populate);
+  if (r && populate) (void)mm_populate(mm, *r, populate, /*ignore_errors=*/true);
+  return r;
+}
+
+Result<void> mm_populate(Mm& mm, vaddr_t start, std::uint64_t len, bool ignore_errors) {
+  const vaddr_t end = start + len;
+  for (vaddr_t a = start; a < end;) {
+    Vma* vma = mm.find_vma(a);
+    if (!vma || vma->vm_start >= end) break;
+    a = std::max(a, vma->vm_start);
+    const vaddr_t stop = std::min(end, vma->vm_end);
+    if ((vma->vm_flags & (VM_IO | VM_PFNMAP)) || (vma->vm_flags & VM_LOCKONFAULT) ||
+        !(vma->vm_flags & VM_ACCESS_FLAGS)) {
+      a = stop;
+      continue;
+    }
+    // Break COW on private writable mappings; shared ones are only read in.
+    const Access acc =
+        (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE ? Access::Write : Access::Read;
+    for (; a < stop; a += PAGE_SIZE) {
+      auto t = fault_in(mm, a, acc);
+      if (!t && !ignore_errors) return fail(t.error() == FaultResult::Oom ? ENOMEM : EFAULT);
+      if (!t) break;
+    }
+    a = stop;
+  }
+  return {};
+}
+
+}  // namespace mmemu

@@ -1,0 +1,41 @@
+// Structural VMA operations: linking a new VMA into the tree, splitting one in two, and
+// changing part of one (vma_modify), merging with neighbours when Linux would. Each
+// operation does its allocations (VMA, anon_vma chains, maple nodes) before it changes
+// anything, so a failure leaves the address space as it was.
+#pragma once
+
+#include "vma/mm.hpp"
+
+namespace mmemu {
+
+inline constexpr int kMaxMapCount = 65530;  // sysctl_max_map_count's default
+
+// vma_link: inserts a new VMA (not yet in the tree) and counts it; links it to its file.
+Result<void> vma_link(Mm& mm, Vma& vma);
+
+// __split_vma: splits vma at addr. new_below: the new VMA is [vm_start, addr), otherwise
+// [addr, vm_end). Returns the new VMA. Does not check map_count (split_vma does).
+Result<Vma*> __split_vma(Mm& mm, Vma& vma, vaddr_t addr, bool new_below);
+// split_vma: ENOMEM when map_count has reached the limit, else __split_vma.
+Result<Vma*> split_vma(Mm& mm, Vma& vma, vaddr_t addr, bool new_below);
+
+// The properties that decide whether two neighbouring VMAs can be one.
+bool is_mergeable_anon_vma(const AnonVma* a, const AnonVma* b, const Vma* vma);
+
+// vma_modify_flags: gives [start, end) of vma (which must cover it) the flags new_flags,
+// merging with prev/next or splitting as Linux does. Returns the VMA that now covers
+// [start, end). On ENOMEM the tree is valid (a split that already happened stays, as in
+// Linux).
+Result<Vma*> vma_modify_flags(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_flags_t new_flags);
+
+// vma_merge_new_range: a new mapping [start, end) with these properties would be placed
+// between prev and next: expand a neighbour instead of creating a VMA when Linux would.
+// Returns the expanded VMA, or nullptr if no merge applies (or ENOMEM from the tree).
+Result<Vma*> vma_merge_new_range(Mm& mm, vaddr_t start, vaddr_t end, vm_flags_t flags, File* file,
+                                 std::uint64_t pgoff);
+
+// Removes a VMA that is already out of the tree and has no pages mapped: unlinks rmap,
+// drops the file, frees it (remove_vma).
+void remove_vma(Vma* vma);
+
+}  // namespace mmemu
