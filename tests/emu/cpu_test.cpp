@@ -473,9 +473,37 @@ TEST_P(CpuTest, RegionBookkeeping) {
     ASSERT_EQ(cpu->run(0).reason, StopReason::Exception);
     EXPECT_EQ(r(a().value), expect[i]);
   }
-  // Unmapping across several regions at once.
+  // Unmapping across several regions at once; nothing is reachable there afterwards.
   ASSERT_TRUE(cpu->unmap(kData, 4 * PAGE_SIZE));
   EXPECT_EQ(cpu->region_count(), 1u);  // the code page
+  cpu->set_pc(kCode);
+  set(a().addr, kData + 2 * PAGE_SIZE);
+  RunResult res = cpu->run(0);
+  ASSERT_EQ(res.reason, StopReason::MemFault);
+  EXPECT_TRUE(res.fault.unmapped);
+  EXPECT_EQ(res.fault.va, kData + 2 * PAGE_SIZE);
+}
+
+// Inside a handler, permissions near the running code may change except for X.
+TEST_P(CpuTest, ProtectNearRunningCodeInsideTheHandler) {
+  HostPages page(1);
+  const auto& code = *a().store;
+  std::memcpy(page.page(0), code.data(), code.size());
+  ASSERT_TRUE(cpu->map(kCode, PAGE_SIZE, page.page(0), PERM_RX));
+  cpu->set_pc(kCode);
+  set(a().addr, kCode + 0x800);
+  set(a().value, 0x6b6b);
+  Result<> drop_x, add_w;
+  cpu->set_fault_handler([&](const MemFault&) {
+    drop_x = cpu->protect(kCode, PAGE_SIZE, PERM_RW);
+    add_w = cpu->protect(kCode, PAGE_SIZE, PERM_RWX);
+    return FaultAction::Retry;
+  });
+  ASSERT_EQ(cpu->run(0).reason, StopReason::Exception);
+  EXPECT_EQ(drop_x, fail(EBUSY));
+  EXPECT_TRUE(add_w);
+  EXPECT_EQ(page.u64(0x800), 0x6b6bu);
+  EXPECT_EQ(r(a().mark), 2u);
 }
 
 // A TLB of two data regions: the handler evicts the older one before each refill.
@@ -506,6 +534,31 @@ TEST_P(CpuTest, EvictionInsideTheHandler) {
   EXPECT_EQ(refills, 8);
   EXPECT_EQ(cpu->region_count(), 3u);
   EXPECT_EQ(mem.u64(0), 500500u);
+}
+
+// An instruction straddling into a missing page faults while its block is translated:
+// nothing of the block has run, so pc is the block start and a restart there is exact.
+TEST(CpuX86, FetchStraddlingIntoAMissingPage) {
+  auto c = UnicornCpu::create(Arch::X86_64);
+  ASSERT_TRUE(c);
+  auto& cpu = **c;
+  HostPages text(2);
+  constexpr std::size_t start = PAGE_SIZE - 6;  // the movabs begins 4 bytes before the end
+  std::memcpy(text.page(0) + start, kX86Straddle.data(), kX86Straddle.size());
+  ASSERT_TRUE(cpu.map(kCode, PAGE_SIZE, text.page(0), PERM_RX));
+  cpu.set_pc(kCode + start);
+  RunResult res = cpu.run(0);
+  ASSERT_EQ(res.reason, StopReason::MemFault);
+  EXPECT_EQ(res.fault.access, Access::Fetch);
+  EXPECT_EQ(res.fault.va, kCode + PAGE_SIZE);
+  EXPECT_EQ(res.fault.pc, kCode + start);
+  EXPECT_EQ(cpu.pc(), kCode + start);
+  EXPECT_EQ(res.executed, 0u);
+  ASSERT_TRUE(cpu.map(kCode + PAGE_SIZE, PAGE_SIZE, text.page(1), PERM_RX));
+  res = cpu.run(0);
+  ASSERT_EQ(res.reason, StopReason::Exception);
+  EXPECT_EQ(res.executed, 4u);  // nop, nop, movabs, int3
+  EXPECT_EQ(*cpu.reg("rax"), 0x0807060504030201u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Arch, CpuTest, ::testing::Values(kX86, kArm),

@@ -161,4 +161,13 @@ inline const std::vector<std::uint8_t> kArmWfi = {
     0x00, 0x00, 0x20, 0xd4,  // +8   brk #0x0
 };
 
+// X86Straddle: placed so the movabs crosses into the next page.
+inline const std::vector<std::uint8_t> kX86Straddle = {
+    0x90,                                            // +0   nop
+    0x90,                                            // +1   nop
+    0x48, 0xb8, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,  // +2   movabs rax,0x0807060504030201
+    0x07, 0x08,                                      //
+    0xcc,                                            // +12  int3
+};
+
 }  // namespace mmemu::snippets
