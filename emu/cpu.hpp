@@ -137,17 +137,22 @@ class Cpu {
   // Guest VA -> host memory. va, len and host page-aligned (EINVAL), len > 0. map: EEXIST
   // if any page of the range is mapped. unmap/protect: ENOENT unless every page of the
   // range is mapped; a region partly covered is split. Inside a fault handler, unmap and
-  // protect refuse (EBUSY) ranges near the instruction being executed; answer Stop then.
+  // protect refuse (EBUSY) to re-create a region, or change X of one, near the instruction
+  // being executed (its page and one page either side); answer Stop and redo it outside.
   virtual Result<> map(vaddr_t va, std::uint64_t len, std::uint8_t* host, unsigned perms) = 0;
   virtual Result<> unmap(vaddr_t va, std::uint64_t len) = 0;
   virtual Result<> protect(vaddr_t va, std::uint64_t len, unsigned perms) = 0;
   virtual std::size_t region_count() const = 0;
 
+  // Handlers run inside the emulator: they may read and write registers and call
+  // map/unmap/protect, never run(). Without a handler, faults and syscalls stop the run.
   virtual void set_fault_handler(FaultHandler h) = 0;
   virtual void set_syscall_handler(SyscallHandler h) = 0;
 
   // Run from pc() until something stops it or max_instructions (0: no limit) complete.
   // After a MemFault or Exception stop, pc() is where a restart or signal frame belongs.
+  // An instruction counts as completed unless the stop leaves pc() at it (a fault, ud2,
+  // arm64 brk); int3, syscalls and svc count.
   virtual RunResult run(std::uint64_t max_instructions) = 0;
   virtual std::uint64_t instructions() const = 0;  // completed over the CPU's life
 };
