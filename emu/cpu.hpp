@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "mmu/types.hpp"
+#include "mmu/walker.hpp"
 
 namespace mmemu {
 
@@ -23,7 +24,7 @@ constexpr unsigned PERM_RW = PERM_R | PERM_W;
 constexpr unsigned PERM_RX = PERM_R | PERM_X;
 constexpr unsigned PERM_RWX = PERM_R | PERM_W | PERM_X;
 
-enum class Access : std::uint8_t { Read, Write, Fetch };
+// Access kinds are the walker's (mmu/walker.hpp): Read, Write, Exec (an instruction fetch).
 std::string_view access_name(Access a);  // "read", "write", "fetch"
 
 // A guest access that no region serves: either nothing is mapped there (Unmapped) or the

@@ -326,7 +326,7 @@ bool UnicornCpu::on_mem_invalid(int type, std::uint64_t addr, int size) {
       f.access = Access::Write;
       break;
     case UC_MEM_FETCH_UNMAPPED:
-      f.access = Access::Fetch;
+      f.access = Access::Exec;
       break;
     case UC_MEM_READ_PROT:
       f.access = Access::Read, f.unmapped = false;
@@ -335,7 +335,7 @@ bool UnicornCpu::on_mem_invalid(int type, std::uint64_t addr, int size) {
       f.access = Access::Write, f.unmapped = false;
       break;
     default:
-      f.access = Access::Fetch, f.unmapped = false;
+      f.access = Access::Exec, f.unmapped = false;
       break;
   }
   f.pc = pc();

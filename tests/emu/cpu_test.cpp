@@ -307,7 +307,7 @@ TEST_P(CpuTest, FetchFaultReportsTheTargetAndRestarts) {
   set(a().addr, target);
   RunResult res = cpu->run(0);
   ASSERT_EQ(res.reason, StopReason::MemFault);
-  EXPECT_EQ(res.fault.access, Access::Fetch);
+  EXPECT_EQ(res.fault.access, Access::Exec);
   EXPECT_EQ(res.fault.va, target);
   EXPECT_EQ(res.fault.pc, target);
   EXPECT_EQ(cpu->pc(), target);
@@ -326,7 +326,7 @@ TEST_P(CpuTest, FetchFromNonExecutableRegionIsAProtectionFault) {
   set(a().addr, kData);
   RunResult res = cpu->run(0);
   ASSERT_EQ(res.reason, StopReason::MemFault);
-  EXPECT_EQ(res.fault.access, Access::Fetch);
+  EXPECT_EQ(res.fault.access, Access::Exec);
   EXPECT_FALSE(res.fault.unmapped);
   EXPECT_EQ(res.fault.va, kData);
 }
@@ -549,7 +549,7 @@ TEST(CpuX86, FetchStraddlingIntoAMissingPage) {
   cpu.set_pc(kCode + start);
   RunResult res = cpu.run(0);
   ASSERT_EQ(res.reason, StopReason::MemFault);
-  EXPECT_EQ(res.fault.access, Access::Fetch);
+  EXPECT_EQ(res.fault.access, Access::Exec);
   EXPECT_EQ(res.fault.va, kCode + PAGE_SIZE);
   EXPECT_EQ(res.fault.pc, kCode + start);
   EXPECT_EQ(cpu.pc(), kCode + start);
