@@ -67,8 +67,19 @@ Result<PteRef> PageTable::alloc(vaddr_t va) {
 }
 
 Result<PteRef> PageTable::alloc_impl(vaddr_t va, std::vector<NewTable>* created) {
+  auto t = alloc_down_to(va, Level::Pte, created);
+  if (!t) return std::unexpected(t.error());
+  return PteRef{*t, table_index(va, Level::Pte)};
+}
+
+Result<pfn_t> PageTable::alloc_table(vaddr_t va, Level level) {
+  if (level == Level::Pgd) return pgd_;
+  return alloc_down_to(va, level, nullptr);
+}
+
+Result<pfn_t> PageTable::alloc_down_to(vaddr_t va, Level level, std::vector<NewTable>* created) {
   pfn_t t = pgd_;
-  for (Level l = Level::Pgd; l != Level::Pte; l = next_level(l)) {
+  for (Level l = Level::Pgd; l != level; l = next_level(l)) {
     const unsigned idx = table_index(va, l);
     const pte_t e = phys_->load_entry(t, idx);
     if (fmt_->none(e)) {
@@ -84,7 +95,7 @@ Result<PteRef> PageTable::alloc_impl(vaddr_t va, std::vector<NewTable>* created)
       return fail(EEXIST);  // a block/huge leaf where a table belongs: never built by mmemu
     }
   }
-  return PteRef{t, table_index(va, Level::Pte)};
+  return t;
 }
 
 void PageTable::detach_table(pfn_t parent, unsigned idx, Level child_level, vaddr_t va,

@@ -69,6 +69,10 @@ class PageTable {
   // (pte_alloc). On failure, tables allocated before the failing one stay in place, as in
   // the kernel; free_pgtables reclaims them.
   Result<PteRef> alloc(vaddr_t va);
+  // pud_alloc / pmd_alloc / pte_alloc: the table at `level` (Pud, Pmd or Pte) covering va,
+  // allocating it and any missing table above it from the pgtable site (fork's
+  // copy_page_range allocates level by level, only where the source has a table).
+  Result<pfn_t> alloc_table(vaddr_t va, Level level);
 
   // Called by free_pgd_range: clears the entry in `parent` that points at `child` (a table of
   // level `child_level`) and hands the child frame to the gather for freeing after the flush.
@@ -120,6 +124,7 @@ class PageTable {
   };
   PageTable(PhysMem& phys, Arch arch, pfn_t pgd);
   Result<PteRef> alloc_impl(vaddr_t va, std::vector<NewTable>* created);
+  Result<pfn_t> alloc_down_to(vaddr_t va, Level level, std::vector<NewTable>* created);
   void visit_tables(pfn_t table, Level level, vaddr_t base,
                     const std::function<void(pfn_t, Level, vaddr_t)>& fn) const;
   void visit_ptes(pfn_t table, Level level, vaddr_t base, vaddr_t start, vaddr_t last,

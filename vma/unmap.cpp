@@ -18,7 +18,9 @@ void unmap_page_range(MmuGather& tlb, Vma& vma, vaddr_t start, vaddr_t end) {
     if (!fmt.present(e)) return;
     const pfn_t pfn = fmt.pfn(e);
     if (pfn == phys.zero_pfn()) return;
-    if (fmt.dirty(e)) phys.desc(pfn).flags |= PG_dirty;
+    // Only a file page's dirtiness needs keeping (zap_present_folio_ptes): an anonymous
+    // page is swap-backed anyway, and a lazy-free one must not be redirtied by a zap.
+    if (fmt.dirty(e) && !(phys.desc(pfn).flags & PG_anon)) phys.desc(pfn).flags |= PG_dirty;
     page_remove_rmap(mm, pfn);
     tlb.remove_page(pfn, va);
   });

@@ -1,0 +1,67 @@
+#include "vma/gup_pin.hpp"
+
+#include "mmu/walker.hpp"
+#include "vma/fault.hpp"
+
+namespace mmemu {
+
+namespace {
+
+// check_vma_flags: what get_user_pages refuses before faulting anything.
+bool vma_allows(const Vma& vma, bool write) {
+  if (vma.vm_flags & (VM_IO | VM_PFNMAP)) return false;
+  if (write) return (vma.vm_flags & VM_WRITE) != 0;
+  return (vma.vm_flags & VM_READ) != 0;
+}
+
+// follow_page + faultin_page: the walk does not touch the accessed/dirty bits (FOLL_TOUCH
+// marks the frame instead); only a fault, when one is needed, installs a young entry.
+Result<pfn_t> follow_or_fault(Mm& mm, vaddr_t addr, bool write) {
+  const Access acc = write ? Access::Write : Access::Read;
+  for (int round = 0; round < 3; ++round) {
+    if (auto t = walk(mm.pt(), addr, acc, /*set_ad=*/false)) return t->pfn;
+    const FaultResult r = handle_mm_fault(mm, addr, acc);
+    if (r == FaultResult::Oom) return fail(ENOMEM);
+    if (r != FaultResult::Ok) return fail(EFAULT);
+  }
+  return fail(EFAULT);
+}
+
+}  // namespace
+
+Result<std::vector<pfn_t>> pin_user_pages(Mm& mm, vaddr_t start, std::size_t nr_pages,
+                                          unsigned gup_flags) {
+  const bool write = (gup_flags & FOLL_WRITE) != 0;
+  PhysMem& phys = mm.phys();
+  std::vector<pfn_t> pinned;
+  vaddr_t addr = page_align_down(start);
+  for (std::size_t i = 0; i < nr_pages; ++i, addr += PAGE_SIZE) {
+    Result<pfn_t> pfn = fail(EFAULT);
+    if (const Vma* vma = mm.vma_lookup(addr); vma && vma_allows(*vma, write))
+      pfn = follow_or_fault(mm, addr, write);
+    if (!pfn) {
+      if (pinned.empty()) return std::unexpected(pfn.error());
+      break;
+    }
+    PageDesc& d = phys.desc(*pfn);
+    if (!(d.flags & PG_zero)) {  // the zero page is never pinned for real
+      phys.get_page(*pfn);
+      ++d.pincount;
+      if (write) d.flags |= PG_dirty;
+    }
+    pinned.push_back(*pfn);
+  }
+  return pinned;
+}
+
+void unpin_user_pages(PhysMem& phys, std::span<const pfn_t> pages, bool make_dirty) {
+  for (pfn_t p : pages) {
+    PageDesc& d = phys.desc(p);
+    if (d.flags & PG_zero) continue;
+    if (make_dirty) d.flags |= PG_dirty;
+    --d.pincount;
+    phys.put_page(p);
+  }
+}
+
+}  // namespace mmemu
