@@ -37,11 +37,15 @@ Result<void> do_munmap(Mm& mm, vaddr_t start, std::uint64_t len);
 
 // --- mprotect.cpp ---
 Result<void> do_mprotect(Mm& mm, vaddr_t start, std::uint64_t len, int prot);
-// change_protection: rewrites the PTEs of [start, end) in vma for its current vm_page_prot
-// (private writable pages keep write access only where they are exclusively owned and dirty).
+// change_protection: rewrites the PTEs of [start, end) in vma for its current vm_page_prot;
+// in a private writable VMA an exclusively owned anonymous page is made writable at once
+// (MM_CP_TRY_CHANGE_WRITABLE), everything else waits for its write fault. Every changed
+// entry is flushed through the mm's TlbFlusher.
 void change_protection(Vma& vma, vaddr_t start, vaddr_t end);
 
 // --- mremap.cpp ---
+// mremap(2) returns the new address; flags are MREMAP_MAYMOVE/FIXED/DONTUNMAP. As on Linux
+// 6.17+, MREMAP_FIXED without resizing may move several VMAs (gaps kept) in one call.
 Result<vaddr_t> do_mremap(Mm& mm, vaddr_t old_addr, std::uint64_t old_len, std::uint64_t new_len,
                           int flags, vaddr_t new_addr);
 
@@ -50,16 +54,33 @@ Result<vaddr_t> do_mremap(Mm& mm, vaddr_t old_addr, std::uint64_t old_len, std::
 vaddr_t sys_brk(Mm& mm, vaddr_t brk);
 
 // --- madvise.cpp ---
+// madvise(2) for the advice Linux 6.18 accepts (see madvise.cpp for the few modelled as
+// "not available here": MADV_COLLAPSE, MADV_GUARD_*, MADV_HWPOISON, MADV_SOFT_OFFLINE).
 Result<void> do_madvise(Mm& mm, vaddr_t start, std::uint64_t len, int advice);
 
 // --- mlock.cpp ---
+// mlock(2) is do_mlock(flags 0), mlock2(2) passes its flags (MLOCK_ONFAULT or EINVAL).
 Result<void> do_mlock(Mm& mm, vaddr_t start, std::uint64_t len, unsigned flags /*MLOCK_ONFAULT*/);
 Result<void> do_munlock(Mm& mm, vaddr_t start, std::uint64_t len);
 Result<void> do_mlockall(Mm& mm, int flags);
 Result<void> do_munlockall(Mm& mm);
+// can_do_mlock: RLIMIT_MEMLOCK is not 0, or CAP_IPC_LOCK.
+bool can_do_mlock(const Mm& mm);
+// mlock_future_ok: may `bytes` more of a mapping with these flags be locked (RLIMIT_MEMLOCK
+// against locked_vm, CAP_IPC_LOCK bypasses)? mmap, mremap and brk ask it.
+bool mlock_future_ok(const Mm& mm, vm_flags_t flags, std::uint64_t bytes);
+// mlock_vma_pages_range: after vma's VM_LOCKED changed, marks (or clears, when no other locked
+// VMA maps them) PG_mlocked on the frames mapped in [start, end).
+void mlock_vma_pages_range(Vma& vma, vaddr_t start, vaddr_t end);
+// mm_populate for locked memory: __mm_populate, then PG_mlocked on what it mapped.
+Result<void> mlock_populate(Mm& mm, vaddr_t start, std::uint64_t len, bool ignore_errors);
 
 // --- mincore.cpp ---
+// One byte per page of [start, start + len): 1 when resident. Any hole is ENOMEM.
 Result<std::vector<std::uint8_t>> do_mincore(Mm& mm, vaddr_t start, std::uint64_t len);
+// mincore(2) proper: writes the bytes to guest memory at vec, chunk by chunk, so a hole or a
+// bad vec leaves the bytes before it written (ENOMEM / EFAULT), as Linux does.
+Result<void> sys_mincore(Mm& mm, vaddr_t start, std::uint64_t len, vaddr_t vec);
 
 // --- msync.cpp ---
 Result<void> do_msync(Mm& mm, vaddr_t start, std::uint64_t len, int flags);

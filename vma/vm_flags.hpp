@@ -37,6 +37,9 @@ inline constexpr vm_flags_t VM_NORESERVE = 0x200000;
 inline constexpr vm_flags_t VM_WIPEONFORK = 0x2000000;
 inline constexpr vm_flags_t VM_DONTDUMP = 0x4000000;
 inline constexpr vm_flags_t VM_SOFTDIRTY = 0x8000000;
+inline constexpr vm_flags_t VM_HUGEPAGE = 0x20000000;    // MADV_HUGEPAGE
+inline constexpr vm_flags_t VM_NOHUGEPAGE = 0x40000000;  // MADV_NOHUGEPAGE
+inline constexpr vm_flags_t VM_MERGEABLE = 0x80000000;   // MADV_MERGEABLE (KSM)
 
 inline constexpr vm_flags_t VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
 inline constexpr vm_flags_t VM_STACK = VM_GROWSDOWN;

@@ -170,15 +170,15 @@ Result<Vma*> vma_modify_flags(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_f
 }
 
 Result<Vma*> vma_merge_new_range(Mm& mm, vaddr_t start, vaddr_t end, vm_flags_t flags, File* file,
-                                 std::uint64_t pgoff) {
+                                 std::uint64_t pgoff, const AnonVma* anon_vma) {
   if (flags & VM_SPECIAL) return nullptr;
   Vma* prev = mm.prev_of(start);
   Vma* next = mm.find_vma(start);
   const std::uint64_t pglen = (end - start) >> PAGE_SHIFT;
   const bool left =
-      prev && prev->vm_end == start && can_vma_merge_after(*prev, flags, file, nullptr, pgoff);
+      prev && prev->vm_end == start && can_vma_merge_after(*prev, flags, file, anon_vma, pgoff);
   bool right = next && next->vm_start == end &&
-               can_vma_merge_before(*next, flags, file, nullptr, pgoff, pglen);
+               can_vma_merge_before(*next, flags, file, anon_vma, pgoff, pglen);
   if (left && right && !is_mergeable_anon_vma(prev->anon_vma, next->anon_vma, nullptr))
     right = false;
   if (!left && !right) return nullptr;

@@ -31,8 +31,10 @@ Result<Vma*> vma_modify_flags(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_f
 // vma_merge_new_range: a new mapping [start, end) with these properties would be placed
 // between prev and next: expand a neighbour instead of creating a VMA when Linux would.
 // Returns the expanded VMA, or nullptr if no merge applies (or ENOMEM from the tree).
+// anon_vma: the one the new range's pages already belong to (mremap's copy_vma and
+// vma_merge_extend); null for a brand-new mapping.
 Result<Vma*> vma_merge_new_range(Mm& mm, vaddr_t start, vaddr_t end, vm_flags_t flags, File* file,
-                                 std::uint64_t pgoff);
+                                 std::uint64_t pgoff, const AnonVma* anon_vma = nullptr);
 
 // Removes a VMA that is already out of the tree and has no pages mapped: unlinks rmap,
 // drops the file, frees it (remove_vma).
