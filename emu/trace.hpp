@@ -1,0 +1,58 @@
+// mmemu's own output channels during a run: the message log (stderr or --log FILE), the
+// event trace (--trace FILE, one JSON object per line) and the counters (--stats). Every
+// traced event is also counted, so --stats is the trace summed up.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+namespace mmemu {
+
+class Log {
+ public:
+  explicit Log(std::ostream* out = nullptr) : out_(out) {}  // nullptr: std::cerr
+  void set_stream(std::ostream* out) { out_ = out; }
+  // One line, prefixed "mmemu: " (newline appended).
+  void msg(std::string_view line);
+  std::ostream& stream();
+
+ private:
+  std::ostream* out_;
+};
+
+class Stats {
+ public:
+  void add(std::string_view key, std::uint64_t n = 1);
+  std::uint64_t get(std::string_view key) const;
+  const std::map<std::string, std::uint64_t, std::less<>>& all() const { return counts_; }
+
+ private:
+  std::map<std::string, std::uint64_t, std::less<>> counts_;
+};
+
+class Trace {
+ public:
+  bool on() const { return out_ != nullptr; }
+  void set_stream(std::ostream* out) { out_ = out; }
+  // Writes {"seq":N,"ev":ev,"pid":pid, ...fields} on one line. Event names in use:
+  //   fault        access, addr, pc, result ("ok", "segv-maperr", "segv-accerr", "sigbus", "oom")
+  //   tlb_refill   start, end, pfn, perms        tlb_evict  start, end
+  //   tlb_flush    start, end, dropped           tlb_dirty  addr
+  //   pgtable_alloc pfn                          pgtable_free pfn
+  //   inject       site, attempt (an injected allocation failure)
+  //   fork         child, ok, recovery, failed_step, ...   exec  path
+  //   exit         status ("exited N" / "killed by SIGx")  exit_mmap  (the ExitMmapReport)
+  //   signal       sig, code, addr, action ("handler", "terminate", "core", "ignore", ...)
+  //   syscall      name, ret                     dump  when, label
+  void emit(std::string_view ev, int pid, nlohmann::json fields = nlohmann::json::object());
+
+ private:
+  std::ostream* out_ = nullptr;
+  std::uint64_t seq_ = 0;
+};
+
+}  // namespace mmemu
