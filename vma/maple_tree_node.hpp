@@ -36,9 +36,10 @@ struct MapleTree::Node {
   Index hi(unsigned i, Index nmax) const { return i + 1 < count ? pivot[i] : nmax; }
   // The slot whose range holds index (the node's range must hold it).
   unsigned slot_of(Index index) const {
+    // Pivots are sorted: the slot is the number of pivots below index (branch-free count).
     unsigned i = 0;
-    while (i + 1 < count && index > pivot[i])
-      ++i;
+    for (unsigned j = 0; j + 1U < count; ++j)
+      i += index > pivot[j] ? 1U : 0U;
     return i;
   }
 };
@@ -105,12 +106,14 @@ struct MapleTree::Impl {
   static Plan& scratch();
   // Plans a store of value over [first, last] on a tree with nodes (range already widened
   // over neighbouring NULLs). With dry set nothing is taken; fresh_needed is counted.
-  static Result<void> plan_store(MapleTree& t, Plan& p, Index first, Index last, void* value,
-                                 bool dry);
+  static Result<void> plan_store(MapleTree& t, Plan& p, const Pos& L, const Pos& R, Index first,
+                                 Index last, void* value, bool dry);
   static void apply_store(MapleTree& t, Plan& p);
   static void rollback(MapleTree& t, Plan& p);
-  // Widens a NULL store over the NULL ranges it touches, so no two NULLs end up adjacent.
-  static void widen_null(const MapleTree& t, Index& first, Index& last);
+  // Finds the leaves holding first and last; for a NULL store first widens [first, last]
+  // over the NULL ranges it touches, so no two NULLs end up adjacent. Returns true if the
+  // store would clear the whole tree.
+  static bool locate(const MapleTree& t, Index& first, Index& last, void* value, Pos& L, Pos& R);
   // Stores on an empty tree or a lone root entry; `need` counts nodes only (dry run).
   static Result<void> store_small(MapleTree& t, Index first, Index last, void* value,
                                   std::size_t* need);

@@ -55,21 +55,43 @@ MapleTree::Impl::Plan& MapleTree::Impl::scratch() {
   return plan;
 }
 
-void MapleTree::Impl::widen_null(const MapleTree& t, Index& first, Index& last) {
-  const Entry a = t.walk(first);
-  if (!a.value) {
-    first = a.first;
-  } else if (a.first == first && first > 0) {
-    const Entry prev = t.walk(first - 1);
-    if (!prev.value) first = prev.first;
+bool MapleTree::Impl::locate(const MapleTree& t, Index& first, Index& last, void* value, Pos& L,
+                             Pos& R) {
+  L = descend(t, first);
+  R = last <= L.max ? L : descend(t, last);
+  if (value) return false;
+  // A NULL store takes in the NULL ranges it touches, which may lie in the neighbouring leaf.
+  const unsigned i = L.node->slot_of(first);
+  if (!L.node->slot[i]) {
+    first = L.node->lo(i, L.min);
+  } else if (L.node->lo(i, L.min) == first && first > 0) {
+    if (i > 0) {
+      if (!L.node->slot[i - 1]) first = L.node->lo(i - 1, L.min);
+    } else {
+      Node* pv = prev_at_level(L.node);
+      if (!pv->slot[pv->count - 1]) {
+        const Index pmin = node_min(pv);
+        first = pv->lo(pv->count - 1U, pmin);
+        L = Pos{pv, pmin, L.min - 1};
+      }
+    }
   }
-  const Entry b = t.walk(last);
-  if (!b.value) {
-    last = b.last;
-  } else if (b.last == last && last < kMax) {
-    const Entry next = t.walk(last + 1);
-    if (!next.value) last = next.last;
+  const unsigned j = R.node->slot_of(last);
+  if (!R.node->slot[j]) {
+    last = R.node->hi(j, R.max);
+  } else if (R.node->hi(j, R.max) == last && last < kMax) {
+    if (j + 1U < R.node->count) {
+      if (!R.node->slot[j + 1]) last = R.node->hi(j + 1U, R.max);
+    } else {
+      Node* nx = next_at_level(R.node);
+      if (!nx->slot[0]) {
+        const Index nmax = node_max(nx);
+        last = nx->hi(0, nmax);
+        R = Pos{nx, R.max + 1, nmax};
+      }
+    }
   }
+  return first == 0 && last == kMax;
 }
 
 Result<void> MapleTree::Impl::store_small(MapleTree& t, Index first, Index last, void* value,
@@ -172,8 +194,8 @@ void collect_upper(const MapleTree::Node* n, unsigned level, unsigned keep_level
 
 }  // namespace
 
-Result<void> MapleTree::Impl::plan_store(MapleTree& t, Plan& p, Index first, Index last,
-                                         void* value, bool dry) {
+Result<void> MapleTree::Impl::plan_store(MapleTree& t, Plan& p, const Pos& L, const Pos& R,
+                                         Index first, Index last, void* value, bool dry) {
   p.run.clear();
   p.upper.clear();
   p.taken.clear();
@@ -181,8 +203,6 @@ Result<void> MapleTree::Impl::plan_store(MapleTree& t, Plan& p, Index first, Ind
   p.fresh_needed = 0;
   p.collapse_root = nullptr;
 
-  const Pos L = descend(t, first);
-  const Pos R = descend(t, last);
   Level& lv0 = p.levels[0];
   lv0.n = 0;
   for (unsigned i = 0; i < L.node->count; ++i) {
@@ -416,16 +436,14 @@ void MapleTree::Impl::apply_store(MapleTree& t, Plan& p) {
 Result<void> MapleTree::store_range(Index first, Index last, void* value) {
   if (first > last) return fail(EINVAL);
   if (!root_) return Impl::store_small(*this, first, last, value, nullptr);
-  if (!value) {
-    Impl::widen_null(*this, first, last);
-    if (first == 0 && last == kMax) {  // the tree empties: nothing to allocate
-      Impl::free_subtree(*this, root_);
-      root_ = nullptr;
-      return {};
-    }
+  Impl::Pos L, R;
+  if (Impl::locate(*this, first, last, value, L, R)) {  // clears everything: no allocation
+    Impl::free_subtree(*this, root_);
+    root_ = nullptr;
+    return {};
   }
   Impl::Plan& p = Impl::scratch();
-  if (auto r = Impl::plan_store(*this, p, first, last, value, false); !r) {
+  if (auto r = Impl::plan_store(*this, p, L, R, first, last, value, false); !r) {
     Impl::rollback(*this, p);
     return r;
   }
@@ -441,12 +459,10 @@ std::size_t MapleTree::nodes_needed(Index first, Index last, void* value) const 
     (void)Impl::store_small(self, first, last, value, &need);
     return need;
   }
-  if (!value) {
-    Impl::widen_null(*this, first, last);
-    if (first == 0 && last == kMax) return 0;
-  }
+  Impl::Pos L, R;
+  if (Impl::locate(*this, first, last, value, L, R)) return 0;
   Impl::Plan& p = Impl::scratch();
-  (void)Impl::plan_store(self, p, first, last, value, true);
+  (void)Impl::plan_store(self, p, L, R, first, last, value, true);
   p.run.clear();
   p.upper.clear();
   return p.fresh_needed;
