@@ -5,7 +5,7 @@
 
 #include "maple_tree_test_util.hpp"
 
-namespace mmemu::test {
+namespace mmemu::test::maple {
 namespace {
 
 class MapleTreeDup : public ::testing::Test {
@@ -97,4 +97,4 @@ TEST_F(MapleTreeDup, EveryAllocationFailingOfAThousandEntryDup) {
 }
 
 }  // namespace
-}  // namespace mmemu::test
+}  // namespace mmemu::test::maple

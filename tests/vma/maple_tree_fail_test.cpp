@@ -5,7 +5,7 @@
 
 #include "maple_tree_test_util.hpp"
 
-namespace mmemu::test {
+namespace mmemu::test::maple {
 namespace {
 
 class MapleTreeFail : public ::testing::Test {
@@ -161,4 +161,4 @@ TEST_F(MapleTreeFail, EraseNeverAllocates) {
 }
 
 }  // namespace
-}  // namespace mmemu::test
+}  // namespace mmemu::test::maple

@@ -4,7 +4,7 @@
 
 #include "maple_tree_test_util.hpp"
 
-namespace mmemu::test {
+namespace mmemu::test::maple {
 namespace {
 
 class MapleTreeGap : public ::testing::Test {
@@ -92,4 +92,4 @@ TEST_F(MapleTreeGap, GapsFollowStoresAndErases) {
 }
 
 }  // namespace
-}  // namespace mmemu::test
+}  // namespace mmemu::test::maple

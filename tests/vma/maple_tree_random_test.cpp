@@ -9,7 +9,7 @@
 
 #include "maple_tree_test_util.hpp"
 
-namespace mmemu::test {
+namespace mmemu::test::maple {
 namespace {
 
 class MapleTreeRandom : public ::testing::TestWithParam<std::uint64_t> {
@@ -179,4 +179,4 @@ TEST(MapleTreeSequential, AscendingAndDescendingFillsAndDrains) {
 }
 
 }  // namespace
-}  // namespace mmemu::test
+}  // namespace mmemu::test::maple

@@ -6,7 +6,7 @@
 
 #include "maple_tree_test_util.hpp"
 
-namespace mmemu::test {
+namespace mmemu::test::maple {
 namespace {
 
 class MapleTreeTest : public ::testing::Test {
@@ -259,4 +259,4 @@ TEST_F(MapleTreeTest, DestroyFreesEverythingIncludingTheReserve) {
 }
 
 }  // namespace
-}  // namespace mmemu::test
+}  // namespace mmemu::test::maple

@@ -14,7 +14,7 @@
 #include "mmu/machine.hpp"
 #include "vma/maple_tree.hpp"
 
-namespace mmemu::test {
+namespace mmemu::test::maple {
 
 using Index = MapleTree::Index;
 inline constexpr Index kMax = MapleTree::kMax;
@@ -161,4 +161,4 @@ inline std::vector<std::pair<Index, Index>> dump_ranges(const std::string& dump)
   return out;
 }
 
-}  // namespace mmemu::test
+}  // namespace mmemu::test::maple
