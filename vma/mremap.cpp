@@ -84,37 +84,99 @@ Result<void> check_prep_vma(const Mm& mm, Remap& r) {
   return {};
 }
 
-// move_page_tables: moves the entries of [old_addr, old_addr + len) to new_addr, allocating
-// destination tables as needed (source tables stay; munmap frees them). The frames do not
-// change, nor their map counts. Returns the bytes of the range dealt with: len, or less when
-// a table allocation failed.
-std::uint64_t move_page_tables(Mm& mm, vaddr_t old_addr, vaddr_t new_addr, std::uint64_t len) {
-  if (!len) return 0;
+// The part of [old_addr, old_end) up to the next `size` boundary of both the source and the
+// destination (get_extent).
+std::uint64_t get_extent(vaddr_t old_addr, vaddr_t old_end, vaddr_t new_addr, std::uint64_t size) {
+  const vaddr_t mask = ~(size - 1);
+  std::uint64_t extent = ((old_addr + size) & mask) - old_addr;  // wraps harmlessly at the top
+  extent = std::min(extent, old_end - old_addr);
+  return std::min(extent, ((new_addr + size) & mask) - new_addr);
+}
+
+// move_normal_pud / move_normal_pmd: the entry of the table at `level` covering old_addr
+// (pointing at a whole PMD or PTE table) moves to the same slot for new_addr, if that slot is
+// empty. ENOMEM if the destination's tables cannot be allocated; false if the slot is taken.
+Result<bool> move_table_entry(Mm& mm, vaddr_t old_addr, vaddr_t new_addr, Level level) {
   PageTable& pt = mm.pt();
-  struct Entry {
-    vaddr_t va;
-    PteRef ref;
-    pte_t pte;
-  };
-  std::vector<Entry> entries;
-  pt.for_each_pte(old_addr, old_addr + len, [&](vaddr_t va, PteRef ref, pte_t e) {
-    entries.push_back({va, ref, e});
-  });
-  std::uint64_t moved = len;
-  bool any_present = false;
-  for (const Entry& en : entries) {
-    auto dst = pt.alloc(new_addr + (en.va - old_addr));
-    if (!dst) {
-      moved = en.va - old_addr;
-      break;
-    }
-    pt.set(en.ref, 0);
-    pt.set(*dst, en.pte);
-    if (mm.fmt().present(en.pte)) any_present = true;
+  const PteRef from{*pt.table_for(old_addr, level), table_index(old_addr, level)};
+  auto to_table = pt.alloc_table(new_addr, level);
+  if (!to_table) return std::unexpected(to_table.error());
+  const PteRef to{*to_table, table_index(new_addr, level)};
+  if (!mm.fmt().none(pt.get(to))) return false;
+  pt.set(to, pt.get(from));
+  pt.set(from, 0);
+  return true;
+}
+
+// can_align_down: moving from addr & mask instead of addr is safe when addr starts its VMA
+// and nothing is mapped between the aligned address and it.
+bool can_align_down(const Mm& mm, const Vma& vma, vaddr_t addr) {
+  if (vma.vm_start != addr) return false;
+  return !mm.find_vma_intersection(addr & PMD_MASK, vma.vm_start);
+}
+
+// move_page_tables: moves what maps [old_addr, old_addr + len) to new_addr — whole PMD tables
+// (1 GiB) or PTE tables (2 MiB) where source and destination line up on those boundaries
+// (CONFIG_HAVE_MOVE_PUD/PMD, both set on x86-64 and arm64), single entries elsewhere. The
+// frames do not change, nor their map counts; source tables left empty are freed by munmap.
+// Returns the bytes of the range dealt with: len, or less when a destination table could not
+// be allocated.
+std::uint64_t move_page_tables(Mm& mm, const Vma& old_vma, const Vma& new_vma, vaddr_t old_addr,
+                               vaddr_t new_addr, std::uint64_t len) {
+  if (!len) return 0;
+  const vaddr_t orig = old_addr;
+  const vaddr_t old_end = old_addr + len;
+  PageTable& pt = mm.pt();
+  const PteFormat& fmt = mm.fmt();
+  // try_realign_addr: a range that starts inside a PMD but reaches its end, at the same offset
+  // on both sides with nothing mapped below it, moves from the PMD boundary.
+  const vaddr_t old_align = old_addr & ~PMD_MASK;
+  if (old_align && old_align == (new_addr & ~PMD_MASK) && len >= PMD_SIZE - old_align &&
+      can_align_down(mm, old_vma, old_addr) && can_align_down(mm, new_vma, new_addr)) {
+    old_addr &= PMD_MASK;
+    new_addr &= PMD_MASK;
   }
-  // The old translations must not outlive the move.
-  if (any_present) mm.tlb().flush_range(old_addr, old_addr + moved);
-  return moved;
+  std::uint64_t extent = 0;
+  for (; old_addr < old_end; old_addr += extent, new_addr += extent) {
+    extent = get_extent(old_addr, old_end, new_addr, PUD_SIZE);
+    const auto pud_table = pt.table_for(old_addr, Level::Pud);
+    if (!pud_table || fmt.none(pt.get({*pud_table, table_index(old_addr, Level::Pud)}))) continue;
+    if (extent == PUD_SIZE) {
+      auto moved = move_table_entry(mm, old_addr, new_addr, Level::Pud);
+      if (!moved) break;
+      if (*moved) {
+        mm.tlb().flush_range(old_addr, old_addr + PUD_SIZE);
+        continue;
+      }
+    }
+    extent = get_extent(old_addr, old_end, new_addr, PMD_SIZE);
+    const auto pmd_table = pt.table_for(old_addr, Level::Pmd);
+    if (!pmd_table || fmt.none(pt.get({*pmd_table, table_index(old_addr, Level::Pmd)}))) continue;
+    if (extent == PMD_SIZE) {
+      auto moved = move_table_entry(mm, old_addr, new_addr, Level::Pmd);
+      if (!moved) break;
+      if (*moved) {
+        mm.tlb().flush_range(old_addr, old_addr + PMD_SIZE);
+        continue;
+      }
+    }
+    // move_ptes: entry by entry within one source and one destination PTE table.
+    auto new_pte = pt.alloc_table(new_addr, Level::Pte);
+    if (!new_pte) break;
+    const pfn_t old_pte = *pt.table_for(old_addr, Level::Pte);
+    bool present = false;
+    for (std::uint64_t off = 0; off < extent; off += PAGE_SIZE) {
+      const PteRef from{old_pte, table_index(old_addr + off, Level::Pte)};
+      const pte_t e = pt.get(from);
+      if (fmt.none(e)) continue;
+      pt.set(from, 0);
+      pt.set({*new_pte, table_index(new_addr + off, Level::Pte)}, e);
+      present = present || fmt.present(e);
+    }
+    // The old translations must not outlive the move.
+    if (present) mm.tlb().flush_range(old_addr, old_addr + extent);
+  }
+  return old_addr < orig ? 0 : std::min(old_addr, old_end) - orig;
 }
 
 // copy_vma: the VMA that will map [addr, addr + len) with vma's properties and page offset
@@ -174,11 +236,11 @@ Result<vaddr_t> move_vma(Mm& mm, Remap& r) {
   if (!copied) return fail(ENOMEM);
   Vma* new_vma = *copied;
   r.vma = vma;
-  const std::uint64_t moved = move_page_tables(mm, r.addr, r.new_addr, r.old_len);
+  const std::uint64_t moved = move_page_tables(mm, *vma, *new_vma, r.addr, r.new_addr, r.old_len);
   const bool failed = moved < r.old_len;
   if (failed) {
     // The source tables still exist, so moving back cannot fail.
-    (void)move_page_tables(mm, r.new_addr, r.addr, moved);
+    (void)move_page_tables(mm, *new_vma, *vma, r.new_addr, r.addr, moved);
     r.vma = new_vma;
     r.old_len = r.new_len;
     r.addr = r.new_addr;

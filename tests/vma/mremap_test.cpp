@@ -291,6 +291,87 @@ TEST_P(MremapTest, SourceTablesAreFreedAfterAMove) {
   EXPECT_EQ(ok(), "");
 }
 
+// Where source and destination line up on a PMD (PUD) boundary over a whole PMD (PUD), the
+// kernel moves the PTE (PMD) table itself: the same table frame serves the new address.
+TEST_P(MremapTest, AlignedMovesTakeWholeTablesAlong) {
+  const vaddr_t a = pg(0) + 64 * PMD_SIZE;
+  ASSERT_TRUE(sys_mmap(*f.mm, a, PMD_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, nullptr, 0));
+  f.write8(a, 1);
+  f.write8(a + PMD_SIZE - P, 2);
+  const pfn_t table = *f.mm->pt().table_for(a, Level::Pte);
+  const pfn_t first = pfn_at(a);
+  const auto attempts = f.m.inject.attempts(AllocSite::PgTable);
+  const vaddr_t b = pg(0) + 256 * PMD_SIZE;
+  ASSERT_EQ(*mremap(a, PMD_SIZE, PMD_SIZE, kFixed, b), b);
+  EXPECT_EQ(f.m.inject.attempts(AllocSite::PgTable), attempts);  // no table was needed
+  EXPECT_EQ(*f.mm->pt().table_for(b, Level::Pte), table);
+  EXPECT_FALSE(f.mm->pt().table_for(a, Level::Pte));
+  EXPECT_EQ(pfn_at(b), first);
+  EXPECT_EQ(f.read8(b + PMD_SIZE - P), 2);
+  EXPECT_TRUE(flush.covers(a, a + PMD_SIZE));
+  // A whole GiB moves its PMD table.
+  const vaddr_t g = 0x8000000000ULL;
+  ASSERT_TRUE(sys_mmap(*f.mm, g, PUD_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, nullptr, 0));
+  f.write8(g + 5 * PMD_SIZE, 3);
+  const pfn_t pmd = *f.mm->pt().table_for(g, Level::Pmd);
+  ASSERT_EQ(*mremap(g, PUD_SIZE, PUD_SIZE, kFixed, g + 4 * PUD_SIZE), g + 4 * PUD_SIZE);
+  EXPECT_EQ(*f.mm->pt().table_for(g + 4 * PUD_SIZE, Level::Pmd), pmd);
+  EXPECT_EQ(f.read8(g + 4 * PUD_SIZE + 5 * PMD_SIZE), 3);
+  EXPECT_EQ(ok(), "");
+}
+
+// try_realign_addr: a VMA starting inside a PMD and reaching past its end, moved to the same
+// offset with nothing mapped below either side, moves from the PMD boundary: its first PTE
+// table goes along whole.
+TEST_P(MremapTest, MisalignedMoveRealignsToThePmd) {
+  const vaddr_t a = pg(0) + 64 * PMD_SIZE + 16 * P;
+  const std::uint64_t len = PMD_SIZE - 16 * P + 4 * P;
+  ASSERT_TRUE(sys_mmap(*f.mm, a, len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, nullptr, 0));
+  f.write8(a, 1);
+  f.write8(a + len - P, 2);
+  const pfn_t first_table = *f.mm->pt().table_for(a, Level::Pte);
+  const vaddr_t b = pg(0) + 256 * PMD_SIZE + 16 * P;
+  ASSERT_EQ(*mremap(a, len, len, kFixed, b), b);
+  EXPECT_EQ(*f.mm->pt().table_for(b, Level::Pte), first_table);
+  EXPECT_EQ(f.read8(b), 1);
+  EXPECT_EQ(f.read8(b + len - P), 2);
+  // Something mapped below the destination: entry by entry instead.
+  map_at(512 * 300, 1, PROT_READ);
+  const vaddr_t c = pg(512 * 300) + 16 * P;
+  const pfn_t t2 = *f.mm->pt().table_for(b, Level::Pte);
+  ASSERT_EQ(*mremap(b, len, len, kFixed, c), c);
+  EXPECT_NE(*f.mm->pt().table_for(c, Level::Pte), t2);
+  EXPECT_EQ(f.read8(c), 1);
+  EXPECT_EQ(ok(), "");
+}
+
+// A destination table that cannot be allocated: the entries already moved go back, the new
+// VMA is unmapped, and the call fails with the source exactly as it was.
+TEST_P(MremapTest, MoveFailureMovesEverythingBack) {
+  const vaddr_t a = map_at(8, 4);
+  const auto fr = fill(a, 4);
+  const vaddr_t to = pg(0) + 64 * PMD_SIZE - 2 * P;  // the last two pages of a PTE table
+  ASSERT_TRUE(sys_mmap(*f.mm, to - 8 * P, P, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                       nullptr, 0));
+  ASSERT_EQ(f.touch(to - 8 * P, Access::Read), FaultResult::Ok);  // that table exists
+  const Layout before = area_layout(64 * 512 + 8);
+  f.m.inject.fail_nth(AllocSite::PgTable, 1);  // the next PTE table, for the last two pages
+  EXPECT_EQ(err_of(mremap(a, 4 * P, 4 * P, kFixed, to)), ENOMEM);
+  EXPECT_EQ(f.m.inject.failures(AllocSite::PgTable), 1U);
+  EXPECT_EQ(area_layout(64 * 512 + 8), before);
+  EXPECT_EQ(frames(a, 4), fr);
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(rmap_addrs(fr[i]), std::vector<vaddr_t>{a + i * P});
+    EXPECT_EQ(f.read8(a + i * P), i + 1);
+  }
+  EXPECT_FALSE(pte(to));
+  EXPECT_EQ(f.mm->total_vm, 5U);
+  EXPECT_EQ(ok(), "");
+}
+
 INSTANTIATE_ARCHES(MremapTest);
 
 }  // namespace
