@@ -54,6 +54,31 @@ Result<std::vector<pfn_t>> pin_user_pages(Mm& mm, vaddr_t start, std::size_t nr_
   return pinned;
 }
 
+Result<std::vector<pfn_t>> pin_user_pages_fast(Mm& mm, vaddr_t start, std::size_t nr_pages,
+                                               unsigned gup_flags) {
+  const bool write = (gup_flags & FOLL_WRITE) != 0;
+  PhysMem& phys = mm.phys();
+  std::vector<pfn_t> pinned;
+  vaddr_t addr = page_align_down(start);
+  for (; pinned.size() < nr_pages; addr += PAGE_SIZE) {
+    const Vma* vma = mm.vma_lookup(addr);
+    if (!vma || !vma_allows(*vma, write)) break;
+    const auto t = walk(mm.pt(), addr, write ? Access::Write : Access::Read, /*set_ad=*/false);
+    if (!t || (phys.desc(t->pfn).flags & PG_zero)) break;
+    phys.get_page(t->pfn);
+    ++phys.desc(t->pfn).pincount;
+    pinned.push_back(t->pfn);
+  }
+  if (pinned.size() == nr_pages) return pinned;
+  auto rest = pin_user_pages(mm, addr, nr_pages - pinned.size(), gup_flags);
+  if (!rest) {
+    if (pinned.empty()) return rest;
+    return pinned;
+  }
+  pinned.insert(pinned.end(), rest->begin(), rest->end());
+  return pinned;
+}
+
 void unpin_user_pages(PhysMem& phys, std::span<const pfn_t> pages, bool make_dirty) {
   for (pfn_t p : pages) {
     PageDesc& d = phys.desc(p);

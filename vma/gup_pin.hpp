@@ -20,6 +20,12 @@ namespace mmemu {
 Result<std::vector<pfn_t>> pin_user_pages(Mm& mm, vaddr_t start, std::size_t nr_pages,
                                           unsigned gup_flags);
 
+// pin_user_pages_fast: the lockless walk first (gup_fast: no fault, no FOLL_TOUCH, so a
+// FOLL_WRITE pin does not dirty the frame yet), pin_user_pages for the pages it could not
+// take. This is how a direct-IO read pins its buffer.
+Result<std::vector<pfn_t>> pin_user_pages_fast(Mm& mm, vaddr_t start, std::size_t nr_pages,
+                                               unsigned gup_flags);
+
 // unpin_user_pages / unpin_user_pages_dirty_lock: drops the pins (and their references);
 // make_dirty marks each frame dirty first, as after a device wrote into it.
 void unpin_user_pages(PhysMem& phys, std::span<const pfn_t> pages, bool make_dirty = false);

@@ -21,6 +21,7 @@
 #include "vma/mm_syscalls.hpp"
 #include "vma/validate.hpp"
 #include "vma/vma_ops.hpp"
+#include "vma/walkers.hpp"
 
 namespace mmemu::test {
 
@@ -28,6 +29,9 @@ inline constexpr std::uint64_t kLifePhys = 64ULL << 20;
 
 inline std::string arch_label(Arch a) {
   return std::string(arch_name(a));
+}
+inline std::string arch_param_label(const ::testing::TestParamInfo<Arch>& i) {
+  return arch_label(i.param);
 }
 
 // The page each architecture maps outside VMAs: x86-64's vsyscall page, arm64's signal
