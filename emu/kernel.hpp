@@ -9,6 +9,7 @@
 // deadlines, so a run with the same inputs replays exactly.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <expected>
@@ -20,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "emu/cpu.hpp"
 #include "emu/process.hpp"
 #include "emu/signal.hpp"
 #include "emu/trace.hpp"
@@ -157,11 +159,31 @@ class Kernel {
 
  private:
   friend class WaitQueue;
-  friend struct Scheduler;
-  friend struct SyscallDispatcher;
+  // Scheduler and run loop (kernel.cpp).
+  Process* pick_next();
+  bool sleep_until_deadline();  // every process blocked: wait for the earliest deadline
+  void run_slice(Process& p);
   void block(Process& p, const BlockedCall& call);
-  void unblock(Process& p);
   void make_runnable(Process& p);
+  void detach_waiter(Process& p);
+  // System calls (kernel_syscall.cpp): the call the CPU stopped at, or a woken blocked one.
+  void handle_syscall(Process& p);
+  void retry_blocked(Process& p);
+  void finish_syscall(Process& p, std::uint64_t nr, int sys, const SysResult& r,
+                      const std::array<std::uint64_t, 6>& args);
+  // Faults and traps (kernel_fault.cpp).
+  void handle_fault(Process& p, const MemFault& f);
+  void handle_exception(Process& p, const ExceptionInfo& e);
+  // Signals (kernel_signal.cpp): false when p died.
+  bool deliver_signals(Process& p);
+  void interrupt_blocked(Process& p);
+  // Images (proc_exec.cpp).
+  std::expected<void, ExecError> load_program(Process& p, const std::string& path,
+                                              const std::vector<std::string>& argv,
+                                              const std::vector<std::string>& envp);
+  void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
+  void release_mm(Process& p);
+  std::uint64_t next_random();
 
   Machine machine_;  // first: outlives every mm
   KernelOptions opts_;
@@ -171,13 +193,17 @@ class Kernel {
   DumpHook dump_hook_;
   std::unique_ptr<SyscallTable> syscalls_;
   std::map<int, std::unique_ptr<Process>> procs_;
+  std::vector<std::unique_ptr<Process>> dead_;  // reaped, destroyed between slices
   std::deque<int> runq_;
   Process* current_ = nullptr;
   int next_pid_;
   int init_pid_ = 0;
   std::map<std::string, File*, std::less<>> file_cache_;
   std::set<std::uint64_t> unknown_reported_;  // syscall numbers already reported
-  std::vector<std::string> problems_;         // invariant failures seen during the run
+  std::uint64_t rng_state_;
+  RunSummary summary_;  // the initial process's status, when known
+  bool init_exited_ = false;
+  std::vector<std::string> problems_;  // invariant failures seen during the run
 };
 
 }  // namespace mmemu

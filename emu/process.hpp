@@ -49,6 +49,7 @@ struct BlockedCall {
   WaitQueue* wq = nullptr;
   std::uint64_t deadline_ns = 0;
   Restart restart = Restart::IfSaRestart;
+  unsigned retries = 0;  // wake-ups so far (SyscallContext::retry)
 };
 
 // rlimit resources held by the process; RLIMIT_MEMLOCK/AS/STACK/DATA live in the Mm
@@ -95,10 +96,18 @@ class Process {
   vaddr_t rseq_area = 0;
   std::uint32_t rseq_len = 0, rseq_sig = 0;
 
+  // --- the last trap, for the signal frame: x86 sigcontext trapno/err/cr2, arm64
+  // sigcontext fault_address and the ESR record. Cleared once a frame used it. ---
+  struct TrapInfo {
+    bool valid = false;
+    std::uint64_t trapno = 0, err = 0, addr = 0, esr = 0;
+  } last_trap;
+
   // --- scheduling ---
   std::optional<BlockedCall> blocked;  // set while state == Blocked
   std::uint64_t instructions = 0;      // completed over the process's life
   std::uint64_t oom_retries = 0;       // consecutive OOM answers from the fault handler
+  bool yield = false;                  // sched_yield: end the slice after this call
 
   // --- family and wait state ---
   std::vector<int> children;  // live or zombie children, in creation order
@@ -108,6 +117,7 @@ class Process {
   bool killed_by_signal() const { return (wait_status & 0x7f) != 0; }
   WaitQueue child_wait;  // the parent's wait4/waitid sleep here; a child's exit wakes it
   int vfork_parent = 0;  // a vfork child: the parent's pid until it execs or exits
+  int vfork_child = 0;   // a vfork parent: the child it waits for
   WaitQueue vfork_done;  // a vfork parent sleeps here until the child releases the mm
 };
 

@@ -38,6 +38,7 @@ class WaitQueue {
 enum class Restart : std::uint8_t {
   IfSaRestart,  // -ERESTARTSYS: restarted if the handler has SA_RESTART, else -EINTR (read, wait4)
   Never,        // -EINTR whenever a handler runs (nanosleep, pause, sigsuspend-like waits)
+  Uninterruptible,  // only SIGKILL ends the wait (vfork's wait for the child)
 };
 
 class SysResult {

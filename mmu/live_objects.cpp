@@ -9,6 +9,7 @@ void LiveObjects::created(AllocSite site, std::uint64_t key) {
   recs_[i].insert_or_assign(key, Record{site, key, inj_->attempts_total(), inj_->context()});
   ++live_[i];
   peak_[i] = std::max(peak_[i], live_[i]);
+  if (on_created) on_created(site, key);
 }
 
 void LiveObjects::destroyed(AllocSite site, std::uint64_t key) {
@@ -18,6 +19,7 @@ void LiveObjects::destroyed(AllocSite site, std::uint64_t key) {
     return;
   }
   --live_[i];
+  if (on_destroyed) on_destroyed(site, key);
 }
 
 std::vector<LiveObjects::Record> LiveObjects::records(AllocSite site) const {

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -44,6 +45,10 @@ class LiveObjects {
   std::vector<Record> records(AllocSite site) const;
   // Destroying an object that was never created is an accounting bug; counted, not fatal.
   std::uint64_t unknown_frees() const { return unknown_frees_; }
+
+  // Observers for tracing (the emulator's --trace), called after the record changed.
+  std::function<void(AllocSite, std::uint64_t key)> on_created;
+  std::function<void(AllocSite, std::uint64_t key)> on_destroyed;
 
  private:
   const FaultInjector* inj_;

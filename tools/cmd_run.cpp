@@ -1,0 +1,240 @@
+// `mmemu run`: runs a static x86_64 or arm64 Linux program on mmemu's page tables.
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "emu/kernel.hpp"
+#include "tools/commands.hpp"
+#include "tools/dump.hpp"
+#include "tools/script_syntax.hpp"
+
+extern char** environ;
+
+namespace mmemu::cli {
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+struct RunArgs {
+  std::string phys_mem = "1G";
+  std::vector<std::string> inject;
+  double inject_random = 0;
+  std::uint64_t seed = 1;
+  std::string recovery = "tree-max";
+  std::string dump_when;
+  std::string format = "text";
+  std::string out;
+  std::string trace;
+  std::string log;
+  bool stats = false;
+  bool check = false;
+  std::size_t tlb_entries = SoftTlb::kDefaultEntries;
+  std::uint64_t slice = 200000;
+  std::vector<std::string> env;
+  bool clear_env = false;
+};
+
+// Opens FILE for writing, or explains why not.
+std::unique_ptr<std::ofstream> open_out(const std::string& path, const char* what) {
+  auto f = std::make_unique<std::ofstream>(path, std::ios::binary | std::ios::trunc);
+  if (!*f) {
+    std::cerr << fmt::format("mmemu run: cannot write {} {}: {}\n", what, path,
+                             std::strerror(errno));
+    return nullptr;
+  }
+  return f;
+}
+
+void render_dump(std::ostream& out, bool json, const DumpPoint& at, const Mm& mm,
+                 const Machine& m) {
+  (void)m;
+  if (json) {
+    dump::json j{{"dump", dump_kind_name(at.kind)},
+                 {"pid", at.pid},
+                 {"label", at.label},
+                 {"arch", arch_name(mm.arch())},
+                 {"counters", dump::mm_counters_json(mm)},
+                 {"vmas", dump::vmas_json(mm)},
+                 {"pgtables", dump::pgtables_json(mm)}};
+    out << j.dump() << '\n';
+  } else {
+    out << fmt::format("=== page tables: {} pid {} ({}): {} ===\n", dump_kind_name(at.kind), at.pid,
+                       arch_name(mm.arch()), at.label);
+    out << dump::vmas_text(mm) << dump::pgtables_text(mm) << dump::mm_counters_text(mm) << '\n';
+  }
+  out.flush();
+}
+
+int run(const RunArgs& a, const std::vector<std::string>& rest) {
+  if (rest.empty()) {
+    std::cerr << "mmemu run: no PROGRAM given (usage: mmemu run [options] PROGRAM [ARGS...])\n";
+    return kExitUsage;
+  }
+  KernelOptions opts;
+  const auto phys = script::parse_size(a.phys_mem);
+  if (!phys || *phys < (16ULL << 20) || *phys % PAGE_SIZE != 0 || *phys > (64ULL << 30)) {
+    std::cerr << fmt::format(
+        "mmemu run: --phys-mem {}: expected a size from 16M to 64G in whole pages (like 256M)\n",
+        a.phys_mem);
+    return kExitUsage;
+  }
+  opts.phys_bytes = *phys;
+  auto rec = parse_recovery(a.recovery);
+  if (!rec) {
+    std::cerr << fmt::format(
+        "mmemu run: --fork-recovery {}: expected xa-zero, tree-max or "
+        "partial\n",
+        a.recovery);
+    return kExitUsage;
+  }
+  opts.fork_recovery = *rec;
+  if (!a.dump_when.empty()) {
+    std::string err;
+    auto w = parse_dump_when(a.dump_when, &err);
+    if (!w) {
+      std::cerr << "mmemu run: --dump-pgtables " << err << '\n';
+      return kExitUsage;
+    }
+    opts.dump = *w;
+  }
+  if (a.tlb_entries < 2 || a.tlb_entries > 2048) {
+    std::cerr << "mmemu run: --tlb-entries: expected 2 to 2048\n";
+    return kExitUsage;
+  }
+  opts.tlb_entries = a.tlb_entries;
+  opts.slice_instructions = a.slice;
+  opts.check = a.check;
+  opts.random_seed = a.seed;
+  std::vector<InjectRule> rules;
+  for (const std::string& spec_list : a.inject) {
+    std::size_t pos = 0;
+    while (pos <= spec_list.size()) {
+      std::size_t comma = spec_list.find(',', pos);
+      if (comma == std::string::npos) comma = spec_list.size();
+      const std::string spec = spec_list.substr(pos, comma - pos);
+      pos = comma + 1;
+      auto r = parse_inject_rule(spec);
+      if (!r) {
+        std::cerr << fmt::format(
+            "mmemu run: --inject {}: expected SITE:N or SITE:N+ with SITE one of vma, anon_vma, "
+            "maple_node, pgtable, page, any\n",
+            spec);
+        return kExitUsage;
+      }
+      rules.push_back(*r);
+      if (comma == spec_list.size()) break;
+    }
+  }
+  if (a.inject_random < 0 || a.inject_random > 1) {
+    std::cerr << "mmemu run: --inject-random: expected a probability from 0 to 1\n";
+    return kExitUsage;
+  }
+
+  std::unique_ptr<std::ofstream> out_file, trace_file, log_file;
+  if (!a.out.empty() && !(out_file = open_out(a.out, "--out"))) return kExitUsage;
+  if (!a.trace.empty() && !(trace_file = open_out(a.trace, "--trace"))) return kExitUsage;
+  if (!a.log.empty() && !(log_file = open_out(a.log, "--log"))) return kExitUsage;
+  // Dumps and stats go to --out, else to mmemu's standard error: the guest owns stdout.
+  std::ostream& out = out_file ? *out_file : std::cerr;
+  const bool json = a.format == "json";
+
+  Kernel k(opts);
+  if (log_file) k.log().set_stream(log_file.get());
+  if (trace_file) k.trace().set_stream(trace_file.get());
+  k.set_dump_hook([&out, json](const DumpPoint& at, const Mm& mm, const Machine& m) {
+    render_dump(out, json, at, mm, m);
+  });
+  for (const InjectRule& r : rules) {
+    if (r.site) {
+      k.machine().inject.fail_nth(*r.site, r.nth, r.persistent);
+    } else {
+      k.machine().inject.fail_nth_any(r.nth, r.persistent);
+    }
+  }
+  if (a.inject_random > 0) k.machine().inject.fail_random(a.inject_random, a.seed);
+
+  std::vector<std::string> envp;
+  if (!a.clear_env)
+    for (char** e = environ; e && *e; ++e)
+      envp.emplace_back(*e);
+  for (const std::string& e : a.env)
+    envp.push_back(e);
+  const std::string& program = rest.front();
+  auto p = k.spawn(program, rest, envp);
+  if (!p) {
+    k.log().msg(fmt::format("cannot run {}", p.error().message));
+    return p.error().err == ENOENT ? 127 : 126;
+  }
+  const RunSummary s = k.run();
+  for (const std::string& problem : s.problems)
+    k.log().msg(problem);
+  if (!s.problems.empty())
+    k.log().msg(fmt::format("{} problem(s) found at the end of the run: exit status 70",
+                            s.problems.size()));
+  if (a.stats) {
+    const Machine& m = k.machine();
+    if (json) {
+      dump::json j{{"stats", k.stats().all()}, {"machine", dump::machine_counters_json(m)}};
+      j["exit_status"] = s.exit_status;
+      out << j.dump() << '\n';
+    } else {
+      out << "=== stats ===\n";
+      for (const auto& [key, n] : k.stats().all())
+        out << fmt::format("{:<24} {}\n", key, n);
+      out << dump::machine_counters_text(m);
+    }
+    out.flush();
+  }
+  if (trace_file) trace_file->flush();
+  return s.exit_status;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int& status) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "run",
+      "Run a static x86_64 or arm64 Linux program on mmemu's page tables.\n"
+      "Usage: mmemu run [options] PROGRAM [ARGS...]\n"
+      "Exit status: the guest's (128+N when killed by signal N), 70 when something leaked or an\n"
+      "invariant broke, 126/127 when PROGRAM cannot be run, 2 for usage errors.");
+  sub->prefix_command();
+  sub->add_option("--phys-mem", args->phys_mem, "emulated physical memory (K/M/G suffixes)")
+      ->capture_default_str();
+  sub->add_option("--inject", args->inject,
+                  "fail allocations: SITE:N[,SITE:N...] (N-th attempt at SITE; N+ = from N "
+                  "on; SITE: vma anon_vma maple_node pgtable page any)");
+  sub->add_option("--inject-random", args->inject_random,
+                  "fail each allocation with probability P (seeded by --seed)");
+  sub->add_option("--seed", args->seed, "seed for --inject-random and AT_RANDOM")
+      ->capture_default_str();
+  sub->add_option("--fork-recovery", args->recovery,
+                  "dup_mmap failure recovery: xa-zero, tree-max, partial")
+      ->capture_default_str();
+  sub->add_option("--dump-pgtables", args->dump_when,
+                  "dump page tables WHEN: exit, fork, fork-child, guest, syscall:NAME "
+                  "(comma-separated)");
+  sub->add_option("--format", args->format, "text or json (dumps and stats)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  sub->add_option("--out", args->out, "write dumps and stats to FILE (default: standard error)");
+  sub->add_option("--trace", args->trace, "write a JSON-lines event trace to FILE");
+  sub->add_flag("--stats", args->stats, "print event counts at the end");
+  sub->add_flag("--check", args->check, "check every invariant after every mm operation");
+  sub->add_option("--tlb-entries", args->tlb_entries, "software TLB entries (Unicorn regions)")
+      ->capture_default_str();
+  sub->add_option("--slice", args->slice, "instructions per scheduling slice")
+      ->capture_default_str();
+  sub->add_option("--log", args->log, "write mmemu's own messages to FILE");
+  sub->add_option("--env", args->env, "add NAME=VALUE to the guest's environment");
+  sub->add_flag("--clear-env", args->clear_env, "start the guest with an empty environment");
+  sub->callback([args, sub, &status] { status = run(*args, sub->remaining()); });
+}
+
+}  // namespace mmemu::cli
