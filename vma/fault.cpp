@@ -8,6 +8,7 @@
 #include "vma/file.hpp"
 #include "vma/mm_syscalls.hpp"
 #include "vma/rmap.hpp"
+#include "vma/vma_ops.hpp"
 
 namespace mmemu {
 
@@ -197,7 +198,7 @@ Vma* expand_stack(Mm& mm, vaddr_t addr) {
   if ((vma->vm_flags & VM_LOCKED) && !(mm.caps & CAP_IPC_LOCK_BIT) &&
       mm.locked_vm + grow > (mm.rlimit_memlock.cur >> PAGE_SHIFT))
     return nullptr;
-  if (!mm.mm_mt.store_range(addr, vma->vm_end - 1, vma)) return nullptr;
+  if (!vma_iter_store_prealloc(mm, addr, vma->vm_end - 1, vma)) return nullptr;
   if (vma->vm_flags & VM_LOCKED) mm.locked_vm += grow;
   vm_stat_account(mm, vma->vm_flags, static_cast<std::int64_t>(grow));
   vma->vm_start = addr;

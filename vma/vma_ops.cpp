@@ -59,8 +59,15 @@ bool is_mergeable_anon_vma(const AnonVma* a, const AnonVma* b, const Vma* vma) {
   return a == b;
 }
 
+Result<void> vma_iter_store_prealloc(Mm& mm, vaddr_t first, vaddr_t last, Vma* v) {
+  if (auto r = mm.mm_mt.preallocate(); !r) return r;
+  store_prealloced(mm, first, last, v);
+  mm.mm_mt.release_prealloc();
+  return {};
+}
+
 Result<void> vma_link(Mm& mm, Vma& vma) {
-  if (auto r = mm.mm_mt.store_range(vma.vm_start, vma.vm_end - 1, &vma); !r) return r;
+  if (auto r = vma_iter_store_prealloc(mm, vma.vm_start, vma.vm_end - 1, &vma); !r) return r;
   ++mm.map_count;
   if (vma.vm_file) vma.vm_file->i_mmap.push_back(&vma);
   return {};

@@ -10,6 +10,10 @@ namespace mmemu {
 
 inline constexpr int kMaxMapCount = 65530;  // sysctl_max_map_count's default
 
+// vma_iter_prealloc + vma_iter_store: reserves the worst case for one store (so the
+// maple_node site is asked on every such store, as in the kernel), then stores.
+Result<void> vma_iter_store_prealloc(Mm& mm, vaddr_t first, vaddr_t last, Vma* v);
+
 // vma_link: inserts a new VMA (not yet in the tree) and counts it; links it to its file.
 Result<void> vma_link(Mm& mm, Vma& vma);
 
