@@ -52,11 +52,15 @@ Result<std::uint64_t> mincore_pages(const Mm& mm, vaddr_t start, std::uint64_t l
 Result<std::vector<std::uint8_t>> do_mincore(Mm& mm, vaddr_t start, std::uint64_t len) {
   auto pages = mincore_pages(mm, start, len);
   if (!pages) return std::unexpected(pages.error());
-  std::vector<std::uint8_t> vec(*pages);
-  for (std::uint64_t done = 0; done < *pages;) {
-    auto n = mincore_chunk(mm, start + (done << PAGE_SHIFT), *pages - done, vec.data() + done);
+  // Grown chunk by chunk, so a huge range with a hole early costs nothing.
+  std::vector<std::uint8_t> vec;
+  std::vector<std::uint8_t> tmp(std::min<std::uint64_t>(*pages, PAGE_SIZE));
+  while (vec.size() < *pages) {
+    const std::uint64_t done = vec.size();
+    auto n = mincore_chunk(mm, start + (done << PAGE_SHIFT),
+                           std::min<std::uint64_t>(*pages - done, PAGE_SIZE), tmp.data());
     if (!n) return std::unexpected(n.error());
-    done += *n;
+    vec.insert(vec.end(), tmp.begin(), tmp.begin() + static_cast<std::ptrdiff_t>(*n));
   }
   return vec;
 }

@@ -54,6 +54,7 @@ TEST_P(MincoreTest, ErrnoLikeLinux) {
   EXPECT_EQ(err_of(sys_mincore(mm, a, -P, vec)), ENOMEM);
   EXPECT_EQ(err_of(do_mincore(mm, a + 1, P)), EINVAL);
   EXPECT_EQ(err_of(do_mincore(mm, a + 2 * P, 4 * P)), ENOMEM);
+  EXPECT_EQ(err_of(do_mincore(mm, a, f.mm->task_size - a)), ENOMEM);  // no giant buffer first
   EXPECT_EQ(ok(), "");
 }
 
