@@ -219,28 +219,9 @@ Result<vaddr_t> sys_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int 
 }
 
 Result<void> mm_populate(Mm& mm, vaddr_t start, std::uint64_t len, bool ignore_errors) {
-  const vaddr_t end = start + len;
-  for (vaddr_t a = start; a < end;) {
-    Vma* vma = mm.find_vma(a);
-    if (!vma || vma->vm_start >= end) break;
-    a = std::max(a, vma->vm_start);
-    const vaddr_t stop = std::min(end, vma->vm_end);
-    if ((vma->vm_flags & (VM_IO | VM_PFNMAP)) || (vma->vm_flags & VM_LOCKONFAULT) ||
-        !(vma->vm_flags & VM_ACCESS_FLAGS)) {
-      a = stop;
-      continue;
-    }
-    // Break COW on private writable mappings; shared ones are only read in.
-    const Access acc =
-        (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE ? Access::Write : Access::Read;
-    for (; a < stop; a += PAGE_SIZE) {
-      auto t = fault_in(mm, a, acc);
-      if (!t && !ignore_errors) return fail(t.error() == FaultResult::Oom ? ENOMEM : EFAULT);
-      if (!t) break;
-    }
-    a = stop;
-  }
-  return {};
+  // GUP's rules (gup.cpp): a VMA without VM_READ is not read-faulted (Linux 6.18 leaves an
+  // exec-only MAP_POPULATE mapping empty), and frames of VM_LOCKED VMAs get PG_mlocked.
+  return mlock_populate(mm, start, len, ignore_errors);
 }
 
 }  // namespace mmemu

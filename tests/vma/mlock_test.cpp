@@ -200,6 +200,23 @@ TEST_P(MlockTest, SharedPageStaysLockedWhileAnyLockedVmaMapsIt) {
   EXPECT_EQ(ok(), "");
 }
 
+// MAP_POPULATE / MAP_LOCKED populate by GUP's rules too (measured natively: an exec-only
+// MAP_POPULATE mapping stays empty), and locked file pages are marked.
+TEST_P(MlockTest, MmapPopulateFollowsTheSameRules) {
+  const vaddr_t x = map_at(0, 2, PROT_EXEC, MAP_POPULATE);
+  EXPECT_FALSE(pte(x));
+  const vaddr_t rx = map_at(4, 2, PROT_READ | PROT_EXEC, MAP_POPULATE);
+  EXPECT_EQ(pfn_at(rx + P), f.m.phys.zero_pfn());
+  const vaddr_t w = map_at(8, 2, PROT_WRITE, MAP_POPULATE);
+  EXPECT_NE(pfn_at(w + P), 0U);
+  EXPECT_NE(pfn_at(w + P), f.m.phys.zero_pfn());
+  const vaddr_t fl = map_file_at(12, 2, PROT_READ, MAP_PRIVATE | MAP_LOCKED);
+  EXPECT_TRUE(mlocked(fl));
+  EXPECT_TRUE(mlocked(fl + P));
+  EXPECT_EQ(f.mm->locked_vm, 2U);
+  EXPECT_EQ(ok(), "");
+}
+
 INSTANTIATE_ARCHES(MlockTest);
 
 }  // namespace
