@@ -135,6 +135,9 @@ FaultResult do_fault(FaultCtx& f) {
   if (!pfn) return FaultResult::Oom;
   phys.get_page(*pfn);
   page_add_rmap(f.mm, *pfn);
+  // folio_add_file_rmap -> mlock_vma_folio: a page-cache page mapped into a locked VMA.
+  if ((f.vma.vm_flags & (VM_LOCKED | VM_SPECIAL)) == VM_LOCKED)
+    phys.desc(*pfn).flags |= PG_mlocked;
   pte_t e = fmt.mkyoung(fmt.mk_pte(*pfn, f.vma.vm_page_prot));
   if (write) {  // do_shared_fault
     e = fmt.mkwrite(fmt.mkdirty(e));

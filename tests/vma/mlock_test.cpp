@@ -214,6 +214,14 @@ TEST_P(MlockTest, MmapPopulateFollowsTheSameRules) {
   EXPECT_TRUE(mlocked(fl));
   EXPECT_TRUE(mlocked(fl + P));
   EXPECT_EQ(f.mm->locked_vm, 2U);
+  // Locked on fault: a page-cache page is marked when a fault maps it.
+  const vaddr_t lf = map_file_at(16, 2, PROT_READ, MAP_PRIVATE);
+  EXPECT_EQ(mlock(lf, 2 * P, MLOCK_ONFAULT), 0);
+  EXPECT_FALSE(pte(lf));
+  ASSERT_EQ(f.touch(lf + P, Access::Read), FaultResult::Ok);
+  EXPECT_TRUE(mlocked(lf + P));
+  EXPECT_EQ(munlock(lf, 2 * P), 0);
+  EXPECT_FALSE(mlocked(lf + P));
   EXPECT_EQ(ok(), "");
 }
 
