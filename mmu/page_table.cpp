@@ -115,7 +115,17 @@ unsigned PageTable::nr_used_entries(pfn_t table) const {
 
 void PageTable::visit_ptes(pfn_t table, Level level, vaddr_t base, vaddr_t start, vaddr_t last,
                            const std::function<void(vaddr_t, PteRef, pte_t)>& fn) const {
-  for (unsigned i = 0; i < PTRS_PER_TABLE; ++i) {
+  // Only the slots that can meet [start, last]: entry addresses grow with the index, so they
+  // are one run. At the top level that holds while last stays below the canonical hole.
+  unsigned lo = 0;
+  unsigned hi = PTRS_PER_TABLE - 1;
+  const vaddr_t top = level == Level::Pgd ? ~0ULL : base + (span(level) * PTRS_PER_TABLE - 1);
+  const unsigned va_bits = arch_ == Arch::X86_64 ? 47 : 48;
+  if (level != Level::Pgd || last < (1ULL << va_bits)) {
+    if (start > base) lo = table_index(start, level);
+    if (last < top) hi = table_index(last, level);
+  }
+  for (unsigned i = lo; i <= hi; ++i) {
     const vaddr_t va = entry_va(base, level, i);
     if (va > last || va + (span(level) - 1) < start) continue;
     const pte_t e = phys_->load_entry(table, i);
