@@ -267,9 +267,10 @@ std::expected<Process*, ExecError> Kernel::spawn(const std::string& path,
   if (::getcwd(cwd, sizeof cwd)) p->cwd = cwd;
   p->fds = std::make_unique<FdTable>();
   for (int fd = 0; fd < 3; ++fd) {
-    int fl = ::fcntl(fd, F_GETFL);
+    const int host = opts_.stdio_fds[static_cast<std::size_t>(fd)];
+    const int fl = ::fcntl(host, F_GETFL);
     if (fl < 0) continue;  // closed in mmemu: closed in the guest too
-    (void)p->fds->install_at(fd, std::make_shared<HostStdio>(fd, fl & (O_ACCMODE | O_APPEND)),
+    (void)p->fds->install_at(fd, std::make_shared<HostStdio>(host, fl & (O_ACCMODE | O_APPEND)),
                              false);
   }
   current_ = p.get();

@@ -67,6 +67,8 @@ struct KernelOptions {
   int first_pid = 1000;              // the initial process; its ppid is 1 (mmemu as init)
   std::size_t max_processes = 4096;  // fork fails with EAGAIN beyond (RLIMIT_NPROC)
   std::uint64_t random_seed = 0;     // AT_RANDOM bytes and getrandom come from it
+  // mmemu's descriptors the initial process gets as its 0, 1, 2 (tests pass files).
+  std::array<int, 3> stdio_fds{0, 1, 2};
 };
 
 // Why a program cannot be started (spawn) or exec'd: errno as execve gives it and a

@@ -18,7 +18,7 @@ bool is_handler(const KSigAction& ka) {
 // sig_ignored: discarded at generation (never for a blocked signal, which may be unblocked
 // after its action changes).
 bool sig_ignored(const Process& p, int sig) {
-  if (p.sig.blocked & sigmask(sig) & ~kUnblockable) return false;
+  if (p.sig.blocked & sig_bit(sig) & ~kUnblockable) return false;
   const KSigAction& ka = p.sig.act(sig);
   if (ka.handler == kSigIgn) return sig != kSigKill && sig != kSigStop;
   return ka.handler == kSigDfl && default_action(sig) == DefaultAction::Ignore;
@@ -36,19 +36,19 @@ void Kernel::send_signal(Process& p, const SigInfo& info) {
   if (sig < 1 || sig > kNSig || p.state == ProcState::Zombie) return;
   if (sig == 18 /* SIGCONT */ || sig == kSigKill) {
     // SIGCONT (and SIGKILL) resume a stopped process; pending stop signals go.
-    p.sig.pending &= ~(sigmask(19) | sigmask(20) | sigmask(21) | sigmask(22));
+    p.sig.pending &= ~(sig_bit(19) | sig_bit(20) | sig_bit(21) | sig_bit(22));
     if (p.state == ProcState::Stopped) make_runnable(p);
   }
-  if (sig == 19 || sig == 20 || sig == 21 || sig == 22) p.sig.pending &= ~sigmask(18);
+  if (sig == 19 || sig == 20 || sig == 21 || sig == 22) p.sig.pending &= ~sig_bit(18);
   if (sig_ignored(p, sig)) return;
   if (sig >= kSigRtMin) {
     p.sig.rt_queue.push_back(info);
   } else {
-    if (p.sig.pending & sigmask(sig)) return;  // standard signals do not queue
-    p.sig.pending |= sigmask(sig);
+    if (p.sig.pending & sig_bit(sig)) return;  // standard signals do not queue
+    p.sig.pending |= sig_bit(sig);
     p.sig.info[sig - 1] = info;
   }
-  const bool deliverable = sig == kSigKill || !(p.sig.blocked & sigmask(sig));
+  const bool deliverable = sig == kSigKill || !(p.sig.blocked & sig_bit(sig));
   const bool killable_only =
       p.blocked && p.blocked->restart == Restart::Uninterruptible && sig != kSigKill;
   if (deliverable && !killable_only && p.state == ProcState::Blocked) make_runnable(p);
@@ -57,10 +57,10 @@ void Kernel::send_signal(Process& p, const SigInfo& info) {
 void Kernel::force_signal(Process& p, const SigInfo& info) {
   const int sig = info.signo;
   KSigAction& ka = p.sig.act(sig);
-  const bool blocked = (p.sig.blocked & sigmask(sig)) != 0;
+  const bool blocked = (p.sig.blocked & sig_bit(sig)) != 0;
   if (blocked || ka.handler == kSigIgn) {
     ka.handler = kSigDfl;
-    p.sig.blocked &= ~sigmask(sig);
+    p.sig.blocked &= ~sig_bit(sig);
   }
   send_signal(p, info);
 }
@@ -77,7 +77,7 @@ static SigInfo dequeue(Process& p, int sig) {
       }
   } else {
     info = p.sig.info[sig - 1];
-    p.sig.pending &= ~sigmask(sig);
+    p.sig.pending &= ~sig_bit(sig);
   }
   return info;
 }
@@ -150,7 +150,7 @@ bool Kernel::deliver_signals(Process& p) {
             {"addr", fmt::format("{:#x}", info.addr)},
             {"action", "handler"}});
     p.sig.blocked |= ka.mask;
-    if (!(ka.flags & kSaNoDefer)) p.sig.blocked |= sigmask(sig);
+    if (!(ka.flags & kSaNoDefer)) p.sig.blocked |= sig_bit(sig);
     p.sig.blocked &= ~kUnblockable;
     if (ka.flags & kSaResetHand) p.sig.act(sig).handler = kSigDfl;
   }

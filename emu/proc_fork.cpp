@@ -72,8 +72,12 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
     DumpWalker dw(*this, parent.pid, child_pid);
     std::vector<ConcurrentWalker*> walkers;
     if (opts_.dump.fork) walkers.push_back(&dw);
+    const std::uint64_t before = machine_.inject.attempts_total();
     auto mm = dup_mm(parent.mm(), opts_.fork_recovery, &rep, walkers);
     nlohmann::json j = report_json(rep);
+    // The injector's global attempt numbers dup_mm used: (before, after].
+    j["attempts_before"] = before;
+    j["attempts_after"] = machine_.inject.attempts_total();
     j["child"] = mm ? child_pid : 0;
     record("fork", parent.pid, std::move(j));
     if (!mm) {

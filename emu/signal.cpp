@@ -64,7 +64,7 @@ std::string_view signal_name(int sig) {
 
 bool SignalState::is_pending(int sig) const {
   if (sig < 1 || sig > kNSig) return false;
-  if (pending & sigmask(sig)) return true;
+  if (pending & sig_bit(sig)) return true;
   for (const SigInfo& i : rt_queue)
     if (i.signo == sig) return true;
   return false;
@@ -73,7 +73,7 @@ bool SignalState::is_pending(int sig) const {
 sigset64 SignalState::pending_set() const {
   sigset64 s = pending;
   for (const SigInfo& i : rt_queue)
-    s |= sigmask(i.signo);
+    s |= sig_bit(i.signo);
   return s;
 }
 
@@ -82,7 +82,7 @@ int SignalState::next_deliverable() const {
   if (!ready) return 0;
   // Synchronous (fault) signals first, as Linux's SYNCHRONOUS_MASK, then the lowest.
   constexpr sigset64 kSync =
-      sigmask(11) | sigmask(7) | sigmask(4) | sigmask(5) | sigmask(8) | sigmask(31);
+      sig_bit(11) | sig_bit(7) | sig_bit(4) | sig_bit(5) | sig_bit(8) | sig_bit(31);
   const sigset64 sync = ready & kSync;
   const sigset64 pick = sync ? sync : ready;
   return std::countr_zero(pick) + 1;

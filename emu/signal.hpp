@@ -20,7 +20,7 @@ class Kernel;
 
 inline constexpr int kNSig = 64;  // _NSIG
 using sigset64 = std::uint64_t;   // bit (sig - 1), as the kernel's sigset_t on 64-bit
-constexpr sigset64 sigmask(int sig) {
+constexpr sigset64 sig_bit(int sig) {
   return 1ULL << (sig - 1);
 }
 inline constexpr int kSigKill = 9, kSigStop = 19;

@@ -115,7 +115,7 @@ SysResult sys_rt_sigaction(SyscallContext& ctx) {
     const bool ignored = nu.handler == kSigIgn ||
                          (nu.handler == kSigDfl && default_action(s) == DefaultAction::Ignore);
     if (ignored) {
-      st.pending &= ~sigmask(s);
+      st.pending &= ~sig_bit(s);
       std::erase_if(st.rt_queue, [s](const SigInfo& i) { return i.signo == s; });
     }
   }
