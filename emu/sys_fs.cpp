@@ -1,0 +1,343 @@
+// System calls: file group, name side (open/openat/creat, stat/lstat/newfstatat/statx,
+// readlink(at), access/faccessat(2), getcwd, chdir/fchdir, getdents(64)) and the calls
+// that would modify the read-only host file system (mkdir, unlink, rename, chmod,
+// truncate, ...), which fail as on a read-only mount. Path lookup: emu/sys_path.hpp.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+
+#include "emu/file_host.hpp"
+#include "emu/sys_abi.hpp"
+#include "emu/sys_path.hpp"
+#include "emu/syscall.hpp"
+
+namespace mmemu {
+
+namespace {
+
+constexpr int kAtSymlinkNofollow = 0x100, kAtEaccess = 0x200, kAtRemovedir = 0x200,
+              kAtNoAutomount = 0x800, kAtEmptyPath = 0x1000, kAtStatxSyncType = 0x6000;
+constexpr std::uint32_t kStatxReserved = 0x80000000U;
+constexpr std::uint32_t kStatxReturned = 0x7ff | 0x1000;  // BASIC_STATS | MNT_ID
+
+SysResult err(int e) {
+  return SysResult::err(e);
+}
+SysResult err(const Errno& e) {
+  return SysResult::err(e.code);
+}
+
+// The absolute path of a path argument relative to dirfd.
+Result<std::string> path_arg(SyscallContext& ctx, int dirfd, vaddr_t p) {
+  auto s = read_path(ctx, p);
+  if (!s) return std::unexpected(s.error());
+  return resolve_at(ctx, dirfd, *s);
+}
+
+// ---- open ----
+
+SysResult do_open(SyscallContext& ctx, int dirfd, vaddr_t path, std::uint64_t guest_flags) {
+  int flags = oflags_from_guest(ctx.arch(), guest_flags & 0xffffffffULL);
+  // build_open_flags.
+  if ((flags & (O_CREAT | kO_DIRECTORY)) == (O_CREAT | kO_DIRECTORY)) return err(EINVAL);
+  if ((flags & kO_TMPFILE) == kO_TMPFILE) {
+    if ((flags & O_ACCMODE) == O_RDONLY) return err(EINVAL);
+  } else if (flags & (kO_TMPFILE & ~kO_DIRECTORY)) {
+    return err(EINVAL);
+  }
+  if (flags & O_PATH) flags &= kO_DIRECTORY | kO_NOFOLLOW | O_PATH | O_CLOEXEC;
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  const bool cloexec = (flags & O_CLOEXEC) != 0;
+  flags &= ~(O_CLOEXEC | O_NOCTTY);
+  Result<OpenFileRef> f =
+      (flags & kO_TMPFILE) == kO_TMPFILE ? fail(EROFS) : open_path(ctx, *abs, flags);
+  if (!f) return err(f.error());
+  (*f)->set_flags((*f)->flags() & ~(O_CREAT | O_EXCL | O_TRUNC));
+  return SysResult::from(ctx.proc.fds->install(std::move(*f), cloexec));
+}
+
+SysResult sys_open(SyscallContext& ctx) {
+  return do_open(ctx, kAtFdcwd, ctx.arg(0), ctx.arg(1));
+}
+SysResult sys_openat(SyscallContext& ctx) {
+  return do_open(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg(2));
+}
+SysResult sys_creat(SyscallContext& ctx) {
+  return do_open(ctx, kAtFdcwd, ctx.arg(0),
+                 oflags_to_guest(ctx.arch(), O_CREAT | O_WRONLY | O_TRUNC));
+}
+
+// ---- stat ----
+
+// vfs_fstatat: AT_EMPTY_PATH with an empty (or NULL) path is fstat of dirfd.
+Result<FileStat> fstatat_common(SyscallContext& ctx, int dirfd, vaddr_t path, int flags) {
+  std::string name;
+  if (path == 0 && (flags & kAtEmptyPath)) {
+    name.clear();
+  } else {
+    auto s = read_path(ctx, path);
+    if (!s) return std::unexpected(s.error());
+    name = std::move(*s);
+  }
+  if (name.empty() && (flags & kAtEmptyPath)) {
+    if (dirfd == kAtFdcwd) return stat_path(ctx, ctx.proc.cwd, true);
+    auto f = fd_file(ctx, dirfd, true);
+    if (!f) return std::unexpected(f.error());
+    return (*f)->stat();
+  }
+  auto abs = resolve_at(ctx, dirfd, name);
+  if (!abs) return std::unexpected(abs.error());
+  return stat_path(ctx, *abs, !(flags & kAtSymlinkNofollow));
+}
+
+SysResult sys_newfstatat(SyscallContext& ctx) {
+  const int flags = ctx.arg_int(3);
+  if (flags & ~(kAtSymlinkNofollow | kAtNoAutomount | kAtEmptyPath)) return err(EINVAL);
+  auto st = fstatat_common(ctx, ctx.arg_int(0), ctx.arg(1), flags);
+  if (!st) return err(st.error());
+  return SysResult::from(write_stat(ctx, ctx.arg(2), *st));
+}
+
+SysResult stat_common(SyscallContext& ctx, bool follow) {
+  auto st = fstatat_common(ctx, kAtFdcwd, ctx.arg(0), follow ? 0 : kAtSymlinkNofollow);
+  if (!st) return err(st.error());
+  return SysResult::from(write_stat(ctx, ctx.arg(1), *st));
+}
+SysResult sys_stat(SyscallContext& ctx) {
+  return stat_common(ctx, true);
+}
+SysResult sys_lstat(SyscallContext& ctx) {
+  return stat_common(ctx, false);
+}
+
+SysResult sys_statx(SyscallContext& ctx) {
+  const int flags = ctx.arg_int(2);
+  const auto mask = static_cast<std::uint32_t>(ctx.arg(3));
+  if (flags & ~(kAtSymlinkNofollow | kAtNoAutomount | kAtEmptyPath | kAtStatxSyncType))
+    return err(EINVAL);
+  if ((flags & kAtStatxSyncType) == kAtStatxSyncType) return err(EINVAL);
+  if (mask & kStatxReserved) return err(EINVAL);
+  auto st = fstatat_common(ctx, ctx.arg_int(0), ctx.arg(1), flags);
+  if (!st) return err(st.error());
+  const std::string b = encode_statx(*st, kStatxReturned);
+  return SysResult::from(ctx.write(ctx.arg(4), b.data(), b.size()));
+}
+
+// ---- readlink, access ----
+
+SysResult readlink_common(SyscallContext& ctx, int dirfd, vaddr_t path, vaddr_t buf,
+                          std::int64_t size) {
+  if (size <= 0) return err(EINVAL);
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  auto target = readlink_path(ctx, *abs);
+  if (!target) return err(target.error());
+  const std::size_t n = std::min<std::size_t>(target->size(), static_cast<std::size_t>(size));
+  if (!ctx.write(buf, target->data(), n)) return err(EFAULT);
+  return SysResult::ok(n);
+}
+
+SysResult sys_readlink(SyscallContext& ctx) {
+  return readlink_common(ctx, kAtFdcwd, ctx.arg(0), ctx.arg(1), ctx.arg_int(2));
+}
+SysResult sys_readlinkat(SyscallContext& ctx) {
+  return readlink_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg(2), ctx.arg_int(3));
+}
+
+SysResult access_common(SyscallContext& ctx, int dirfd, vaddr_t path, int mode, int flags) {
+  if (mode & ~07) return err(EINVAL);
+  if (flags & ~(kAtEaccess | kAtSymlinkNofollow | kAtEmptyPath)) return err(EINVAL);
+  auto s = read_path(ctx, path);
+  if (!s) return err(s.error());
+  std::string abs;
+  if (s->empty() && (flags & kAtEmptyPath)) {
+    if (dirfd == kAtFdcwd) {
+      abs = ctx.proc.cwd;
+    } else {
+      auto f = fd_file(ctx, dirfd, true);
+      if (!f) return err(f.error());
+      abs = (*f)->path();
+    }
+  } else {
+    auto r = resolve_at(ctx, dirfd, *s);
+    if (!r) return err(r.error());
+    abs = std::move(*r);
+  }
+  return SysResult::from(access_path(ctx, abs, mode, !(flags & kAtSymlinkNofollow)));
+}
+
+SysResult sys_access(SyscallContext& ctx) {
+  return access_common(ctx, kAtFdcwd, ctx.arg(0), ctx.arg_int(1), 0);
+}
+SysResult sys_faccessat(SyscallContext& ctx) {
+  return access_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg_int(2), 0);
+}
+SysResult sys_faccessat2(SyscallContext& ctx) {
+  return access_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg_int(2), ctx.arg_int(3));
+}
+
+// ---- cwd ----
+
+SysResult sys_getcwd(SyscallContext& ctx) {
+  const std::string& cwd = ctx.proc.cwd;
+  const std::uint64_t len = cwd.size() + 1;
+  if (ctx.arg(1) < len) return err(ERANGE);
+  if (!ctx.write(ctx.arg(0), cwd.c_str(), len)) return err(EFAULT);
+  return SysResult::ok(len);
+}
+
+SysResult sys_chdir(SyscallContext& ctx) {
+  auto abs = path_arg(ctx, kAtFdcwd, ctx.arg(0));
+  if (!abs) return err(abs.error());
+  auto dir = chdir_path(ctx, *abs);
+  if (!dir) return err(dir.error());
+  ctx.proc.cwd = std::move(*dir);
+  return SysResult::ok(0);
+}
+
+SysResult sys_fchdir(SyscallContext& ctx) {
+  auto f = fd_file(ctx, ctx.arg_int(0), true);
+  if (!f) return err(f.error());
+  auto st = (*f)->stat();
+  if (!st || !S_ISDIR(st->mode)) return err(ENOTDIR);
+  auto dir = chdir_path(ctx, (*f)->path());
+  if (!dir) return err(dir.error());
+  ctx.proc.cwd = std::move(*dir);
+  return SysResult::ok(0);
+}
+
+// ---- directories ----
+
+SysResult getdents_common(SyscallContext& ctx, bool dirent64) {
+  auto f = fd_file(ctx, ctx.arg_int(0));
+  if (!f) return err(f.error());
+  auto* dir = dynamic_cast<DirFile*>(f->get());
+  if (!dir) return err(ENOTDIR);
+  const vaddr_t buf = ctx.arg(1);
+  const std::uint64_t count = ctx.arg(2) & 0xffffffffULL;
+  if (!access_ok(ctx.arch(), buf, count)) return err(EFAULT);
+  const std::uint64_t before = dir->pos();
+  auto recs = dir->getdents(std::min<std::uint64_t>(count, INT_MAX), dirent64);
+  if (!recs) return err(recs.error());
+  if (!ctx.write(buf, recs->data(), recs->size())) {
+    dir->set_pos(before);
+    return err(EFAULT);
+  }
+  return SysResult::ok(recs->size());
+}
+
+SysResult sys_getdents64(SyscallContext& ctx) {
+  return getdents_common(ctx, true);
+}
+SysResult sys_getdents(SyscallContext& ctx) {
+  return getdents_common(ctx, false);
+}
+
+// ---- changes to the (read-only) file system ----
+
+// Creating a name: EEXIST if it is there, else EROFS when its directory exists.
+SysResult create_name(SyscallContext& ctx, int dirfd, vaddr_t path) {
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  if (stat_path(ctx, *abs, false)) return err(EEXIST);
+  auto pst = stat_path(ctx, parent_dir(*abs), true);
+  if (!pst) return err(pst.error());
+  if (!S_ISDIR(pst->mode)) return err(ENOTDIR);
+  return err(EROFS);
+}
+
+// Changing or removing an existing name: its lookup error, else EROFS.
+SysResult change_name(SyscallContext& ctx, int dirfd, vaddr_t path, bool follow) {
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  if (auto st = stat_path(ctx, *abs, follow); !st) return err(st.error());
+  return err(EROFS);
+}
+
+SysResult sys_mkdir(SyscallContext& ctx) {
+  return create_name(ctx, kAtFdcwd, ctx.arg(0));
+}
+SysResult sys_mkdirat(SyscallContext& ctx) {
+  return create_name(ctx, ctx.arg_int(0), ctx.arg(1));
+}
+SysResult sys_unlink(SyscallContext& ctx) {
+  return change_name(ctx, kAtFdcwd, ctx.arg(0), false);
+}
+SysResult sys_rmdir(SyscallContext& ctx) {
+  return change_name(ctx, kAtFdcwd, ctx.arg(0), false);
+}
+SysResult sys_unlinkat(SyscallContext& ctx) {
+  if (ctx.arg_int(2) & ~kAtRemovedir) return err(EINVAL);
+  return change_name(ctx, ctx.arg_int(0), ctx.arg(1), false);
+}
+SysResult sys_rename(SyscallContext& ctx) {
+  return change_name(ctx, kAtFdcwd, ctx.arg(0), false);
+}
+SysResult sys_renameat(SyscallContext& ctx) {
+  return change_name(ctx, ctx.arg_int(0), ctx.arg(1), false);
+}
+SysResult sys_chmod(SyscallContext& ctx) {
+  return change_name(ctx, kAtFdcwd, ctx.arg(0), true);
+}
+SysResult sys_fchmodat(SyscallContext& ctx) {
+  return change_name(ctx, ctx.arg_int(0), ctx.arg(1), true);
+}
+SysResult sys_truncate(SyscallContext& ctx) {
+  if (static_cast<std::int64_t>(ctx.arg(1)) < 0) return err(EINVAL);
+  return change_name(ctx, kAtFdcwd, ctx.arg(0), true);
+}
+
+SysResult sys_ftruncate(SyscallContext& ctx) {
+  auto f = fd_file(ctx, ctx.arg_int(0));
+  if (!f) return err(f.error());
+  return err(EINVAL);  // nothing is open for writing a regular file
+}
+
+SysResult sys_fchmod(SyscallContext& ctx) {
+  auto f = fd_file(ctx, ctx.arg_int(0));
+  if (!f) return err(f.error());
+  const std::string_view k = (*f)->kind();
+  return (k == "file" || k == "dir") ? err(EROFS) : SysResult::ok(0);
+}
+
+}  // namespace
+
+void register_fs_syscalls(SyscallTable& t) {
+  t.add(Sys::open, sys_open);
+  t.add(Sys::openat, sys_openat);
+  t.add(Sys::creat, sys_creat);
+  t.add(Sys::stat, sys_stat);
+  t.add(Sys::lstat, sys_lstat);
+  t.add(Sys::newfstatat, sys_newfstatat);
+  t.add(Sys::statx, sys_statx);
+  t.add(Sys::readlink, sys_readlink);
+  t.add(Sys::readlinkat, sys_readlinkat);
+  t.add(Sys::access, sys_access);
+  t.add(Sys::faccessat, sys_faccessat);
+  t.add(Sys::faccessat2, sys_faccessat2);
+  t.add(Sys::getcwd, sys_getcwd);
+  t.add(Sys::chdir, sys_chdir);
+  t.add(Sys::fchdir, sys_fchdir);
+  t.add(Sys::getdents64, sys_getdents64);
+  t.add(Sys::getdents, sys_getdents);
+  t.add(Sys::mkdir, sys_mkdir);
+  t.add(Sys::mkdirat, sys_mkdirat);
+  t.add(Sys::unlink, sys_unlink);
+  t.add(Sys::unlinkat, sys_unlinkat);
+  t.add(Sys::rmdir, sys_rmdir);
+  t.add(Sys::rename, sys_rename);
+  t.add(Sys::renameat, sys_renameat);
+  t.add(Sys::renameat2, sys_renameat);
+  t.add(Sys::chmod, sys_chmod);
+  t.add(Sys::fchmodat, sys_fchmodat);
+  t.add(Sys::fchmod, sys_fchmod);
+  t.add(Sys::truncate, sys_truncate);
+  t.add(Sys::ftruncate, sys_ftruncate);
+}
+
+}  // namespace mmemu

@@ -1,0 +1,51 @@
+// Path lookup for the file system calls: guest paths resolved against the process's cwd or
+// a directory descriptor, and the name space a guest sees:
+// - /proc/self, /proc/thread-self and /proc/PID (guest pids) with maps, smaps,
+//   smaps_rollup, status, statm, comm, cmdline, environ, exe, cwd, fd/ and task/PID/;
+//   other /proc and /sys files are snapshots of the host's, read-only;
+// - /dev/null, zero, full, random, urandom (emulated), /dev/stdin|stdout|stderr and
+//   /dev/fd/N (as /proc/self/fd/N);
+// - everything else is the host's file system, read-only: opening for writing, creating
+//   or truncating fails with EROFS (what a read-only mount answers), host device nodes,
+//   FIFOs and sockets with EACCES.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "emu/fd.hpp"
+#include "emu/syscall.hpp"
+
+namespace mmemu {
+
+inline constexpr int kAtFdcwd = -100;
+inline constexpr std::size_t kPathMax = 4096;  // PATH_MAX, the NUL included
+
+// Reads a path argument: EFAULT, ENAMETOOLONG.
+Result<std::string> read_path(const SyscallContext& ctx, vaddr_t p);
+// The absolute path `path` names relative to dirfd (AT_FDCWD: the cwd). EBADF for a
+// descriptor that is not open, ENOTDIR when it is not a directory; an empty path is
+// ENOENT unless allow_empty (AT_EMPTY_PATH), which returns "".
+Result<std::string> resolve_at(const SyscallContext& ctx, int dirfd, const std::string& path,
+                               bool allow_empty = false);
+// "/a/./b//../c" -> "/a/c" (lexically; only used to recognise emulated names).
+std::string normalize_path(const std::string& abs);
+
+// The directory part of an absolute path ("/" for "/x").
+std::string parent_dir(const std::string& abs);
+
+// open(2) of an absolute path with canonical (host-encoded) flags, O_CLOEXEC excluded.
+Result<OpenFileRef> open_path(SyscallContext& ctx, const std::string& abs, int flags);
+// stat/lstat of an absolute path.
+Result<FileStat> stat_path(SyscallContext& ctx, const std::string& abs, bool follow);
+// readlink: the link's target; EINVAL when it is not a symbolic link.
+Result<std::string> readlink_path(SyscallContext& ctx, const std::string& abs);
+// faccessat: mode is R_OK|W_OK|X_OK (F_OK = 0).
+Result<void> access_path(SyscallContext& ctx, const std::string& abs, int mode, bool follow);
+// chdir: the directory's canonical absolute path (ENOTDIR, ENOENT, ...).
+Result<std::string> chdir_path(SyscallContext& ctx, const std::string& abs);
+
+// The name-side file calls (emu/sys_fs.cpp), registered by register_file_syscalls.
+void register_fs_syscalls(SyscallTable& t);
+
+}  // namespace mmemu
