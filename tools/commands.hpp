@@ -1,0 +1,16 @@
+// The subcommands of the mmemu command line. Each registers itself on the app; when it is
+// the one given, its callback runs and stores the process exit status in `status`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace mmemu::cli {
+
+// mmemu script FILE|- [--arch A] [--format text|json] [--out FILE] [--phys-mem SIZE]
+//                     [--check] [--recovery R]
+void add_script_command(CLI::App& app, int& status);
+
+// mmemu run [options] PROGRAM [ARGS...]  (tools/cmd_run.cpp)
+void add_run_command(CLI::App& app, int& status);
+
+}  // namespace mmemu::cli

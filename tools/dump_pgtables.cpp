@@ -1,0 +1,267 @@
+// Page-table dumps: depth first from the pgd, each table introduced by the entry that points
+// at it, leaf entries collapsed into runs.
+#include <fmt/format.h>
+
+#include "tools/dump.hpp"
+#include "vma/file.hpp"
+
+namespace mmemu::dump {
+
+namespace {
+
+Level child_of(Level l) {
+  return static_cast<Level>(static_cast<int>(l) + 1);
+}
+
+// Last va covered by a table of `level` starting at `base` (inclusive, so the pgd's is ~0).
+vaddr_t table_last(Level level, vaddr_t base) {
+  if (level == Level::Pgd) return ~0ULL;
+  return base + ((static_cast<vaddr_t>(PTRS_PER_TABLE) << level_shift(level)) - 1);
+}
+
+// What lies in a table's span: VMAs and arch mappings.
+struct SpanInfo {
+  bool has_vma = false;
+  std::vector<std::string> arch;  // names of arch mappings in the span
+  std::string note() const {
+    if (!has_vma && !arch.empty()) {
+      std::string s = " arch-only";
+      for (const auto& a : arch)
+        s += " " + a;
+      return s;
+    }
+    if (!has_vma && arch.empty()) return " (no VMA or arch mapping in span)";
+    return {};
+  }
+};
+
+SpanInfo span_info(const Mm& mm, vaddr_t lo, vaddr_t hi) {
+  SpanInfo si;
+  for (const auto& e : mm.mm_mt.entries(lo, hi))
+    if (!MapleTree::is_zero_entry(e.value)) si.has_vma = true;
+  for (const auto& a : mm.pt().arch_mappings())
+    if (a.start <= hi && a.end - 1 >= lo) si.arch.push_back(a.name);
+  return si;
+}
+
+std::string frame_kind(const PhysMem& phys, pfn_t pfn) {
+  const PageDesc& d = phys.desc(pfn);
+  if (d.flags & PG_zero) return "zero-page";
+  if (d.flags & PG_arch) return "arch";
+  if (d.flags & PG_anon) return "anon";
+  if (d.flags & PG_pagecache) {
+    return static_cast<const File*>(d.mapping)->shmem() ? "shmem" : "file";
+  }
+  return "frame";
+}
+
+std::string prot_string(const PteFormat& f, pte_t e) {
+  const PteProt p = f.prot(e);
+  std::string s = "---";
+  if (p.read) s[0] = 'r';
+  if (p.write) s[1] = 'w';
+  if (p.exec) s[2] = 'x';
+  if (!p.user) s += " kernel";
+  if (f.protnone(e)) s += " protnone";
+  if (f.young(e)) s += " young";
+  if (f.dirty(e)) s += " dirty";
+  return s;
+}
+
+// One run of leaf entries that differ only by consecutive frames (or share one frame).
+struct Run {
+  unsigned first = 0, last = 0;
+  vaddr_t va = 0;
+  pte_t raw = 0;  // of the first entry
+  pfn_t pfn_first = 0, pfn_last = 0;
+  bool present = true;
+  std::string prot, kind;
+  std::int32_t mapcount = 0;
+};
+
+std::vector<Run> leaf_runs(const Mm& mm, pfn_t table, vaddr_t base) {
+  const PageTable& pt = mm.pt();
+  const PteFormat& f = pt.fmt();
+  const PhysMem& phys = mm.phys();
+  std::vector<Run> runs;
+  for (unsigned i = 0; i < PTRS_PER_TABLE; ++i) {
+    const pte_t e = pt.get(PteRef{table, i});
+    if (f.none(e)) continue;
+    Run r;
+    r.first = r.last = i;
+    r.va = pt.entry_va(base, Level::Pte, i);
+    r.raw = e;
+    r.present = f.present(e);
+    if (r.present) {
+      r.pfn_first = r.pfn_last = f.pfn(e);
+      r.prot = prot_string(f, e);
+      r.kind = phys.valid_pfn(r.pfn_first) ? frame_kind(phys, r.pfn_first) : "bad-pfn";
+      r.mapcount = phys.valid_pfn(r.pfn_first) ? phys.desc(r.pfn_first).mapcount : 0;
+    }
+    if (!runs.empty()) {
+      Run& p = runs.back();
+      // Zero-page runs repeat one frame; every other run steps one frame per entry.
+      const bool follows =
+          r.kind == "zero-page" ? r.pfn_first == p.pfn_last : r.pfn_first == p.pfn_last + 1;
+      if (p.last + 1 == i && p.present && r.present && p.prot == r.prot && p.kind == r.kind &&
+          p.mapcount == r.mapcount && follows) {
+        p.last = i;
+        p.pfn_last = r.pfn_first;
+        continue;
+      }
+    }
+    runs.push_back(std::move(r));
+  }
+  return runs;
+}
+
+std::string run_text(const Mm& mm, const Run& r) {
+  const std::string idx = r.first == r.last ? fmt::format("pte[{}]", r.first)
+                                            : fmt::format("pte[{}..{}]", r.first, r.last);
+  const vaddr_t va_last = r.va + (static_cast<vaddr_t>(r.last - r.first + 1) << PAGE_SHIFT) - 1;
+  const std::string bits = mm.fmt().decode(r.raw, Level::Pte);
+  if (!r.present)
+    return fmt::format("{} va {:#x}..{:#x} not present, raw {:#018x} {}", idx, r.va, va_last, r.raw,
+                       bits);
+  std::string frames;
+  if (r.first == r.last)
+    frames = fmt::format("frame {:#x}", r.pfn_first);
+  else if (r.pfn_first == r.pfn_last)
+    frames = fmt::format("frame {:#x} x{}", r.pfn_first, r.last - r.first + 1);
+  else
+    frames = fmt::format("frames {:#x}..{:#x}", r.pfn_first, r.pfn_last);
+  std::string extra = " " + r.kind;
+  if (r.mapcount != 1 && r.kind != "zero-page") extra += fmt::format(" mapcount {}", r.mapcount);
+  return fmt::format("{} va {:#x}..{:#x} -> {} {}{} | raw {:#018x} {}", idx, r.va, va_last, frames,
+                     r.prot, extra, r.raw, bits);
+}
+
+void table_text(const Mm& mm, pfn_t table, Level level, vaddr_t base, int depth, std::string& out) {
+  const PageTable& pt = mm.pt();
+  const PteFormat& f = pt.fmt();
+  const std::string ind(static_cast<std::size_t>(2 * depth + 2), ' ');
+  if (level == Level::Pte) {
+    for (const Run& r : leaf_runs(mm, table, base))
+      out += ind + run_text(mm, r) + "\n";
+    return;
+  }
+  for (unsigned i = 0; i < PTRS_PER_TABLE; ++i) {
+    const pte_t e = pt.get(PteRef{table, i});
+    if (f.none(e)) continue;
+    const vaddr_t va = pt.entry_va(base, level, i);
+    if (!f.is_table(e)) {
+      out += fmt::format("{}{}[{}] raw {:#018x} {} (not a table entry)\n", ind, level_name(level),
+                         i, e, f.decode(e, level));
+      continue;
+    }
+    const Level cl = child_of(level);
+    const pfn_t child = f.pfn(e);
+    const vaddr_t last = table_last(cl, va);
+    out += fmt::format("{}{}[{}] raw {:#018x} {} -> {} {:#x} va {:#x}..{:#x} used {}{}\n", ind,
+                       level_name(level), i, e, f.decode(e, level), level_name(cl), child, va, last,
+                       pt.nr_used_entries(child), span_info(mm, va, last).note());
+    table_text(mm, child, cl, va, depth + 1, out);
+  }
+}
+
+void table_json(const Mm& mm, pfn_t table, Level level, vaddr_t base, std::int64_t parent,
+                json& out) {
+  const PageTable& pt = mm.pt();
+  const PteFormat& f = pt.fmt();
+  const vaddr_t last = table_last(level, base);
+  const SpanInfo si = span_info(mm, base, last);
+  json t{{"pfn", hex(table)},
+         {"level", level_name(level)},
+         {"va_start", hex(base)},
+         {"va_last", hex(last)},
+         {"used", pt.nr_used_entries(table)},
+         {"parent", parent < 0 ? json(nullptr) : json(hex(static_cast<pfn_t>(parent)))},
+         {"has_vma", si.has_vma},
+         {"arch_mappings", si.arch},
+         {"arch_only", !si.has_vma && !si.arch.empty()}};
+  std::vector<std::pair<pfn_t, vaddr_t>> children;
+  if (level == Level::Pte) {
+    json runs = json::array();
+    for (const Run& r : leaf_runs(mm, table, base)) {
+      runs.push_back(
+          {{"first", r.first},
+           {"last", r.last},
+           {"va_start", hex(r.va)},
+           {"va_last", hex(r.va + (static_cast<vaddr_t>(r.last - r.first + 1) << PAGE_SHIFT) - 1)},
+           {"present", r.present},
+           {"frame_first", hex(r.pfn_first)},
+           {"frame_last", hex(r.pfn_last)},
+           {"prot", r.prot},
+           {"kind", r.kind},
+           {"mapcount", r.mapcount},
+           {"raw", hex(r.raw)},
+           {"bits", f.decode(r.raw, Level::Pte)}});
+    }
+    t["runs"] = std::move(runs);
+  } else {
+    json entries = json::array();
+    for (unsigned i = 0; i < PTRS_PER_TABLE; ++i) {
+      const pte_t e = pt.get(PteRef{table, i});
+      if (f.none(e)) continue;
+      json je{{"index", i}, {"raw", hex(e)}, {"bits", f.decode(e, level)}};
+      if (f.is_table(e)) {
+        je["table"] = hex(f.pfn(e));
+        children.emplace_back(f.pfn(e), pt.entry_va(base, level, i));
+      } else {
+        je["table"] = nullptr;
+      }
+      entries.push_back(std::move(je));
+    }
+    t["entries"] = std::move(entries);
+  }
+  out.push_back(std::move(t));
+  for (const auto& [c, va] : children)
+    table_json(mm, c, child_of(level), va, static_cast<std::int64_t>(table), out);
+}
+
+}  // namespace
+
+std::string pgtables_text(const Mm& mm) {
+  const PageTable& pt = mm.pt();
+  std::string out =
+      fmt::format("page tables of mm {} ({}): {} tables (pgd {}, pud {}, pmd {}, pte {})\n",
+                  mm.id(), arch_name(mm.arch()), pt.nr_tables_total(), pt.nr_tables(Level::Pgd),
+                  pt.nr_tables(Level::Pud), pt.nr_tables(Level::Pmd), pt.nr_tables(Level::Pte));
+  out += fmt::format("  pgd {:#x} va 0x0..0xffffffffffffffff used {}\n", pt.pgd(),
+                     pt.nr_used_entries(pt.pgd()));
+  table_text(mm, pt.pgd(), Level::Pgd, 0, 1, out);
+  for (const auto& a : pt.arch_mappings())
+    out += fmt::format("  arch mapping {} va {:#x}..{:#x} (no VMA)\n", a.name, a.start, a.end - 1);
+  for (const auto& b : pt.busy_tables())
+    out += fmt::format("  busy table {:#x} ({} at {:#x}, {} used) kept by free_pgd_range\n",
+                       b.table, level_name(b.level), b.base, b.used);
+  return out;
+}
+
+json pgtables_json(const Mm& mm) {
+  const PageTable& pt = mm.pt();
+  json tables = json::array();
+  table_json(mm, pt.pgd(), Level::Pgd, 0, -1, tables);
+  json arch = json::array();
+  for (const auto& a : pt.arch_mappings())
+    arch.push_back({{"name", a.name}, {"start", hex(a.start)}, {"end", hex(a.end)}});
+  json busy = json::array();
+  for (const auto& b : pt.busy_tables())
+    busy.push_back({{"pfn", hex(b.table)},
+                    {"level", level_name(b.level)},
+                    {"base", hex(b.base)},
+                    {"used", b.used}});
+  return {{"mm", mm.id()},
+          {"arch", arch_name(mm.arch())},
+          {"counts",
+           {{"total", pt.nr_tables_total()},
+            {"pgd", pt.nr_tables(Level::Pgd)},
+            {"pud", pt.nr_tables(Level::Pud)},
+            {"pmd", pt.nr_tables(Level::Pmd)},
+            {"pte", pt.nr_tables(Level::Pte)}}},
+          {"tables", tables},
+          {"arch_mappings", arch},
+          {"busy_tables", busy}};
+}
+
+}  // namespace mmemu::dump

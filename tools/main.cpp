@@ -1,0 +1,19 @@
+// mmemu: the command line. Each subcommand lives in its own tools/cmd_*.cpp.
+#include <CLI/CLI.hpp>
+
+#include "tools/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"mmemu: a user-mode MMU emulator with real page tables"};
+  app.require_subcommand(1);
+  int status = 0;
+  mmemu::cli::add_script_command(app, status);
+  mmemu::cli::add_run_command(app, status);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Help and version exit 0; every usage error exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return status;
+}

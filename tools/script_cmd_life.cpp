@@ -1,0 +1,174 @@
+// Script commands of the address-space lifecycle: fork (dup_mm with a recovery and the
+// registered walkers), exit, failure injection, recovery and walker selection.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "tools/script_interp.hpp"
+#include "vma/walkers.hpp"
+
+namespace mmemu::script {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string flag_names(std::uint32_t f) {
+  std::string s;
+  auto add = [&s](const char* n) { s += s.empty() ? n : std::string(" ") + n; };
+  if (f & MMF_UNSTABLE) add("unstable");
+  if (f & MMF_OOM_SKIP) add("oom-skip");
+  if (f & MMF_EXITED) add("exited");
+  return s.empty() ? "-" : s;
+}
+
+std::string walker_text(const WalkerReport& w) {
+  std::string s = fmt::format("walker {}: {}", w.walker, w.outcome);
+  if (w.outcome == "met-xa-zero") s += fmt::format(" at {:#x}: {}", w.addr, w.entry);
+  s += fmt::format(" ({} VMA{} seen", w.vmas_seen, w.vmas_seen == 1 ? "" : "s");
+  if (w.pages_reaped) s += fmt::format(", {} pages reaped", w.pages_reaped);
+  return s + ")";
+}
+
+json walker_json(const WalkerReport& w) {
+  return {{"walker", w.walker},
+          {"outcome", w.outcome},
+          {"addr", fmt::format("{:#x}", w.addr)},
+          {"entry", w.entry},
+          {"vmas_seen", w.vmas_seen},
+          {"checks", w.checks},
+          {"pages_reaped", w.pages_reaped}};
+}
+
+}  // namespace
+
+StepOut Interp::cmd_fork(const Stmt& st) {
+  Mm& parent = mm_arg(st, 0);
+  const std::string& child = st.pos[1].value;
+  if (std::any_of(mms.begin(), mms.end(), [&](const MmSlot& s) { return s.name == child; }))
+    fail(st, &st.pos[1], fmt::format("mm '{}' already exists", child));
+  const ForkRecovery rec =
+      st.key("recovery") ? *parse_recovery(st.key("recovery")->value) : recovery;
+  std::vector<ConcurrentWalker*> ws;
+  for (auto& w : walkers)
+    ws.push_back(w.get());
+  ForkReport rep;
+  auto r = dup_mm(parent, rec, &rep, ws);
+  last_fork = rep;
+
+  StepOut o;
+  json d{{"recovery", recovery_name(rec)},   {"ok", rep.ok},
+         {"vmas_copied", rep.vmas_copied},   {"ptes_copied", rep.ptes_copied},
+         {"pages_copied", rep.pages_copied}, {"ptes_wrprotected", rep.ptes_wrprotected}};
+  if (r) {
+    Mm& c = **r;
+    o.status = "ok";
+    o.result = fmt::format("ok: child mm {}, {} VMAs, {} PTEs copied, {} write-protected", c.id(),
+                           c.map_count, rep.ptes_copied, rep.ptes_wrprotected);
+    if (rep.pages_copied) o.result += fmt::format(", {} pinned pages copied", rep.pages_copied);
+    d["child"] = c.id();
+    mms.push_back(MmSlot{child, std::move(*r), std::nullopt});
+  } else {
+    o.ok = false;
+    o.status = std::string(errno_name(r.error().code));
+    o.result =
+        fmt::format("{}: {} failed", o.status, rep.failed_step.empty() ? "?" : rep.failed_step);
+    if (rep.failed_step != "mm_init" && rep.failed_step != "mt_dup" &&
+        rep.failed_step != "arch_dup_mmap")
+      o.result += fmt::format(" at VMA {:#x}", rep.failed_vma);
+    o.result += fmt::format(", {} VMA{} copied", rep.vmas_copied, rep.vmas_copied == 1 ? "" : "s");
+    o.detail.push_back(fmt::format("recovery {}: {}", recovery_name(rec), rep.recovery_note));
+    if (rep.failed_step != "mm_init")
+      o.detail.push_back(
+          fmt::format("child at lock drop: flags {}, {} PTEs copied, {} parent "
+                      "PTEs write-protected",
+                      flag_names(rep.child_flags), rep.ptes_copied, rep.ptes_wrprotected));
+    for (const auto& w : rep.walkers)
+      o.detail.push_back(walker_text(w));
+    if (rep.exited) o.detail.push_back("child exit_mmap: " + exit_report_text(rep.exit));
+    for (const auto& e : rep.errors)
+      o.detail.push_back("WARNING: " + e);
+    d["failed_step"] = rep.failed_step;
+    d["failed_vma"] = fmt::format("{:#x}", rep.failed_vma);
+    d["failure_point"] =
+        rep.has_failure_point ? json(fmt::format("{:#x}", rep.failure_point)) : json(nullptr);
+    d["tree_max"] = fmt::format("{:#x}", rep.tree_max);
+    d["xa_zero"] = rep.xa_zero_stored ? json{{"first", fmt::format("{:#x}", rep.xa_zero_first)},
+                                             {"last", fmt::format("{:#x}", rep.xa_zero_last)}}
+                                      : json(nullptr);
+    d["torn_down"] = rep.torn_down;
+    d["recovery_note"] = rep.recovery_note;
+    d["child_flags"] = flag_names(rep.child_flags);
+    d["errors"] = rep.errors;
+    d["exit_mmap"] = rep.exited ? exit_report_json(rep.exit) : json(nullptr);
+  }
+  json wj = json::array();
+  for (const auto& w : rep.walkers)
+    wj.push_back(walker_json(w));
+  d["walkers"] = wj;
+  o.data = std::move(d);
+  return o;
+}
+
+StepOut Interp::cmd_exit(const Stmt& st) {
+  (void)slot(st, 0);  // must be live
+  return exit_mm(st.pos[0].value);
+}
+
+StepOut Interp::cmd_inject(const Stmt& st) {
+  StepOut o;
+  o.status = "ok";
+  FaultInjector& inj = machine.inject;
+  if (st.cmd == "inject off") {
+    inj.disarm();
+    o.result = "injector disarmed";
+    return o;
+  }
+  if (st.cmd == "inject random") {
+    const double p = std::stod(st.pos[0].value);
+    const std::uint64_t s = pos_expr(st, 2);
+    std::optional<AllocSite> site;
+    if (const Arg* sa = st.key("site")) site = parse_site(sa->value);
+    inj.fail_random(p, s, site);
+    o.result = fmt::format("each {} allocation fails with probability {} (seed {})",
+                           site ? site_name(*site) : "any", p, s);
+    return o;
+  }
+  std::string_view rest = st.pos[0].value;
+  std::string desc;
+  while (true) {
+    const auto comma = rest.find(',');
+    const InjectRule rule = *parse_inject_rule(rest.substr(0, comma));
+    if (rule.site)
+      inj.fail_nth(*rule.site, rule.nth, rule.persistent);
+    else
+      inj.fail_nth_any(rule.nth, rule.persistent);
+    desc += fmt::format("{}{} allocation #{}{} from now", desc.empty() ? "" : ", ",
+                        rule.site ? site_name(*rule.site) : "any", rule.nth,
+                        rule.persistent ? " and every later one" : "");
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  o.result = "armed: " + desc + " fails";
+  return o;
+}
+
+StepOut Interp::cmd_walker(const Stmt& st) {
+  StepOut o;
+  o.status = "ok";
+  if (st.cmd == "walker clear") {
+    walkers.clear();
+    o.result = "no walkers at the lock-drop point";
+    return o;
+  }
+  const auto parsed = parse_walker(st.pos[0].value);
+  if (!parsed) fail(st, &st.pos[0], "unknown walker " + st.pos[0].value);
+  walkers.push_back(make_walker(parsed->first, parsed->second));
+  std::string names;
+  for (const auto& w : walkers)
+    names += (names.empty() ? "" : ", ") + w->name();
+  o.result = "walkers at the lock-drop point: " + names;
+  return o;
+}
+
+}  // namespace mmemu::script

@@ -1,0 +1,395 @@
+// The interpreter's core: the statement loop, output of steps, and the end-of-script
+// teardown with the leak and invariant checks.
+#include "tools/script_interp.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "tools/dump.hpp"
+#include "tools/script_spec.hpp"
+#include "vma/exit_mmap.hpp"
+#include "vma/file.hpp"
+#include "vma/validate.hpp"
+
+namespace mmemu::script {
+
+using json = nlohmann::json;
+
+Interp::Interp(const Program& p, const Options& o, std::ostream& out, std::ostream& err)
+    : prog(p), opts(o), machine(o.phys_bytes), recovery(o.recovery), out_(out), err_(err) {}
+
+Interp::~Interp() {
+  // On a script error the remaining address spaces go away quietly (mmput runs exit_mmap).
+  mms.clear();
+  for (auto& [name, f] : files)
+    f->put();
+  files.clear();
+}
+
+// ---------------------------------------------------------------- helpers
+
+void Interp::fail(const Stmt& st, const Arg* at, std::string msg) {
+  throw RuntimeError{st.line, at ? at->value_col : st.cmd_col, std::move(msg)};
+}
+
+Interp::MmSlot& Interp::slot(const Stmt& st, std::size_t i) {
+  const Arg& a = st.pos.at(i);
+  for (auto& s : mms)
+    if (s.name == a.value) return s;
+  fail(st, &a, fmt::format("no live mm named '{}' (it exited, or its fork failed)", a.value));
+}
+
+Mm& Interp::mm_arg(const Stmt& st, std::size_t i) {
+  return *slot(st, i).mm;
+}
+
+std::uint64_t Interp::expr(const Stmt& st, const Arg& a) {
+  auto v = eval_expr(a.value, [this](std::string_view n) -> std::optional<std::uint64_t> {
+    const auto it = vars.find(std::string(n));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  });
+  if (!v) {
+    std::string msg = v.error().msg;
+    // "$x is not set": say which step failed to set it.
+    for (const auto& [name, line] : unset_by)
+      if (line && msg == "$" + name + " is not set")
+        msg += fmt::format(" (the step on line {} that sets it failed)", line);
+    throw RuntimeError{st.line, a.value_col + static_cast<int>(v.error().offset), msg};
+  }
+  return *v;
+}
+
+StepOut Interp::errno_result(Result<void> r) {
+  StepOut o;
+  if (r) {
+    o.result = o.status = "ok";
+  } else {
+    o.ok = false;
+    o.result = o.status = std::string(errno_name(r.error().code));
+  }
+  return o;
+}
+
+File* Interp::file_named(const std::string& name, std::uint64_t size, bool create, const Stmt& st,
+                         const Arg* at, bool writable) {
+  if (auto it = files.find(name); it != files.end()) return it->second;
+  if (!create)
+    fail(st, at, fmt::format("no file named '{}' (create it with file {} size=N)", name, name));
+  // Recognisable contents: each page starts with "<name> page <n>\n", the rest is zero.
+  std::vector<std::uint8_t> data(size, 0);
+  for (std::uint64_t pg = 0; pg * PAGE_SIZE < size; ++pg) {
+    const std::string tag = fmt::format("{} page {}\n", name, pg);
+    const std::uint64_t n = std::min<std::uint64_t>(tag.size(), size - pg * PAGE_SIZE);
+    std::copy_n(tag.begin(), n, data.begin() + static_cast<std::ptrdiff_t>(pg * PAGE_SIZE));
+  }
+  File* f = File::create(machine, name, std::move(data), true, writable, 0x801,
+                         1000000 + files.size());  // 08:01, inodes numbered per script
+  files.emplace(name, f);
+  return f;
+}
+
+std::vector<const Mm*> Interp::live_mms() const {
+  std::vector<const Mm*> v;
+  for (const auto& s : mms)
+    v.push_back(s.mm.get());
+  return v;
+}
+
+std::string Interp::mm_label(const Mm& mm) const {
+  for (const auto& s : mms)
+    if (s.mm.get() == &mm) return s.name;
+  return fmt::format("mm{}", mm.id());
+}
+
+std::string Interp::exit_report_text(const ExitMmapReport& r) {
+  std::string s;
+  if (r.empty)
+    s = "no VMA: straight to destroy";
+  else
+    s = fmt::format("{} VMA{} removed (map_count {})", r.vmas_removed,
+                    r.vmas_removed == 1 ? "" : "s", r.map_count);
+  if (r.met_xa_zero) s += ", stopped at XA_ZERO";
+  // The gather counts page references it dropped (a shared frame stays allocated).
+  s += fmt::format(", {} page{} unmapped, {} table{} freed", r.pages_freed,
+                   r.pages_freed == 1 ? "" : "s", r.tables_freed, r.tables_freed == 1 ? "" : "s");
+  return s;
+}
+
+json Interp::exit_report_json(const ExitMmapReport& r) {
+  return {{"vmas_removed", r.vmas_removed},
+          {"map_count", r.map_count},
+          {"nr_accounted", r.nr_accounted},
+          {"met_xa_zero", r.met_xa_zero},
+          {"empty", r.empty},
+          {"pages_freed", r.pages_freed},
+          {"tables_freed", r.tables_freed}};
+}
+
+StepOut Interp::exit_mm(const std::string& name) {
+  auto it = std::find_if(mms.begin(), mms.end(), [&](const MmSlot& s) { return s.name == name; });
+  const std::uint64_t free_before = machine.phys.nr_free();
+  const ExitMmapReport r = exit_mmap(*it->mm);
+  mms.erase(it);  // mmput: frees the pgd
+  const std::uint64_t back = machine.phys.nr_free() - free_before;
+  StepOut o;
+  o.result = fmt::format("exit_mmap: {}; {} frame{} back on the free list", exit_report_text(r),
+                         back, back == 1 ? "" : "s");
+  o.status = "ok";
+  o.data["exit_mmap"] = exit_report_json(r);
+  o.data["frames_freed"] = back;
+  return o;
+}
+
+Interp::TableSet Interp::table_set(const Mm& mm) {
+  TableSet t;
+  mm.pt().for_each_table([&](pfn_t pfn, Level l, vaddr_t base) { t[{l, base}] = pfn; });
+  return t;
+}
+
+// Which page tables a step freed or allocated in each address space that lived through it:
+// what munmap's free_pgtables kept between neighbours is exactly what is not listed.
+void Interp::report_table_changes(const std::vector<std::pair<const Mm*, TableSet>>& before,
+                                  StepOut& o) {
+  json freed = json::array(), added = json::array();
+  for (const auto& [mm, old] : before) {
+    if (std::none_of(mms.begin(), mms.end(), [&](const MmSlot& s) { return s.mm.get() == mm; }))
+      continue;  // exited in this step
+    const TableSet now = table_set(*mm);
+    const std::string who = mm_label(*mm);
+    auto line = [&](const char* what, Level l, vaddr_t base, pfn_t pfn) {
+      const vaddr_t last =
+          l == Level::Pgd ? ~0ULL
+                          : base + ((static_cast<vaddr_t>(PTRS_PER_TABLE) << level_shift(l)) - 1);
+      o.detail.push_back(fmt::format("{}: {} {} table {:#x} (va {:#x}..{:#x})", who, what,
+                                     level_name(l), pfn, base, last));
+      return json{{"mm", who},
+                  {"level", level_name(l)},
+                  {"pfn", fmt::format("{:#x}", pfn)},
+                  {"va_start", fmt::format("{:#x}", base)}};
+    };
+    for (const auto& [k, pfn] : old)
+      if (auto it = now.find(k); it == now.end() || it->second != pfn)
+        freed.push_back(line("freed", k.first, k.second, pfn));
+    for (const auto& [k, pfn] : now)
+      if (auto it = old.find(k); it == old.end() || it->second != pfn)
+        added.push_back(line("new", k.first, k.second, pfn));
+  }
+  if (!freed.empty()) o.data["tables_freed"] = freed;
+  if (!added.empty()) o.data["tables_new"] = added;
+}
+
+// ---------------------------------------------------------------- the statement loop
+
+int Interp::run() {
+  machine.inject.on_attempt = [this](const FaultInjector::Event& e) {
+    if (e.failed)
+      step_failures.push_back(fmt::format("{} allocation #{}", site_name(e.site), e.attempt));
+  };
+  try {
+    exec_block(prog.stmts);
+  } catch (const RuntimeError& e) {
+    out_.flush();
+    err_ << fmt::format("{}:{}:{}: error: {}\n", prog.name, e.line, e.col, e.msg);
+    return kExitUsage;
+  }
+  return finish();
+}
+
+void Interp::exec_block(const std::vector<Stmt>& body) {
+  for (const Stmt& st : body)
+    exec(st);
+}
+
+void Interp::exec(const Stmt& st) {
+  machine.inject.set_context(fmt::format("line {}: {}", st.line, st.text));
+  if (st.cmd == "repeat") {
+    const std::uint64_t n = pos_expr(st, 0);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      if (st.pos.size() > 1) vars[st.pos[1].value] = i;
+      exec_block(st.body);
+    }
+    return;
+  }
+  if (st.cmd == "echo") {
+    const std::string text = *unescape(st.pos[0].value);
+    emit_plain(text, {{"line", st.line}, {"cmd", "echo"}, {"text", text}});
+    return;
+  }
+  step_failures.clear();
+  const bool is_op = !st.cmd.starts_with("expect") && st.cmd != "dump" && st.cmd != "check" &&
+                     st.cmd != "snapshot" && st.cmd != "leaks" && st.cmd != "let" &&
+                     st.cmd != "recovery" && !st.cmd.starts_with("walker") &&
+                     !st.cmd.starts_with("inject");
+  std::vector<std::pair<const Mm*, TableSet>> before;
+  if (is_op)
+    for (const auto& s : mms)
+      before.emplace_back(s.mm.get(), table_set(*s.mm));
+  StepOut o = dispatch(st);
+  if (is_op) report_table_changes(before, o);
+  if (!st.assign.empty()) {
+    if (o.value) {
+      vars[st.assign] = *o.value;
+      unset_by[st.assign] = 0;
+      o.result += fmt::format(" (${})", st.assign);
+    } else {
+      vars.erase(st.assign);
+      unset_by[st.assign] = st.line;
+    }
+  }
+  if (is_op) last_status = o.status;
+  if (!step_failures.empty()) {
+    o.result += " [injected: ";
+    for (std::size_t i = 0; i < step_failures.size(); ++i)
+      o.result += (i ? ", " : "") + step_failures[i];
+    o.result += "]";
+    o.data["injected"] = step_failures;
+  }
+  if (opts.check_each && is_op) {
+    const auto mmsv = live_mms();
+    const auto problems = validate_mms(mmsv);
+    if (!problems.empty()) {
+      invariants_broken = true;
+      o.detail.push_back(
+          fmt::format("--check: {} problem{}", problems.size(), problems.size() == 1 ? "" : "s"));
+      for (const auto& p : problems)
+        o.detail.push_back("  " + p);
+      o.data["check"] = problems;
+    }
+  }
+  emit(st, o);
+}
+
+StepOut Interp::dispatch(const Stmt& st) {
+  const std::string& c = st.cmd;
+  if (c == "mm") return cmd_mm(st);
+  if (c == "file") return cmd_file(st);
+  if (c == "mmap") return cmd_mmap(st);
+  if (c == "munmap") return cmd_munmap(st);
+  if (c == "mprotect") return cmd_mprotect(st);
+  if (c == "mremap") return cmd_mremap(st);
+  if (c == "madvise") return cmd_madvise(st);
+  if (c == "mlock" || c == "munlock" || c == "mlockall" || c == "munlockall") return cmd_mlock(st);
+  if (c == "brk") return cmd_brk(st);
+  if (c == "touch") return cmd_touch(st);
+  if (c == "write") return cmd_write(st);
+  if (c == "read") return cmd_read(st);
+  if (c == "fork") return cmd_fork(st);
+  if (c == "exit") return cmd_exit(st);
+  if (c.starts_with("inject")) return cmd_inject(st);
+  if (c == "recovery") {
+    recovery = *parse_recovery(st.pos[0].value);
+    StepOut o;
+    o.result = fmt::format("later forks recover with {}", recovery_name(recovery));
+    o.status = "ok";
+    return o;
+  }
+  if (c.starts_with("walker")) return cmd_walker(st);
+  if (c == "dump") return cmd_dump(st);
+  if (c == "check") return cmd_check(st);
+  if (c == "snapshot") return cmd_snapshot(st);
+  if (c == "leaks") return cmd_leaks(st);
+  if (c == "let") {
+    const std::uint64_t v = pos_expr(st, 1);
+    vars[st.pos[0].value] = v;
+    StepOut o;
+    o.result = fmt::format("${} = {:#x}", st.pos[0].value, v);
+    o.status = "ok";
+    o.data["value"] = fmt::format("{:#x}", v);
+    return o;
+  }
+  if (c.starts_with("expect")) return cmd_expect(st);
+  fail(st, nullptr, "command not implemented: " + c);
+}
+
+// ---------------------------------------------------------------- output
+
+void Interp::emit(const Stmt& st, StepOut& o) {
+  if (opts.json) {
+    json j{{"line", st.line},    {"text", st.text},    {"cmd", st.cmd}, {"ok", o.ok},
+           {"status", o.status}, {"result", o.result}, {"data", o.data}};
+    out_ << j.dump() << "\n";
+    return;
+  }
+  const std::string indent(static_cast<std::size_t>(2 * st.depth), ' ');
+  const std::string lhs = indent + st.text;
+  out_ << fmt::format("{:>4}  {:<46} => {}\n", st.line, lhs, o.result);
+  for (const auto& d : o.detail)
+    out_ << "      " << indent << d << "\n";
+}
+
+void Interp::emit_plain(const std::string& line, const json& obj) {
+  if (opts.json)
+    out_ << obj.dump() << "\n";
+  else
+    out_ << line << "\n";
+}
+
+int Interp::finish() {
+  // Invariants over everything still alive, then every mm exits, then the script's file
+  // references go, and whatever is still live leaked.
+  if (!mms.empty()) {
+    const auto problems = validate_mms(live_mms());
+    if (!problems.empty()) invariants_broken = true;
+    json jp = problems;
+    std::string line =
+        problems.empty()
+            ? fmt::format("end: invariants ok over {} mm{}", mms.size(), mms.size() == 1 ? "" : "s")
+            : fmt::format("end: {} invariant problem{}", problems.size(),
+                          problems.size() == 1 ? "" : "s");
+    for (const auto& p : problems)
+      line += "\n      " + p;
+    emit_plain(line, {{"cmd", "end-check"}, {"ok", problems.empty()}, {"problems", jp}});
+  }
+  while (!mms.empty()) {
+    const std::string name = mms.front().name;
+    StepOut o = exit_mm(name);
+    emit_plain(fmt::format("end: exit {} => {}", name, o.result),
+               {{"cmd", "end-exit"}, {"mm", name}, {"data", o.data}});
+  }
+  for (auto& [name, f] : files)
+    f->put();
+  files.clear();
+
+  bool leaked = false;
+  for (AllocSite s : kAllAllocSites)
+    if (machine.live.live(s) != 0) leaked = true;
+  if (machine.live.unknown_frees() != 0) leaked = true;
+  std::string line;
+  if (!leaked) {
+    line = fmt::format("end: leak check ok: nothing live, {} of {} frames free",
+                       machine.phys.nr_free(), machine.phys.nr_frames());
+  } else {
+    line = "end: LEAKED:\n" + dump::live_objects_text(machine);
+    if (machine.live.unknown_frees())
+      line += fmt::format("{} frees of objects never recorded\n", machine.live.unknown_frees());
+    line.pop_back();
+  }
+  emit_plain(line, {{"cmd", "end-leaks"},
+                    {"ok", !leaked},
+                    {"live", dump::live_objects_json(machine)},
+                    {"unknown_frees", machine.live.unknown_frees()},
+                    {"free_frames", machine.phys.nr_free()}});
+  const int status = (leaked || invariants_broken) ? kExitLeak
+                     : expect_failures             ? kExitExpect
+                                                   : kExitOk;
+  if (!opts.json && status != kExitOk)
+    out_ << fmt::format("end: exit status {} ({})\n", status,
+                        status == kExitLeak
+                            ? "leaks or broken invariants"
+                            : fmt::format("{} expect line{} failed", expect_failures,
+                                          expect_failures == 1 ? "" : "s"));
+  if (opts.json)
+    out_ << json{{"cmd", "end"}, {"exit_status", status}, {"expect_failures", expect_failures}}
+                .dump()
+         << "\n";
+  return status;
+}
+
+int run_script(const Program& prog, const Options& opts, std::ostream& out, std::ostream& err) {
+  Interp in(prog, opts, out, err);
+  return in.run();
+}
+
+}  // namespace mmemu::script
