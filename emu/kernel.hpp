@@ -61,6 +61,7 @@ struct KernelOptions {
   std::uint64_t phys_bytes = 1ULL << 30;
   ForkRecovery fork_recovery = ForkRecovery::TreeMax;
   std::size_t tlb_entries = SoftTlb::kDefaultEntries;
+  bool tlb_coalesce = true;  // off: one page per refill (--no-tlb-coalesce, for measuring)
   std::uint64_t slice_instructions = 200000;
   bool check = false;  // validate_mm after every mm-changing syscall and fault
   DumpWhen dump;

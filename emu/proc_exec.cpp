@@ -36,6 +36,7 @@ nlohmann::json exit_mmap_json(const ExitMmapReport& r) {
 void Kernel::attach_cpu(Process& p, std::unique_ptr<Cpu> cpu) {
   p.cpu = std::move(cpu);
   p.tlb = std::make_unique<SoftTlb>(*p.cpu, p.mm(), opts_.tlb_entries);
+  p.tlb->set_coalescing(opts_.tlb_coalesce);
   p.as->tlbs.attach(p.tlb.get());
   const int pid = p.pid;
   p.tlb->on_event = [this, pid](const TlbEvent& e) {

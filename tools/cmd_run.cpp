@@ -34,6 +34,7 @@ struct RunArgs {
   bool stats = false;
   bool check = false;
   std::size_t tlb_entries = SoftTlb::kDefaultEntries;
+  bool no_tlb_coalesce = false;
   std::uint64_t slice = 200000;
   std::vector<std::string> env;
   bool clear_env = false;
@@ -107,6 +108,7 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
     return kExitUsage;
   }
   opts.tlb_entries = a.tlb_entries;
+  opts.tlb_coalesce = !a.no_tlb_coalesce;
   opts.slice_instructions = a.slice;
   opts.check = a.check;
   opts.random_seed = a.seed;
@@ -229,6 +231,9 @@ void add_run_command(CLI::App& app, int& status) {
   sub->add_flag("--check", args->check, "check every invariant after every mm operation");
   sub->add_option("--tlb-entries", args->tlb_entries, "software TLB entries (Unicorn regions)")
       ->capture_default_str();
+  sub->add_flag("--no-tlb-coalesce", args->no_tlb_coalesce,
+                "refill one page per TLB miss instead of the longest contiguous run (for "
+                "measuring)");
   sub->add_option("--slice", args->slice, "instructions per scheduling slice")
       ->capture_default_str();
   sub->add_option("--log", args->log, "write mmemu's own messages to FILE");
