@@ -27,7 +27,7 @@ HostFile::~HostFile() {
 
 std::uint64_t HostFile::copy_at(std::span<std::uint8_t> buf, std::uint64_t off) const {
   const auto& data = file_->data();
-  if (off >= data.size()) return 0;
+  if (buf.empty() || off >= data.size()) return 0;
   const std::uint64_t n = std::min<std::uint64_t>(buf.size(), data.size() - off);
   std::memcpy(buf.data(), data.data() + off, n);
   return n;

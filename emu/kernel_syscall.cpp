@@ -40,20 +40,26 @@ void Kernel::handle_syscall(Process& p) {
 void Kernel::retry_blocked(Process& p) {
   BlockedCall call = *p.blocked;
   detach_waiter(p);
-  const bool interruptible = call.restart != Restart::Uninterruptible || p.sig.is_pending(kSigKill);
-  if (interruptible && p.sig.next_deliverable() != 0) {
-    interrupt_blocked(p);
-    return;
-  }
-  p.blocked.reset();
+  // As the kernel's wait loops do: look again first (a child that exited, data that
+  // arrived wins over the signal that came with it), and only a call that would still
+  // wait is interrupted by a pending signal.
   const Sys sys = static_cast<Sys>(call.sys);
   SyscallFn fn = syscalls_->find(sys);
   machine_.inject.set_context(fmt::format("pid {}: {}", p.pid, sys_name(sys)));
   SyscallContext ctx{*this, p, sys, call.nr, call.args, call.retries + 1};
+  p.blocked.reset();
+  p.state = ProcState::Runnable;
   const SysResult r = fn(ctx);
   if (r.kind() == SysResult::Kind::Block) {
-    BlockedCall again{call.nr,         call.sys,    call.args,       r.queue(),
-                      r.deadline_ns(), r.restart(), call.retries + 1};
+    const BlockedCall again{call.nr,         call.sys,    call.args,       r.queue(),
+                            r.deadline_ns(), r.restart(), call.retries + 1};
+    const bool interruptible =
+        again.restart != Restart::Uninterruptible || p.sig.is_pending(kSigKill);
+    if (interruptible && p.sig.next_deliverable() != 0) {
+      p.blocked = again;
+      interrupt_blocked(p);
+      return;
+    }
     block(p, again);
     return;
   }

@@ -155,6 +155,7 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
     if (p.vfork_parent) {
       if (Process* parent = find(p.vfork_parent)) parent->vfork_done.wake_all();
       p.vfork_parent = 0;
+      p.yield = true;  // let the parent go on first, as it usually does on Linux
     }
     release_mm(p);
   }

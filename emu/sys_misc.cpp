@@ -99,9 +99,12 @@ SysResult sys_rseq(SyscallContext& ctx) {
   Process& p = ctx.proc;
   if (flags & kRseqFlagUnregister) {
     if (flags & ~kRseqFlagUnregister) return err(EINVAL);
-    if (p.rseq_area != rseq) return err(EINVAL);
+    if (!p.rseq_area || p.rseq_area != rseq) return err(EINVAL);
     if (len != p.rseq_len) return err(EINVAL);
     if (p.rseq_sig != sig) return err(EPERM);
+    // rseq_reset_rseq_cpu_node_id: cpu_id back to RSEQ_CPU_ID_UNINITIALIZED.
+    const std::uint32_t reset[2] = {0, ~0U};
+    if (!ctx.write(rseq, reset, sizeof reset)) return err(EFAULT);
     p.rseq_area = 0;
     p.rseq_len = 0;
     p.rseq_sig = 0;
@@ -113,8 +116,8 @@ SysResult sys_rseq(SyscallContext& ctx) {
     if (p.rseq_sig != sig) return err(EPERM);
     return err(EBUSY);
   }
-  if (len < kRseqOrigSize || (len == kRseqOrigSize ? (rseq & 31) : (rseq & 31) || len % 32))
-    return err(EINVAL);
+  // struct rseq is 32-byte aligned; a longer (extended) area keeps that alignment.
+  if (len < kRseqOrigSize || (rseq & (kRseqOrigSize - 1))) return err(EINVAL);
   if (!access_ok(ctx.arch(), rseq, len)) return err(EFAULT);
   const std::uint32_t cpu[2] = {0, 0};
   const std::uint32_t ids[3] = {0, 0, 0};  // flags, node_id, mm_cid

@@ -223,6 +223,16 @@ Node lookup(SyscallContext& ctx, const std::string& norm) {
     n.host = norm;
     return n;
   }
+  if (norm == "/sys/devices/system/cpu/online" || norm == "/sys/devices/system/cpu/possible" ||
+      norm == "/sys/devices/system/cpu/present") {
+    // One CPU, as sched_getaffinity says.
+    Node n;
+    n.kind = Node::Gen;
+    n.name = norm;
+    n.ino = 0x5ec0 + norm.size();
+    n.gen = [] { return std::optional<std::string>("0\n"); };
+    return n;
+  }
   if (!c.empty() && c[0] == "sys") {
     Node n;
     n.kind = Node::HostPseudo;

@@ -2,7 +2,8 @@
 // a directory descriptor, and the name space a guest sees:
 // - /proc/self, /proc/thread-self and /proc/PID (guest pids) with maps, smaps,
 //   smaps_rollup, status, statm, comm, cmdline, environ, exe, cwd, fd/ and task/PID/;
-//   other /proc and /sys files are snapshots of the host's, read-only;
+//   /sys/devices/system/cpu/{online,possible,present} say "0" (one CPU, as
+//   sched_getaffinity); other /proc and /sys files are snapshots of the host's, read-only;
 // - /dev/null, zero, full, random, urandom (emulated), /dev/stdin|stdout|stderr and
 //   /dev/fd/N (as /proc/self/fd/N);
 // - everything else is the host's file system, read-only: opening for writing, creating

@@ -10,7 +10,6 @@
 
 #include <fmt/format.h>
 
-#include "emu_test_util.hpp"
 #include "sys_test_util.hpp"
 #include "vma/file.hpp"
 #include "vma/proc_maps.hpp"
@@ -376,7 +375,7 @@ INSTANTIATE_SYS_ARCHES(SysFsTest);
 class SpawnedProcTest : public ::testing::TestWithParam<Arch> {
  protected:
   SpawnedProcTest() : k(SysTest::options()) {
-    auto r = k.spawn(guest_path(GetParam(), "hello"), {"hello", "arg1"}, {"E=1"});
+    auto r = k.spawn(sys_guest_path(GetParam(), "hello"), {"hello", "arg1"}, {"E=1"});
     EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
     if (r) p = *r;
     register_file_syscalls(table);

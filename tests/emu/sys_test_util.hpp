@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,24 @@ namespace mmemu::test {
 
 inline std::string arch_param_name(const ::testing::TestParamInfo<Arch>& info) {
   return std::string(arch_name(info.param));
+}
+
+// A built guest program: ${MMEMU_GUEST_DIR}/ARCH/NAME, or the guests directory found
+// above the test binary.
+inline std::string sys_guest_path(Arch a, const std::string& name) {
+  namespace fs = std::filesystem;
+  std::string dir = "guests";
+  if (const char* d = std::getenv("MMEMU_GUEST_DIR")) {
+    dir = d;
+  } else {
+    const fs::path exe = fs::read_symlink("/proc/self/exe");
+    for (fs::path q = exe.parent_path(); !q.empty() && q != q.root_path(); q = q.parent_path())
+      if (fs::exists(q / "guests" / "guests.txt")) {
+        dir = (q / "guests").string();
+        break;
+      }
+  }
+  return dir + "/" + std::string(arch_name(a)) + "/" + name;
 }
 
 // A host directory with a few files for open/stat/read tests, removed afterwards.
