@@ -138,6 +138,7 @@ Kernel::Kernel(KernelOptions opts)
       next_pid_(opts_.first_pid),
       rng_state_(opts_.random_seed ^ 0x9e3779b97f4a7c15ULL) {
   syscalls_ = make_syscall_table();
+  if (opts_.inject_at_fork == 0) arm_injections();
   machine_.inject.on_attempt = [this](const FaultInjector::Event& e) {
     if (!e.failed) return;
     record("inject", current_ ? current_->pid : 0,
@@ -174,6 +175,16 @@ Kernel::~Kernel() {
   machine_.inject.on_attempt = nullptr;
   machine_.live.on_created = nullptr;
   machine_.live.on_destroyed = nullptr;
+}
+
+void Kernel::arm_injections() {
+  for (const InjectRule& r : opts_.inject_rules) {
+    if (r.site) {
+      machine_.inject.fail_nth(*r.site, r.nth, r.persistent);
+    } else {
+      machine_.inject.fail_nth_any(r.nth, r.persistent);
+    }
+  }
 }
 
 void Kernel::record(std::string_view ev, int pid, nlohmann::json fields) {

@@ -25,6 +25,7 @@
 #include "emu/process.hpp"
 #include "emu/signal.hpp"
 #include "emu/trace.hpp"
+#include "mmu/fault_inject.hpp"
 #include "mmu/machine.hpp"
 #include "vma/fork.hpp"
 
@@ -70,6 +71,10 @@ struct KernelOptions {
   std::uint64_t random_seed = 0;     // AT_RANDOM bytes and getrandom come from it
   // mmemu's descriptors the initial process gets as its 0, 1, 2 (tests pass files).
   std::array<int, 3> stdio_fds{0, 1, 2};
+  // Injection rules (--inject), armed at the start of the run, or when the
+  // inject_at_fork-th fork (1-based) begins so counts are relative to that fork.
+  std::vector<InjectRule> inject_rules;
+  int inject_at_fork = 0;
 };
 
 // Why a program cannot be started (spawn) or exec'd: errno as execve gives it and a
@@ -187,6 +192,7 @@ class Kernel {
   void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
   void release_mm(Process& p);
   std::uint64_t next_random();
+  void arm_injections();
 
   Machine machine_;  // first: outlives every mm
   KernelOptions opts_;
@@ -206,6 +212,7 @@ class Kernel {
   std::uint64_t rng_state_;
   RunSummary summary_;  // the initial process's status, when known
   bool init_exited_ = false;
+  int forks_ = 0;                      // fork attempts so far (inject_at_fork)
   std::vector<std::string> problems_;  // invariant failures seen during the run
 };
 

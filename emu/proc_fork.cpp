@@ -68,6 +68,7 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
     as = parent.as;
   } else {
     machine_.inject.set_context(fmt::format("pid {}: fork", parent.pid));
+    if (++forks_ == opts_.inject_at_fork) arm_injections();
     ForkReport rep;
     DumpWalker dw(*this, parent.pid, child_pid);
     std::vector<ConcurrentWalker*> walkers;

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -23,6 +24,7 @@ constexpr int kExitUsage = 2;
 struct RunArgs {
   std::string phys_mem = "1G";
   std::vector<std::string> inject;
+  std::string inject_from;
   double inject_random = 0;
   std::uint64_t seed = 1;
   std::string recovery = "tree-max";
@@ -132,6 +134,16 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
       if (comma == spec_list.size()) break;
     }
   }
+  opts.inject_rules = rules;
+  if (!a.inject_from.empty()) {
+    const std::string& f = a.inject_from;
+    int k = 0;
+    if (!f.starts_with("fork:") || (k = std::atoi(f.c_str() + 5)) < 1) {
+      std::cerr << fmt::format("mmemu run: --inject-from {}: expected fork:K (K >= 1)\n", f);
+      return kExitUsage;
+    }
+    opts.inject_at_fork = k;
+  }
   if (a.inject_random < 0 || a.inject_random > 1) {
     std::cerr << "mmemu run: --inject-random: expected a probability from 0 to 1\n";
     return kExitUsage;
@@ -151,13 +163,6 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
   k.set_dump_hook([&out, json](const DumpPoint& at, const Mm& mm, const Machine& m) {
     render_dump(out, json, at, mm, m);
   });
-  for (const InjectRule& r : rules) {
-    if (r.site) {
-      k.machine().inject.fail_nth(*r.site, r.nth, r.persistent);
-    } else {
-      k.machine().inject.fail_nth_any(r.nth, r.persistent);
-    }
-  }
   if (a.inject_random > 0) k.machine().inject.fail_random(a.inject_random, a.seed);
 
   std::vector<std::string> envp;
@@ -211,7 +216,11 @@ void add_run_command(CLI::App& app, int& status) {
       ->capture_default_str();
   sub->add_option("--inject", args->inject,
                   "fail allocations: SITE:N[,SITE:N...] (N-th attempt at SITE; N+ = from N "
-                  "on; SITE: vma anon_vma maple_node pgtable page any)");
+                  "on; SITE: vma anon_vma maple_node pgtable page any)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--inject-from", args->inject_from,
+                  "start counting --inject attempts when the K-th fork begins: fork:K");
   sub->add_option("--inject-random", args->inject_random,
                   "fail each allocation with probability P (seeded by --seed)");
   sub->add_option("--seed", args->seed, "seed for --inject-random and AT_RANDOM")
@@ -237,7 +246,9 @@ void add_run_command(CLI::App& app, int& status) {
   sub->add_option("--slice", args->slice, "instructions per scheduling slice")
       ->capture_default_str();
   sub->add_option("--log", args->log, "write mmemu's own messages to FILE");
-  sub->add_option("--env", args->env, "add NAME=VALUE to the guest's environment");
+  sub->add_option("--env", args->env, "add NAME=VALUE to the guest's environment")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_flag("--clear-env", args->clear_env, "start the guest with an empty environment");
   sub->callback([args, sub, &status] { status = run(*args, sub->remaining()); });
 }
