@@ -1,5 +1,6 @@
 // Script commands that look without changing anything: dump, check, snapshot, leaks and
-// the expect family. Memory is inspected through the page tables, never by faulting.
+// the expect family. Frames are looked up in the page tables without faulting; only
+// `expect bytes` reads as the program would (and so may fault a page in).
 #include <fmt/format.h>
 
 #include <sstream>
@@ -8,6 +9,7 @@
 #include "tools/script_interp.hpp"
 #include "tools/script_spec.hpp"
 #include "vma/anon_vma.hpp"
+#include "vma/fault.hpp"
 #include "vma/file.hpp"
 #include "vma/validate.hpp"
 
@@ -255,21 +257,13 @@ StepOut Interp::cmd_expect(const Stmt& st) {
     o = verdict(have >= 0 && static_cast<std::uint64_t>(have) == n,
                 fmt::format("{} live {}, expected {}", have, site_name(s), n));
   } else if (sub == "bytes") {
-    const Mm& mm = mm_arg(st, 0);
+    Mm& mm = mm_arg(st, 0);
     const vaddr_t a = pos_expr(st, 1);
     const std::string want = *unescape(st.pos[2].value);
-    std::string have;
-    bool mapped = true;
-    for (std::size_t i = 0; i < want.size(); ++i) {
-      const auto p = frame_at(mm, a + i);
-      if (!p) {
-        mapped = false;
-        break;
-      }
-      have += static_cast<char>(mm.phys().frame(*p)[(a + i) & (PAGE_SIZE - 1)]);
-    }
-    if (!mapped)
-      o = verdict(false, fmt::format("{:#x} is not mapped in the page tables", a));
+    // Read as the program would (copy_from_user): a page not yet mapped is faulted in.
+    std::string have(want.size(), '\0');
+    if (auto r = copy_from_user(mm, have.data(), a, have.size()); !r)
+      o = verdict(false, fmt::format("reading {:#x}: {}", a, errno_name(r.error().code)));
     else
       o = verdict(have == want,
                   have == want ? fmt::format("{} bytes match", want.size()) : "bytes differ");

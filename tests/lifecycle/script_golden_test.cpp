@@ -205,6 +205,54 @@ TEST(ScriptCommand, FailedExpectExitsOneAfterRunningEverything) {
   EXPECT_NE(r.out.find("end: leak check ok"), std::string::npos) << r.out;
 }
 
+// The memory calls reach the core with their arguments as written (mremap flags, madvise
+// advice, mlock forms, relative brk, MAP_FIXED_NOREPLACE, populate, file access modes),
+// with every invariant checked after every step (--check).
+TEST(ScriptCommand, MemoryCallsReachTheCore) {
+  const Proc r = run_text(
+      "mm a arch=arm64\n"
+      "x = mmap a auto 16K rw- private\n"
+      "write a $x \"keep me\"\n"
+      "touch a $x 16K write\n"
+      "y = mremap a $x 16K 64K maymove\n"
+      "expect bytes a $y \"keep me\"\n"
+      "expect vmas a 1\n"
+      "mprotect a $y 4K r--\n"
+      "touch a $y write\n"
+      "expect fault SEGV_ACCERR\n"
+      "touch a $y read\n"
+      "expect fault ok\n"
+      "madvise a $y+4K 4K dontneed\n"
+      "expect bytes a $y+4K \"\\0\"\n"
+      "mlock a $y+8K 8K\n"
+      "expect vmas a 4\n"
+      "mlockall a current future\n"
+      "munlockall a\n"
+      "h = brk a\n"
+      "brk a +64K\n"
+      "touch a $h 64K write\n"
+      "expect rss a anon 32\n"
+      "brk a -32K\n"
+      "expect rss a anon 24\n"
+      "z = mmap a $y 4K rw- private fixed noreplace\n"
+      "expect errno EEXIST\n"
+      "p = mmap a auto 32K rw- private populate\n"
+      "expect rss a anon 32\n"
+      "file f size=8K readonly\n"
+      "q = mmap a auto 8K rw- shared file=f\n"
+      "expect errno EACCES\n"
+      "q = mmap a auto 8K r-- shared file=f\n"
+      "touch a $q+4K read\n"
+      "expect bytes a $q+4K \"f page 1\\n\"\n"
+      "check\n"
+      "",
+      "--check");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("=> SEGV_ACCERR at "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("--check:"), std::string::npos) << r.out;
+}
+
 TEST(ScriptCommand, ReadsStandardInputAndWritesOut) {
   const fs::path out = fs::temp_directory_path() / ("mmemu_out_" + std::to_string(::getpid()));
   const Proc r = run("printf 'mm a\\nx = mmap a auto 4K r-- private\\n' | " + mmemu() +
