@@ -243,9 +243,11 @@ Result<File*> Kernel::open_host_file(const std::string& path) {
   return f;
 }
 
-void Kernel::dump(DumpKind kind, int pid, const Mm& mm, std::string label) {
+void Kernel::dump(DumpKind kind, int pid, const Mm& mm, std::string label,
+                  std::vector<std::string> detail) {
   record("dump", pid, {{"when", dump_kind_name(kind)}, {"label", label}});
-  if (dump_hook_) dump_hook_(DumpPoint{kind, pid, std::move(label)}, mm, machine_);
+  if (dump_hook_)
+    dump_hook_(DumpPoint{kind, pid, std::move(label), std::move(detail)}, mm, machine_);
 }
 
 void Kernel::check_mm(Process& p, std::string_view after) {

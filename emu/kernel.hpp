@@ -51,9 +51,10 @@ std::string_view dump_kind_name(DumpKind k);  // "exit", "fork", "fork-failed-ch
 
 struct DumpPoint {
   DumpKind kind;
-  int pid;            // the process whose mm is dumped (the would-be child's pid for
-                      // ForkFailedChild)
-  std::string label;  // the guest's label, the syscall name, "fork 1000 -> 1001", ...
+  int pid;                          // the process whose mm is dumped (the would-be child's pid for
+                                    // ForkFailedChild)
+  std::string label;                // the guest's label, the syscall name, "fork 1000 -> 1001", ...
+  std::vector<std::string> detail;  // lines under the title (a failed fork's report)
 };
 // Renders a dump (tools/ owns the renderers; emu/ never includes tools/).
 using DumpHook = std::function<void(const DumpPoint&, const Mm&, const Machine&)>;
@@ -74,6 +75,9 @@ struct KernelOptions {
   // Injection rules (--inject), armed at the start of the run, or when the
   // inject_at_fork-th fork (1-based) begins so counts are relative to that fork.
   std::vector<InjectRule> inject_rules;
+  // Walkers run at a failed fork's lock-drop point (vma/walkers.hpp names: unuse_mm,
+  // oom_reaper, rmap, each with -nocheck); their outcomes go into the fork dump or the log.
+  std::vector<std::string> walkers;
   int inject_at_fork = 0;
 };
 
@@ -147,7 +151,8 @@ class Kernel {
   // --check: validate_mm of p's mm now; a problem is logged, recorded for the final report
   // (exit status 70), and traced.
   void check_mm(Process& p, std::string_view after);
-  void dump(DumpKind kind, int pid, const Mm& mm, std::string label);
+  void dump(DumpKind kind, int pid, const Mm& mm, std::string label,
+            std::vector<std::string> detail = {});
   void wake(WaitQueue& wq) { wq.wake_all(); }
 
   // --- lifecycle (emu/proc_*.cpp) ---

@@ -6,6 +6,8 @@
 #include "emu/unicorn_cpu.hpp"
 #include "vma/fault.hpp"
 #include "vma/file.hpp"
+#include "vma/fork_report.hpp"
+#include "vma/walkers.hpp"
 
 namespace mmemu {
 
@@ -72,7 +74,13 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
     ForkReport rep;
     DumpWalker dw(*this, parent.pid, child_pid);
     std::vector<ConcurrentWalker*> walkers;
-    if (opts_.dump.fork) walkers.push_back(&dw);
+    if (opts_.dump.fork) walkers.push_back(&dw);  // first: the tree as the walkers find it
+    std::vector<std::unique_ptr<ConcurrentWalker>> named;
+    for (const std::string& w : opts_.walkers)
+      if (auto kind = parse_walker(w)) {
+        named.push_back(make_walker(kind->first, kind->second));
+        walkers.push_back(named.back().get());
+      }
     const std::uint64_t before = machine_.inject.attempts_total();
     auto mm = dup_mm(parent.mm(), opts_.fork_recovery, &rep, walkers);
     nlohmann::json j = report_json(rep);
@@ -83,10 +91,18 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
     record("fork", parent.pid, std::move(j));
     if (!mm) {
       stats_.add("fork_failed");
-      if (opts_.dump.fork)
+      std::vector<std::string> detail = fork_failure_details(rep, {dw.name()});
+      detail.insert(detail.begin(), fork_failure_headline(rep));
+      if (opts_.dump.fork) {
         dump(DumpKind::Fork, parent.pid, parent.mm(),
              fmt::format("fork by {} failed in {} ({})", parent.pid, rep.failed_step,
-                         recovery_name(rep.recovery)));
+                         recovery_name(rep.recovery)),
+             std::move(detail));
+      } else if (!named.empty()) {
+        log_.msg(fmt::format("pid {}: fork failed: {}", parent.pid, detail.front()));
+        for (std::size_t i = 1; i < detail.size(); ++i)
+          log_.msg("  " + detail[i]);
+      }
       return fail(ENOMEM);
     }
     as = std::make_shared<AddressSpace>();

@@ -1,6 +1,7 @@
 // `mmemu run`: runs a static x86_64 or arm64 Linux program on mmemu's page tables.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "tools/commands.hpp"
 #include "tools/dump.hpp"
 #include "tools/script_syntax.hpp"
+#include "vma/walkers.hpp"
 
 extern char** environ;
 
@@ -28,6 +30,7 @@ struct RunArgs {
   double inject_random = 0;
   std::uint64_t seed = 1;
   std::string recovery = "tree-max";
+  std::string walkers;
   std::string dump_when;
   std::string format = "text";
   std::string out;
@@ -60,6 +63,7 @@ void render_dump(std::ostream& out, bool json, const DumpPoint& at, const Mm& mm
     dump::json j{{"dump", dump_kind_name(at.kind)},
                  {"pid", at.pid},
                  {"label", at.label},
+                 {"detail", at.detail},
                  {"arch", arch_name(mm.arch())},
                  {"counters", dump::mm_counters_json(mm)},
                  {"vmas", dump::vmas_json(mm)},
@@ -68,6 +72,8 @@ void render_dump(std::ostream& out, bool json, const DumpPoint& at, const Mm& mm
   } else {
     out << fmt::format("=== page tables: {} pid {} ({}): {} ===\n", dump_kind_name(at.kind), at.pid,
                        arch_name(mm.arch()), at.label);
+    for (const std::string& line : at.detail)
+      out << "  " << line << '\n';
     out << dump::vmas_text(mm) << dump::pgtables_text(mm) << dump::mm_counters_text(mm) << '\n';
   }
   out.flush();
@@ -96,6 +102,24 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
     return kExitUsage;
   }
   opts.fork_recovery = *rec;
+  for (std::size_t at = 0; !a.walkers.empty() && at <= a.walkers.size();) {
+    const std::size_t comma = std::min(a.walkers.find(',', at), a.walkers.size());
+    const std::string name = a.walkers.substr(at, comma - at);
+    if (name == "all") {
+      for (const char* w : {"unuse_mm-nocheck", "unuse_mm", "rmap-nocheck", "rmap",
+                            "oom_reaper-nocheck", "oom_reaper"})
+        opts.walkers.emplace_back(w);
+    } else if (parse_walker(name)) {
+      opts.walkers.push_back(name);
+    } else {
+      std::cerr << fmt::format(
+          "mmemu run: --walkers: unknown walker '{}' (unuse_mm, oom_reaper, rmap, each "
+          "optionally -nocheck, or all)\n",
+          name);
+      return kExitUsage;
+    }
+    at = comma + 1;
+  }
   if (!a.dump_when.empty()) {
     std::string err;
     auto w = parse_dump_when(a.dump_when, &err);
@@ -218,6 +242,7 @@ void add_run_command(CLI::App& app, int& status) {
                   "fail allocations: SITE:N[,SITE:N...] (N-th attempt at SITE; N+ = from N "
                   "on; SITE: vma anon_vma maple_node pgtable page any)")
       ->expected(1)
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--inject-from", args->inject_from,
                   "start counting --inject attempts when the K-th fork begins: fork:K");
@@ -228,6 +253,9 @@ void add_run_command(CLI::App& app, int& status) {
   sub->add_option("--fork-recovery", args->recovery,
                   "dup_mmap failure recovery: xa-zero, tree-max, partial")
       ->capture_default_str();
+  sub->add_option("--walkers", args->walkers,
+                  "walkers run at a failed fork's lock-drop point: unuse_mm, oom_reaper, rmap "
+                  "(-nocheck: without the mm flag test), or all (comma-separated)");
   sub->add_option("--dump-pgtables", args->dump_when,
                   "dump page tables WHEN: exit, fork, fork-child, guest, syscall:NAME "
                   "(comma-separated)");
@@ -248,6 +276,7 @@ void add_run_command(CLI::App& app, int& status) {
   sub->add_option("--log", args->log, "write mmemu's own messages to FILE");
   sub->add_option("--env", args->env, "add NAME=VALUE to the guest's environment")
       ->expected(1)
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_flag("--clear-env", args->clear_env, "start the guest with an empty environment");
   sub->callback([args, sub, &status] { status = run(*args, sub->remaining()); });

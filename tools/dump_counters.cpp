@@ -5,21 +5,9 @@
 #include <map>
 
 #include "tools/dump.hpp"
+#include "vma/fork_report.hpp"
 
 namespace mmemu::dump {
-
-namespace {
-
-std::string mm_flag_names(std::uint32_t f) {
-  std::string s;
-  auto add = [&s](const char* n) { s += s.empty() ? n : std::string(" ") + n; };
-  if (f & MMF_UNSTABLE) add("unstable");
-  if (f & MMF_OOM_SKIP) add("oom-skip");
-  if (f & MMF_EXITED) add("exited");
-  return s.empty() ? "-" : s;
-}
-
-}  // namespace
 
 std::string mm_counters_text(const Mm& mm) {
   const PageTable& pt = mm.pt();
@@ -32,7 +20,7 @@ std::string mm_counters_text(const Mm& mm) {
       mm.data_vm, mm.exec_vm, mm.stack_vm, mm.rss[MM_ANONPAGES], mm.rss[MM_FILEPAGES],
       mm.rss[MM_SHMEMPAGES], mm.rss[MM_SWAPENTS], pt.nr_tables_total(), pt.nr_tables(Level::Pgd),
       pt.nr_tables(Level::Pud), pt.nr_tables(Level::Pmd), pt.nr_tables(Level::Pte),
-      mm_flag_names(mm.flags));
+      mmf_flag_names(mm.flags));
 }
 
 json mm_counters_json(const Mm& mm) {
@@ -56,7 +44,7 @@ json mm_counters_json(const Mm& mm) {
             {"pud", pt.nr_tables(Level::Pud)},
             {"pmd", pt.nr_tables(Level::Pmd)},
             {"pte", pt.nr_tables(Level::Pte)}}},
-          {"flags", mm_flag_names(mm.flags)}};
+          {"flags", mmf_flag_names(mm.flags)}};
 }
 
 std::string machine_counters_text(const Machine& m) {

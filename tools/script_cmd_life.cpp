@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "tools/script_interp.hpp"
+#include "vma/fork_report.hpp"
 #include "vma/walkers.hpp"
 
 namespace mmemu::script {
@@ -12,23 +13,6 @@ namespace mmemu::script {
 using json = nlohmann::json;
 
 namespace {
-
-std::string flag_names(std::uint32_t f) {
-  std::string s;
-  auto add = [&s](const char* n) { s += s.empty() ? n : std::string(" ") + n; };
-  if (f & MMF_UNSTABLE) add("unstable");
-  if (f & MMF_OOM_SKIP) add("oom-skip");
-  if (f & MMF_EXITED) add("exited");
-  return s.empty() ? "-" : s;
-}
-
-std::string walker_text(const WalkerReport& w) {
-  std::string s = fmt::format("walker {}: {}", w.walker, w.outcome);
-  if (w.outcome == "met-xa-zero") s += fmt::format(" at {:#x}: {}", w.addr, w.entry);
-  s += fmt::format(" ({} VMA{} seen", w.vmas_seen, w.vmas_seen == 1 ? "" : "s");
-  if (w.pages_reaped) s += fmt::format(", {} pages reaped", w.pages_reaped);
-  return s + ")";
-}
 
 json walker_json(const WalkerReport& w) {
   return {{"walker", w.walker},
@@ -71,23 +55,9 @@ StepOut Interp::cmd_fork(const Stmt& st) {
   } else {
     o.ok = false;
     o.status = std::string(errno_name(r.error().code));
-    o.result =
-        fmt::format("{}: {} failed", o.status, rep.failed_step.empty() ? "?" : rep.failed_step);
-    if (rep.failed_step != "mm_init" && rep.failed_step != "mt_dup" &&
-        rep.failed_step != "arch_dup_mmap")
-      o.result += fmt::format(" at VMA {:#x}", rep.failed_vma);
-    o.result += fmt::format(", {} VMA{} copied", rep.vmas_copied, rep.vmas_copied == 1 ? "" : "s");
-    o.detail.push_back(fmt::format("recovery {}: {}", recovery_name(rec), rep.recovery_note));
-    if (rep.failed_step != "mm_init")
-      o.detail.push_back(
-          fmt::format("child at lock drop: flags {}, {} PTEs copied, {} parent "
-                      "PTEs write-protected",
-                      flag_names(rep.child_flags), rep.ptes_copied, rep.ptes_wrprotected));
-    for (const auto& w : rep.walkers)
-      o.detail.push_back(walker_text(w));
-    if (rep.exited) o.detail.push_back("child exit_mmap: " + exit_report_text(rep.exit));
-    for (const auto& e : rep.errors)
-      o.detail.push_back("WARNING: " + e);
+    o.result = fmt::format("{}: {}", o.status, fork_failure_headline(rep));
+    for (std::string& line : fork_failure_details(rep))
+      o.detail.push_back(std::move(line));
     d["failed_step"] = rep.failed_step;
     d["failed_vma"] = fmt::format("{:#x}", rep.failed_vma);
     d["failure_point"] =
@@ -98,7 +68,7 @@ StepOut Interp::cmd_fork(const Stmt& st) {
                                       : json(nullptr);
     d["torn_down"] = rep.torn_down;
     d["recovery_note"] = rep.recovery_note;
-    d["child_flags"] = flag_names(rep.child_flags);
+    d["child_flags"] = mmf_flag_names(rep.child_flags);
     d["errors"] = rep.errors;
     d["exit_mmap"] = rep.exited ? exit_report_json(rep.exit) : json(nullptr);
   }

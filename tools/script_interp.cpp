@@ -10,6 +10,7 @@
 #include "tools/script_spec.hpp"
 #include "vma/exit_mmap.hpp"
 #include "vma/file.hpp"
+#include "vma/fork_report.hpp"
 #include "vma/validate.hpp"
 
 namespace mmemu::script {
@@ -103,20 +104,6 @@ std::string Interp::mm_label(const Mm& mm) const {
   return fmt::format("mm{}", mm.id());
 }
 
-std::string Interp::exit_report_text(const ExitMmapReport& r) {
-  std::string s;
-  if (r.empty)
-    s = "no VMA: straight to destroy";
-  else
-    s = fmt::format("{} VMA{} removed (map_count {})", r.vmas_removed,
-                    r.vmas_removed == 1 ? "" : "s", r.map_count);
-  if (r.met_xa_zero) s += ", stopped at XA_ZERO";
-  // The gather counts page references it dropped (a shared frame stays allocated).
-  s += fmt::format(", {} page{} unmapped, {} table{} freed", r.pages_freed,
-                   r.pages_freed == 1 ? "" : "s", r.tables_freed, r.tables_freed == 1 ? "" : "s");
-  return s;
-}
-
 json Interp::exit_report_json(const ExitMmapReport& r) {
   return {{"vmas_removed", r.vmas_removed},
           {"map_count", r.map_count},
@@ -134,8 +121,8 @@ StepOut Interp::exit_mm(const std::string& name) {
   mms.erase(it);  // mmput: frees the pgd
   const std::uint64_t back = machine.phys.nr_free() - free_before;
   StepOut o;
-  o.result = fmt::format("exit_mmap: {}; {} frame{} back on the free list", exit_report_text(r),
-                         back, back == 1 ? "" : "s");
+  o.result = fmt::format("exit_mmap: {}; {} frame{} back on the free list",
+                         exit_mmap_report_text(r), back, back == 1 ? "" : "s");
   o.status = "ok";
   o.data["exit_mmap"] = exit_report_json(r);
   o.data["frames_freed"] = back;

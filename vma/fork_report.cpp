@@ -1,0 +1,75 @@
+#include "vma/fork_report.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace mmemu {
+
+namespace {
+
+const char* plural(std::uint64_t n) {
+  return n == 1 ? "" : "s";
+}
+
+}  // namespace
+
+std::string mmf_flag_names(std::uint32_t flags) {
+  std::string s;
+  auto add = [&s](const char* n) { s += s.empty() ? n : std::string(" ") + n; };
+  if (flags & MMF_UNSTABLE) add("unstable");
+  if (flags & MMF_OOM_SKIP) add("oom-skip");
+  if (flags & MMF_EXITED) add("exited");
+  return s.empty() ? "-" : s;
+}
+
+std::string walker_report_text(const WalkerReport& w) {
+  std::string s = fmt::format("walker {}: {}", w.walker, w.outcome);
+  if (w.outcome == "met-xa-zero") s += fmt::format(" at {:#x}: {}", w.addr, w.entry);
+  s += fmt::format(" ({} VMA{} seen", w.vmas_seen, plural(static_cast<std::uint64_t>(w.vmas_seen)));
+  if (w.pages_reaped) s += fmt::format(", {} pages reaped", w.pages_reaped);
+  return s + ")";
+}
+
+std::string exit_mmap_report_text(const ExitMmapReport& r) {
+  std::string s;
+  if (r.empty)
+    s = "no VMA: straight to destroy";
+  else
+    s = fmt::format("{} VMA{} removed (map_count {})", r.vmas_removed,
+                    plural(static_cast<std::uint64_t>(r.vmas_removed)), r.map_count);
+  if (r.met_xa_zero) s += ", stopped at XA_ZERO";
+  // The gather counts page references it dropped (a shared frame stays allocated).
+  s += fmt::format(", {} page{} unmapped, {} table{} freed", r.pages_freed, plural(r.pages_freed),
+                   r.tables_freed, plural(r.tables_freed));
+  return s;
+}
+
+std::string fork_failure_headline(const ForkReport& r) {
+  std::string s = fmt::format("{} failed", r.failed_step.empty() ? "?" : r.failed_step);
+  // These steps fail before or after the per-VMA loop: no VMA to name.
+  if (r.failed_step != "mm_init" && r.failed_step != "mt_dup" && r.failed_step != "arch_dup_mmap")
+    s += fmt::format(" at VMA {:#x}", r.failed_vma);
+  return s + fmt::format(", {} VMA{} copied", r.vmas_copied,
+                         plural(static_cast<std::uint64_t>(r.vmas_copied)));
+}
+
+std::vector<std::string> fork_failure_details(const ForkReport& r,
+                                              const std::vector<std::string>& hide) {
+  std::vector<std::string> v;
+  v.push_back(fmt::format("recovery {}: {}", recovery_name(r.recovery), r.recovery_note));
+  if (r.failed_step != "mm_init")
+    v.push_back(
+        fmt::format("child at lock drop: flags {}, {} PTEs copied, {} parent "
+                    "PTEs write-protected",
+                    mmf_flag_names(r.child_flags), r.ptes_copied, r.ptes_wrprotected));
+  for (const auto& w : r.walkers)
+    if (std::find(hide.begin(), hide.end(), w.walker) == hide.end())
+      v.push_back(walker_report_text(w));
+  if (r.exited) v.push_back("child exit_mmap: " + exit_mmap_report_text(r.exit));
+  for (const auto& e : r.errors)
+    v.push_back("WARNING: " + e);
+  return v;
+}
+
+}  // namespace mmemu
