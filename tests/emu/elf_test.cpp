@@ -310,6 +310,16 @@ TEST(ElfSynthetic, SegmentErrors) {
   e = {};
   e.ph[1].offset = ~0ULL - 0x10;  // wraps
   EXPECT_EQ(kind_of(e), ElfErrorKind::SegmentOutsideFile);
+  {
+    // A bss-only segment (no file bytes) whose offset lies past the end: ld makes these.
+    FakeElf z;
+    z.ph.push_back({1, 6, 0x7000, 0x407000, 0, 0x1000, 0x1000});
+    auto b = z.bytes();
+    auto img = parse_elf(b);
+    ASSERT_TRUE(img.has_value()) << img.error().message;
+    EXPECT_EQ(img->loads.back(),
+              (ElfSegment{0x407000, 0x1000, 0x7000, 0, 0x1000, ELF_PF_R | ELF_PF_W}));
+  }
   e = {};
   e.ph[1].align = 0x1800;
   EXPECT_EQ(kind_of(e, &msg), ElfErrorKind::BadAlignment);
