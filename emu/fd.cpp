@@ -44,6 +44,11 @@ SysResult OpenFile::ioctl(SyscallContext&, std::uint64_t, std::uint64_t) {
   return SysResult::err(ENOTTY);
 }
 
+unsigned OpenFile::poll(WaitQueue** wq) {
+  *wq = nullptr;
+  return 0x1 | 0x4 | 0x40 | 0x100;
+}
+
 // ---- HostStdio ----
 
 HostStdio::HostStdio(int host_fd, int flags)

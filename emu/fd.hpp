@@ -60,6 +60,10 @@ class OpenFile {
   // The page cache mmap maps (a reference is NOT taken here: mmap takes its own), or
   // nullptr when the file cannot be mapped (ENODEV).
   virtual File* mmap_file() { return nullptr; }
+  // poll/select: the ready events (POLLIN 0x1, POLLOUT 0x4, POLLERR 0x8, POLLHUP 0x10,
+  // POLLRDNORM 0x40, POLLWRNORM 0x100) and, in *wq, the queue woken when they may change
+  // (nullptr: they never do). Default: always readable and writable (DEFAULT_POLLMASK).
+  virtual unsigned poll(WaitQueue** wq);
 
   int flags() const { return flags_; }
   void set_flags(int f) { flags_ = f; }

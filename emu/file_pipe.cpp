@@ -132,4 +132,21 @@ std::pair<OpenFileRef, OpenFileRef> make_pipe(std::uint64_t ino, int flags) {
           std::make_shared<PipeEnd>(p, O_WRONLY | keep)};
 }
 
+// pipe_poll: the read end is readable with data, hung up once no writer is left; the
+// write end is writable with room, in error once no reader is left.
+unsigned PipeEnd::poll(WaitQueue** wq) {
+  const Pipe& p = *pipe_;
+  unsigned mask = 0;
+  if (write_end_) {
+    *wq = &pipe_->write_wait_;
+    if (p.buf_.size() < p.capacity_) mask |= 0x4 | 0x100;
+    if (p.readers_ == 0) mask |= 0x8;
+  } else {
+    *wq = &pipe_->read_wait_;
+    if (!p.buf_.empty()) mask |= 0x1 | 0x40;
+    if (p.writers_ == 0) mask |= 0x10;
+  }
+  return mask;
+}
+
 }  // namespace mmemu

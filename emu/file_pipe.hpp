@@ -57,6 +57,7 @@ class PipeEnd final : public OpenFile {
   SysResult write(SyscallContext& ctx, std::span<const std::uint8_t> buf) override;
   Result<FileStat> stat() const override;
   SysResult ioctl(SyscallContext& ctx, std::uint64_t request, std::uint64_t arg) override;
+  unsigned poll(WaitQueue** wq) override;
   Pipe& pipe() const { return *pipe_; }
 
  private:

@@ -336,12 +336,42 @@ Process* Kernel::pick_next() {
   return nullptr;
 }
 
+void Kernel::fire_itimers() {
+  std::uint64_t now = 0;
+  for (const auto& [pid, p] : procs_) {
+    if (p->state == ProcState::Zombie) continue;
+    for (int which = 0; which < 3; ++which) {
+      Process::ITimer& t = p->itimers[static_cast<std::size_t>(which)];
+      if (!t.expires) continue;
+      std::uint64_t clock = p->instructions;
+      if (which == 0) {
+        if (!now) now = monotonic_ns();
+        clock = now;
+      }
+      if (clock < t.expires) continue;
+      // it_real_fn / check_cpu_itimer: reload (skipping missed periods) or disarm.
+      if (t.interval)
+        t.expires += ((clock - t.expires) / t.interval + 1) * t.interval;
+      else
+        t.expires = 0;
+      SigInfo info;
+      info.signo = which == 0 ? 14 /* SIGALRM */ : which == 1 ? 26 /* SIGVTALRM */ : 27;
+      info.code = kSiKernel;
+      send_signal(*p, info);
+    }
+  }
+}
+
 bool Kernel::sleep_until_deadline() {
   std::uint64_t earliest = 0;
-  for (const auto& [pid, p] : procs_)
+  for (const auto& [pid, p] : procs_) {
     if (p->state == ProcState::Blocked && p->blocked && p->blocked->deadline_ns &&
         (!earliest || p->blocked->deadline_ns < earliest))
       earliest = p->blocked->deadline_ns;
+    // A pending ITIMER_REAL expiry wakes the machine as a deadline does.
+    const std::uint64_t real = p->itimers[0].expires;
+    if (p->state != ProcState::Zombie && real && (!earliest || real < earliest)) earliest = real;
+  }
   if (!earliest) return false;
   const std::uint64_t now = monotonic_ns();
   if (earliest > now) {
@@ -355,6 +385,7 @@ bool Kernel::sleep_until_deadline() {
     if (p->state == ProcState::Blocked && p->blocked && p->blocked->deadline_ns &&
         p->blocked->deadline_ns <= after)
       make_runnable(*p);
+  fire_itimers();
   return true;
 }
 
@@ -397,6 +428,7 @@ void Kernel::run_slice(Process& p) {
 
 RunSummary Kernel::run() {
   for (;;) {
+    fire_itimers();
     Process* p = pick_next();
     if (!p) {
       if (nr_live() == 0) break;

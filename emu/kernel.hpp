@@ -175,6 +175,7 @@ class Kernel {
   // Scheduler and run loop (kernel.cpp).
   Process* pick_next();
   bool sleep_until_deadline();  // every process blocked: wait for the earliest deadline
+  void fire_itimers();          // SIGALRM/SIGVTALRM/SIGPROF for every expired interval timer
   void run_slice(Process& p);
   void block(Process& p, const BlockedCall& call);
   void make_runnable(Process& p);

@@ -46,7 +46,7 @@ void Kernel::retry_blocked(Process& p) {
   const Sys sys = static_cast<Sys>(call.sys);
   SyscallFn fn = syscalls_->find(sys);
   machine_.inject.set_context(fmt::format("pid {}: {}", p.pid, sys_name(sys)));
-  SyscallContext ctx{*this, p, sys, call.nr, call.args, call.retries + 1};
+  SyscallContext ctx{*this, p, sys, call.nr, call.args, call.retries + 1, call.deadline_ns};
   p.blocked.reset();
   p.state = ProcState::Runnable;
   const SysResult r = fn(ctx);

@@ -109,6 +109,18 @@ class Process {
   std::uint64_t oom_retries = 0;       // consecutive OOM answers from the fault handler
   bool yield = false;                  // sched_yield: end the slice after this call
 
+  // --- interval timers (setitimer, alarm); not inherited by fork, kept across exec ---
+  // ITIMER_REAL expires on the host's CLOCK_MONOTONIC; ITIMER_VIRTUAL and ITIMER_PROF on
+  // the process's CPU time (one nanosecond per instruction, as its CPU-time clocks).
+  struct ITimer {
+    std::uint64_t expires = 0;   // absolute, in the timer's clock; 0: disarmed
+    std::uint64_t interval = 0;  // reload in nanoseconds; 0: one-shot
+  };
+  std::array<ITimer, 3> itimers{};  // indexed by ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
+  // poll/select waiting on several queues re-check on a short tick; this is the call's own
+  // deadline (0: none) while it does.
+  std::uint64_t poll_deadline_ns = 0;
+
   // --- family and wait state ---
   std::vector<int> children;  // live or zombie children, in creation order
   int exit_signal = 17;       // SIGCHLD, from clone's low byte: sent to the parent at exit

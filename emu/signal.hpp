@@ -81,6 +81,9 @@ struct SignalState {
   AltStack altstack;
   // rt_sigsuspend/ppoll: the mask to restore after the handler frame is set up.
   std::optional<sigset64> saved_mask;
+  // rt_sigtimedwait: the mask to put back once the wait ends (the waited-for signals are
+  // unblocked while it sleeps, as the kernel's real_blocked).
+  std::optional<sigset64> real_blocked;
 
   KSigAction& act(int sig) { return action[sig - 1]; }
   const KSigAction& act(int sig) const { return action[sig - 1]; }

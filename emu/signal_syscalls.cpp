@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "emu/signal_internal.hpp"
+#include "emu/sys_abi.hpp"
 #include "emu/syscall.hpp"
 
 namespace mmemu {
@@ -178,6 +179,67 @@ SysResult sys_pause(SyscallContext& ctx) {
   return wait_for_signal(ctx);
 }
 
+// do_sigtimedwait: takes a pending signal of the set (blocked or not) with its siginfo;
+// -EAGAIN once the timeout passes, -EINTR when another signal is to be handled first.
+SysResult sys_rt_sigtimedwait(SyscallContext& ctx) {
+  if (ctx.arg(3) != 8) return SysResult::err(EINVAL);
+  SignalState& st = ctx.proc.sig;
+  if (st.real_blocked) {  // a retry: the wait is over whatever happens next
+    st.blocked = *st.real_blocked;
+    st.real_blocked.reset();
+  }
+  auto set = ctx.read_obj<std::uint64_t>(ctx.arg(0));
+  if (!set) return SysResult::err(EFAULT);
+  const sigset64 want = *set & ~kUnblockable;
+  std::uint64_t timeout_ns = 0;
+  bool has_timeout = false;
+  if (ctx.arg(2)) {
+    std::int64_t ts[2];
+    if (!ctx.read(ctx.arg(2), ts, sizeof ts)) return SysResult::err(EFAULT);
+    if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000) return SysResult::err(EINVAL);
+    has_timeout = true;
+    timeout_ns =
+        static_cast<std::uint64_t>(ts[0]) * 1000000000ULL + static_cast<std::uint64_t>(ts[1]);
+  }
+  const sigset64 ready = st.pending_set() & want;
+  if (ready) {
+    // Synchronous signals first, then the lowest, as next_signal picks.
+    SignalState probe;
+    probe.pending = ready;
+    const int sig = probe.next_deliverable();
+    SigInfo info;
+    if (sig >= 32) {
+      for (auto it = st.rt_queue.begin(); it != st.rt_queue.end(); ++it)
+        if (it->signo == sig) {
+          info = *it;
+          st.rt_queue.erase(it);
+          break;
+        }
+    } else {
+      info = st.info[sig - 1];
+      st.pending &= ~sig_bit(sig);
+    }
+    if (ctx.arg(1)) {
+      const auto raw = sigframe::encode_siginfo(info);
+      if (!ctx.write(ctx.arg(1), raw.data(), raw.size())) return SysResult::err(EFAULT);
+    }
+    return SysResult::ok(static_cast<std::uint64_t>(sig));
+  }
+  const std::uint64_t now = host_monotonic_ns();
+  std::uint64_t deadline = 0;
+  if (ctx.retry == 0) {
+    if (has_timeout && timeout_ns == 0) return SysResult::err(EAGAIN);
+    if (has_timeout) deadline = now + timeout_ns;
+  } else {
+    deadline = ctx.deadline_ns;
+    if (deadline && now >= deadline) return SysResult::err(EAGAIN);
+    if (st.next_deliverable()) return SysResult::err(EINTR);
+  }
+  st.real_blocked = st.blocked;
+  st.blocked &= ~want;
+  return SysResult::block_until(deadline, nullptr, Restart::Never);
+}
+
 SysResult sys_sigaltstack(SyscallContext& ctx) {
   const vaddr_t ss_at = ctx.arg(0), old_at = ctx.arg(1);
   Process& p = ctx.proc;
@@ -230,6 +292,7 @@ void register_signal_syscalls(SyscallTable& t) {
   t.add(Sys::rt_sigsuspend, sys_rt_sigsuspend);
   t.add(Sys::pause, sys_pause);
   t.add(Sys::sigaltstack, sys_sigaltstack);
+  t.add(Sys::rt_sigtimedwait, sys_rt_sigtimedwait);
   t.add(Sys::rt_sigreturn, sys_rt_sigreturn);
 }
 

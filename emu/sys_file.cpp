@@ -484,6 +484,7 @@ SysResult sys_fsync(SyscallContext& ctx) {
 }  // namespace
 
 void register_file_syscalls(SyscallTable& t) {
+  register_poll_syscalls(t);
   t.add(Sys::read, sys_read);
   t.add(Sys::write, sys_write);
   t.add(Sys::pread64, sys_pread64);

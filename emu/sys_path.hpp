@@ -48,5 +48,7 @@ Result<std::string> chdir_path(SyscallContext& ctx, const std::string& abs);
 
 // The name-side file calls (emu/sys_fs.cpp), registered by register_file_syscalls.
 void register_fs_syscalls(SyscallTable& t);
+// poll, ppoll, select, pselect6 (emu/sys_poll.cpp), registered by register_file_syscalls.
+void register_poll_syscalls(SyscallTable& t);
 
 }  // namespace mmemu

@@ -103,10 +103,26 @@ SysResult sys_time(SyscallContext& ctx) {
 // A relative or absolute sleep on a host clock, as a CLOCK_MONOTONIC deadline. Woken (the
 // retry) only once the deadline passed: a signal interrupts or restarts the call in the
 // dispatcher without running it again.
-SysResult sleep_until(SyscallContext& ctx, clockid_t clk, const GuestTimespec& t, bool absolute) {
+// Woken early by a signal that will be handled: -EINTR with the time left in *rem (relative
+// sleeps only), as hrtimer_nanosleep's restart path reports it.
+SysResult sleep_until(SyscallContext& ctx, clockid_t clk, const GuestTimespec& t, bool absolute,
+                      vaddr_t rem) {
   if (t.sec < 0 || t.nsec < 0 || t.nsec >= kNsecPerSec) return SysResult::err(EINVAL);
-  if (ctx.retry > 0) return SysResult::ok(0);
   const std::uint64_t now = host_monotonic_ns();
+  if (ctx.retry > 0) {
+    if (!ctx.deadline_ns || now >= ctx.deadline_ns) return SysResult::ok(0);
+    if (ctx.proc.sig.next_deliverable() == 0)
+      return SysResult::block_until(ctx.deadline_ns, nullptr, Restart::Never);
+    if (!absolute && rem) {
+      // The kernel's remaining time runs to the hard expiry: the deadline plus the
+      // default timer slack of 50 us.
+      const std::uint64_t left = ctx.deadline_ns + 50000 - now;
+      if (!write_timespec(ctx, rem, static_cast<std::int64_t>(left / kNsecPerSec),
+                          static_cast<std::int64_t>(left % kNsecPerSec)))
+        return SysResult::err(EFAULT);
+    }
+    return SysResult::err(EINTR);
+  }
   const auto req =
       static_cast<std::uint64_t>(t.sec) * kNsecPerSec + static_cast<std::uint64_t>(t.nsec);
   std::uint64_t deadline = now + req;
@@ -125,7 +141,7 @@ SysResult sleep_until(SyscallContext& ctx, clockid_t clk, const GuestTimespec& t
 SysResult sys_nanosleep(SyscallContext& ctx) {
   auto t = read_timespec(ctx, ctx.arg(0));
   if (!t) return SysResult::err(EFAULT);
-  return sleep_until(ctx, CLOCK_MONOTONIC, *t, false);
+  return sleep_until(ctx, CLOCK_MONOTONIC, *t, false, ctx.arg(1));
 }
 
 SysResult sys_clock_nanosleep(SyscallContext& ctx) {
@@ -157,7 +173,7 @@ SysResult sys_clock_nanosleep(SyscallContext& ctx) {
                                 : EINVAL);
   }
   if (!t) return SysResult::err(EFAULT);
-  return sleep_until(ctx, static_cast<clockid_t>(id), *t, (flags & kTimerAbstime) != 0);
+  return sleep_until(ctx, static_cast<clockid_t>(id), *t, (flags & kTimerAbstime) != 0, ctx.arg(3));
 }
 
 SysResult sys_times(SyscallContext& ctx) {
@@ -170,9 +186,88 @@ SysResult sys_times(SyscallContext& ctx) {
   return SysResult::ok(static_cast<std::uint64_t>(::times(nullptr)));
 }
 
+// ---- interval timers: getitimer, setitimer, alarm ----
+
+constexpr std::int64_t kUsecPerSec = 1000000;
+
+// The clock an interval timer runs on: CLOCK_MONOTONIC for ITIMER_REAL, CPU time otherwise.
+std::uint64_t itimer_clock(const Process& p, int which) {
+  return which == 0 ? host_monotonic_ns() : cpu_ns(p);
+}
+
+// struct itimerval {it_interval, it_value} of two 64-bit timevals (both ABIs).
+struct GuestItimerval {
+  std::int64_t interval_sec, interval_usec, value_sec, value_usec;
+};
+
+GuestItimerval itimer_get(const Process& p, int which) {
+  const Process::ITimer& t = p.itimers[static_cast<std::size_t>(which)];
+  std::uint64_t left = 0;
+  if (t.expires) {
+    const std::uint64_t now = itimer_clock(p, which);
+    left = t.expires > now ? t.expires - now : 1000;  // an expiry not yet signalled: 1 usec
+  }
+  const auto us = [](std::uint64_t ns) { return static_cast<std::int64_t>(ns / 1000); };
+  return {us(t.interval) / kUsecPerSec, us(t.interval) % kUsecPerSec, us(left) / kUsecPerSec,
+          us(left) % kUsecPerSec};
+}
+
+bool timeval_valid(std::int64_t sec, std::int64_t usec) {
+  return sec >= 0 && usec >= 0 && usec < kUsecPerSec;
+}
+
+// do_setitimer: arms (a zero value disarms) and returns the previous setting.
+GuestItimerval itimer_set(Process& p, int which, const GuestItimerval& nv) {
+  const GuestItimerval old = itimer_get(p, which);
+  Process::ITimer& t = p.itimers[static_cast<std::size_t>(which)];
+  const auto ns = [](std::int64_t sec, std::int64_t usec) {
+    return static_cast<std::uint64_t>(sec) * kNsecPerSec + static_cast<std::uint64_t>(usec) * 1000;
+  };
+  const std::uint64_t value = ns(nv.value_sec, nv.value_usec);
+  t.interval = ns(nv.interval_sec, nv.interval_usec);
+  t.expires = value ? itimer_clock(p, which) + value : 0;
+  if (!value) t.interval = 0;
+  return old;
+}
+
+SysResult sys_getitimer(SyscallContext& ctx) {
+  const int which = ctx.arg_int(0);
+  if (which < 0 || which > 2) return SysResult::err(EINVAL);
+  return SysResult::from(ctx.write_obj(ctx.arg(1), itimer_get(ctx.proc, which)));
+}
+
+SysResult sys_setitimer(SyscallContext& ctx) {
+  const int which = ctx.arg_int(0);
+  GuestItimerval nv{};
+  if (ctx.arg(1)) {
+    auto r = ctx.read_obj<GuestItimerval>(ctx.arg(1));
+    if (!r) return SysResult::err(EFAULT);
+    nv = *r;
+  }
+  if (which < 0 || which > 2) return SysResult::err(EINVAL);
+  if (!timeval_valid(nv.value_sec, nv.value_usec) ||
+      !timeval_valid(nv.interval_sec, nv.interval_usec))
+    return SysResult::err(EINVAL);
+  const GuestItimerval old = itimer_set(ctx.proc, which, nv);
+  if (ctx.arg(2) && !ctx.write_obj(ctx.arg(2), old)) return SysResult::err(EFAULT);
+  return SysResult::ok(0);
+}
+
+// alarm_setitimer: the old value in whole seconds, rounded to nearest, never 0 while armed.
+SysResult sys_alarm(SyscallContext& ctx) {
+  const auto secs = static_cast<std::uint32_t>(ctx.arg(0));
+  const GuestItimerval old = itimer_set(ctx.proc, 0, {0, 0, secs, 0});
+  std::int64_t left = old.value_sec;
+  if ((!left && old.value_usec) || old.value_usec >= 500000) ++left;
+  return SysResult::ok(static_cast<std::uint64_t>(left));
+}
+
 }  // namespace
 
 void register_time_syscalls(SyscallTable& t) {
+  t.add(Sys::getitimer, sys_getitimer);
+  t.add(Sys::setitimer, sys_setitimer);
+  t.add(Sys::alarm, sys_alarm);
   t.add(Sys::clock_gettime, sys_clock_gettime);
   t.add(Sys::clock_getres, sys_clock_getres);
   t.add(Sys::gettimeofday, sys_gettimeofday);

@@ -48,7 +48,8 @@ struct SyscallContext {
   Sys sys;
   std::uint64_t nr;  // the architecture's number
   std::array<std::uint64_t, 6> args;
-  unsigned retry = 0;  // 0 on the first attempt, n after n wake-ups of a blocked call
+  unsigned retry = 0;             // 0 on the first attempt, n after n wake-ups of a blocked call
+  std::uint64_t deadline_ns = 0;  // on a retry: the deadline the call blocked with (0: none)
 
   Arch arch() const { return proc.arch; }
   Mm& mm() const { return proc.mm(); }
