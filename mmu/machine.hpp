@@ -2,6 +2,8 @@
 // physical memory. One per run; every address space of the run shares it.
 #pragma once
 
+#include <cstdint>
+
 #include "mmu/fault_inject.hpp"
 #include "mmu/live_objects.hpp"
 #include "mmu/phys_mem.hpp"
@@ -17,6 +19,10 @@ struct Machine {
   FaultInjector inject;
   LiveObjects live;
   PhysMem phys;
+  // Linux's overcommit heuristic (vm.overcommit_memory = 0) refuses one request of more
+  // pages than this (totalram_pages + total_swap_pages). kNoCommitLimit: never refused.
+  static constexpr std::uint64_t kNoCommitLimit = ~0ULL;
+  std::uint64_t commit_limit_pages = kNoCommitLimit;
 };
 
 }  // namespace mmemu

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include "vma/mm_syscalls.hpp"
+#include "vma/overcommit.hpp"
 #include "vma/vma_ops.hpp"
 
 namespace mmemu {
@@ -24,6 +25,7 @@ Result<void> do_brk_flags(Mm& mm, Vma* brkvma, vaddr_t addr, std::uint64_t len) 
   const std::uint64_t npages = len >> PAGE_SHIFT;
   if (!may_expand_vm(mm, flags, npages)) return fail(ENOMEM);
   if (mm.map_count > kMaxMapCount) return fail(ENOMEM);
+  if (auto r = vm_enough_memory(mm, npages); !r) return r;
   Vma* vma = nullptr;
   // Only the heap VMA itself may grow: a mapping that merely ends at start_brk (the bss)
   // stays separate, as on Linux.

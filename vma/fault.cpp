@@ -7,6 +7,7 @@
 #include "vma/anon_vma.hpp"
 #include "vma/file.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/overcommit.hpp"
 #include "vma/rmap.hpp"
 #include "vma/vma_ops.hpp"
 
@@ -201,6 +202,8 @@ Vma* expand_stack(Mm& mm, vaddr_t addr) {
   if ((vma->vm_flags & VM_LOCKED) && !(mm.caps & CAP_IPC_LOCK_BIT) &&
       mm.locked_vm + grow > (mm.rlimit_memlock.cur >> PAGE_SHIFT))
     return nullptr;
+  // Overcommit comes last, as in Linux: the kernel's check also updates statistics.
+  if (!vm_enough_memory(mm, grow)) return nullptr;
   if (!vma_iter_store_prealloc(mm, addr, vma->vm_end - 1, vma)) return nullptr;
   if (vma->vm_flags & VM_LOCKED) mm.locked_vm += grow;
   vm_stat_account(mm, vma->vm_flags, static_cast<std::int64_t>(grow));

@@ -9,6 +9,7 @@
 #include "vma/exit_mmap.hpp"
 #include "vma/file.hpp"
 #include "vma/fork_internal.hpp"
+#include "vma/overcommit.hpp"
 
 namespace mmemu {
 
@@ -122,6 +123,14 @@ Result<void> dup_mmap(Mm& mm, Mm& oldmm, ForkRecovery recovery, ForkReport& rep,
       vm_stat_account(mm, mpnt->vm_flags, -static_cast<std::int64_t>(mpnt->pages()));
       if (mpnt->vm_end == 0) break;
       continue;
+    }
+    // The child's copy of an accounted VMA is charged (to the parent, as Linux does).
+    if (mpnt->vm_flags & VM_ACCOUNT) {
+      if (auto r = vm_enough_memory(oldmm, mpnt->pages()); !r) {
+        rep.failed_step = "vm_enough_memory";
+        ret = r;
+        break;
+      }
     }
     ctx.step("vm_area_dup", mpnt->vm_start);
     auto nv = vm_area_dup(*mpnt);

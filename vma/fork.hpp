@@ -52,7 +52,8 @@ struct ForkReport {
   ForkRecovery recovery = ForkRecovery::TreeMax;
   // The step whose allocation failed: "mm_init" (the child's pgd; no dup_mmap, no exit),
   // "mt_dup", "vma_iter_clear" (erasing a VM_DONTCOPY VMA from the copied tree),
-  // "vm_area_dup", "anon_vma_fork", "copy_page_range", "arch_dup_mmap". Empty when ok.
+  // "vm_enough_memory" (overcommit refused an accounted VMA), "vm_area_dup", "anon_vma_fork",
+  // "copy_page_range", "arch_dup_mmap". Empty when ok.
   std::string failed_step;
   vaddr_t failed_vma = 0;          // vm_start of the VMA being copied when it failed
   int vmas_copied = 0;             // child VMAs written to the new tree (its map_count) by then

@@ -4,6 +4,7 @@
 #include "vma/fault.hpp"
 #include "vma/file.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/overcommit.hpp"
 #include "vma/vma_ops.hpp"
 
 namespace mmemu {
@@ -98,12 +99,29 @@ Result<vaddr_t> mmap_region(Mm& mm, File* file, vaddr_t addr, std::uint64_t len,
       nr += (std::min(end, v->vm_end) - std::max(addr, v->vm_start)) >> PAGE_SHIFT;
     if (!may_expand_vm(mm, vm_flags, pglen - nr)) return fail(ENOMEM);
   }
+  // accountable_mapping: private writable memory is charged, less what the accounted VMAs
+  // it replaces had (vms->nr_accounted). As in Linux 6.12+, this and shmem's charge are
+  // decided before the old mapping is touched, so a refusal leaves it in place.
+  if ((vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE) {
+    std::uint64_t accounted = 0;
+    for (Vma* v = mm.find_vma_intersection(addr, end); v && v->vm_start < end; v = mm.vma_next(*v))
+      if (v->vm_flags & VM_ACCOUNT)
+        accounted += (std::min(end, v->vm_end) - std::max(addr, v->vm_start)) >> PAGE_SHIFT;
+    if (pglen > accounted) {
+      if (auto r = vm_enough_memory(mm, pglen - accounted); !r) return std::unexpected(r.error());
+    }
+    vm_flags |= VM_ACCOUNT;
+  }
+  // shmem_zero_setup -> shmem_acct_size: shared anonymous memory is charged in full unless
+  // MAP_NORESERVE made it VM_NORESERVE.
+  if (!file && (vm_flags & VM_SHARED) && !(vm_flags & VM_NORESERVE)) {
+    if (auto r = vm_enough_memory(mm, pglen); !r) return std::unexpected(r.error());
+  }
   // Replace whatever is mapped there (MAP_FIXED). If a later step fails, the old mapping
   // stays gone, as the mmap man page warns.
   if (mm.find_vma_intersection(addr, end)) {
     if (auto r = do_munmap(mm, addr, len); !r) return std::unexpected(r.error());
   }
-  if ((vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE) vm_flags |= VM_ACCOUNT;
 
   Vma* vma = nullptr;
   if (!file || !file->shmem()) {

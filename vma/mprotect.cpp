@@ -7,6 +7,7 @@
 #include "mmu/mmu_gather.hpp"
 #include "vma/gup.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/overcommit.hpp"
 #include "vma/vma_ops.hpp"
 
 namespace mmemu {
@@ -32,7 +33,10 @@ Result<Vma*> mprotect_fixup(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_fla
   if (newflags & VM_WRITE) {
     if (!may_expand_vm(mm, newflags, nrpages) && may_expand_vm(mm, oldflags, nrpages))
       return fail(ENOMEM);
-    if (!(oldflags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE))) newflags |= VM_ACCOUNT;
+    if (!(oldflags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE))) {
+      if (auto r = vm_enough_memory(mm, nrpages); !r) return std::unexpected(r.error());
+      newflags |= VM_ACCOUNT;
+    }
   } else if ((oldflags & VM_ACCOUNT) && vma.is_anonymous() && !vma.anon_vma) {
     newflags &= ~VM_ACCOUNT;
   }

@@ -9,6 +9,7 @@
 
 #include "vma/anon_vma.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/overcommit.hpp"
 #include "vma/vma_ops.hpp"
 
 namespace mmemu {
@@ -228,8 +229,17 @@ void dontunmap_complete(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, const Vma*
 // move_vma: copy the VMA to r.new_addr, move the entries, then unmap the source (or, with
 // MREMAP_DONTUNMAP, leave it). If the entries cannot all be moved, they are moved back and
 // the new copy is unmapped instead: ENOMEM with the source intact.
+// vrm_calc_charge: an accounted VMA is charged for what the operation adds — the whole new
+// length when the source stays (MREMAP_DONTUNMAP), else the size difference.
+Result<void> vrm_calc_charge(const Mm& mm, const Remap& r) {
+  if (!(r.vma->vm_flags & VM_ACCOUNT)) return {};
+  const std::uint64_t bytes = (r.flags & MREMAP_DONTUNMAP) ? r.new_len : r.delta;
+  return vm_enough_memory(mm, pages_of(bytes));
+}
+
 Result<vaddr_t> move_vma(Mm& mm, Remap& r) {
   if (mm.map_count >= kMaxMapCount - 3) return fail(ENOMEM);
+  if (auto e = vrm_calc_charge(mm, r); !e) return std::unexpected(e.error());
   Vma* vma = r.vma;
   const std::uint64_t new_pgoff = vma->vm_pgoff + pages_of(r.addr - vma->vm_start);
   auto copied = copy_vma(mm, vma, r.new_addr, r.new_len, new_pgoff);
@@ -309,6 +319,7 @@ bool vma_expandable(Mm& mm, const Vma& vma, std::uint64_t delta) {
 Result<vaddr_t> expand_vma(Mm& mm, Remap& r) {
   Vma& vma = *r.vma;
   if (vma.vm_end - r.addr == r.old_len && vma_expandable(mm, vma, r.delta)) {
+    if (auto e = vrm_calc_charge(mm, r); !e) return std::unexpected(e.error());
     // vma_merge_extend: the new tail merges with vma (and with the next VMA if it then
     // touches it and is compatible).
     auto merged = vma_merge_new_range(mm, vma.vm_end, vma.vm_end + r.delta, vma.vm_flags,
