@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +27,15 @@
 namespace mmemu {
 
 namespace {
+
+// totalram_pages() + total_swap_pages of the host, in guest pages: what its overcommit
+// heuristic compares a request with. No limit if sysinfo fails.
+std::uint64_t host_commit_limit_pages() {
+  struct sysinfo si = {};
+  if (::sysinfo(&si) != 0) return Machine::kNoCommitLimit;
+  const std::uint64_t unit = si.mem_unit ? si.mem_unit : 1;
+  return (static_cast<std::uint64_t>(si.totalram) + si.totalswap) * unit >> PAGE_SHIFT;
+}
 
 std::string hex(std::uint64_t v) {
   return fmt::format("{:#x}", v);
@@ -137,6 +147,7 @@ Kernel::Kernel(KernelOptions opts)
       opts_(std::move(opts)),
       next_pid_(opts_.first_pid),
       rng_state_(opts_.random_seed ^ 0x9e3779b97f4a7c15ULL) {
+  machine_.commit_limit_pages = opts_.commit_limit_pages.value_or(host_commit_limit_pages());
   syscalls_ = make_syscall_table();
   if (opts_.inject_at_fork == 0) arm_injections();
   machine_.inject.on_attempt = [this](const FaultInjector::Event& e) {

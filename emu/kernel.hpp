@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -61,6 +62,10 @@ using DumpHook = std::function<void(const DumpPoint&, const Mm&, const Machine&)
 
 struct KernelOptions {
   std::uint64_t phys_bytes = 1ULL << 30;
+  // The overcommit limit in pages (vm.overcommit_memory = 0 refuses one request of more):
+  // unset takes the host's RAM + swap (sysinfo), so a guest is refused what it would be
+  // natively; Machine::kNoCommitLimit refuses nothing.
+  std::optional<std::uint64_t> commit_limit_pages;
   ForkRecovery fork_recovery = ForkRecovery::TreeMax;
   std::size_t tlb_entries = SoftTlb::kDefaultEntries;
   bool tlb_coalesce = true;  // off: one page per refill (--no-tlb-coalesce, for measuring)
