@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "emu/sys_abi.hpp"
 #include "emu/syscall.hpp"
 
 namespace mmemu {
@@ -87,24 +88,7 @@ SysResult HostStdio::write(SyscallContext&, std::span<const std::uint8_t> buf) {
 Result<FileStat> HostStdio::stat() const {
   struct ::stat st;
   if (::fstat(host_fd_, &st) != 0) return fail(errno);
-  FileStat s;
-  s.dev = st.st_dev;
-  s.ino = st.st_ino;
-  s.rdev = st.st_rdev;
-  s.mode = st.st_mode;
-  s.nlink = static_cast<std::uint32_t>(st.st_nlink);
-  s.uid = st.st_uid;
-  s.gid = st.st_gid;
-  s.size = st.st_size;
-  s.blksize = st.st_blksize;
-  s.blocks = st.st_blocks;
-  s.atime_sec = st.st_atim.tv_sec;
-  s.atime_nsec = st.st_atim.tv_nsec;
-  s.mtime_sec = st.st_mtim.tv_sec;
-  s.mtime_nsec = st.st_mtim.tv_nsec;
-  s.ctime_sec = st.st_ctim.tv_sec;
-  s.ctime_nsec = st.st_ctim.tv_nsec;
-  return s;
+  return file_stat_from_host(st);
 }
 
 SysResult HostStdio::ioctl(SyscallContext& ctx, std::uint64_t request, std::uint64_t arg) {
