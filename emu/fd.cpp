@@ -1,6 +1,8 @@
 // Open-file defaults, the stdio pass-through and the descriptor table.
 #include "emu/fd.hpp"
 
+#include <bit>
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -113,6 +115,32 @@ SysResult HostStdio::ioctl(SyscallContext& ctx, std::uint64_t request, std::uint
 
 // ---- FdTable ----
 
+namespace {
+// alloc_fdtable's size for a table that must hold fd: whole KiB of pointers, rounded up
+// to a power of two (128, 256, 512, ... slots on a 64-bit kernel).
+int fdtable_size_for(int fd) {
+  constexpr int kPerKiB = 1024 / 8;
+  const unsigned units = std::bit_ceil(static_cast<unsigned>(fd / kPerKiB) + 1);
+  return static_cast<int>(units) * kPerKiB;
+}
+}  // namespace
+
+void FdTable::expand_files(int fd) {
+  if (fd >= table_size_) table_size_ = fdtable_size_for(fd);
+}
+
+FdTable FdTable::dup_fd(const FdTable& parent) {
+  FdTable t = parent;
+  t.table_size_ = kNrOpenDefault;
+  // sane_fdtable_size: the open fds' span, rounded up to whole longs of the bitmap.
+  const std::vector<int> open = parent.open_fds();
+  if (!open.empty()) {
+    const int span = (open.back() + 64) / 64 * 64;
+    if (span > t.table_size_) t.table_size_ = fdtable_size_for(span - 1);
+  }
+  return t;
+}
+
 Result<int> FdTable::install(OpenFileRef f, bool cloexec, int lowest) {
   if (lowest < 0) return fail(EINVAL);
   for (int fd = lowest; fd < max_fds_; ++fd) {
@@ -121,6 +149,7 @@ Result<int> FdTable::install(OpenFileRef f, bool cloexec, int lowest) {
     if (!e.file) {
       e.file = std::move(f);
       e.cloexec = cloexec;
+      expand_files(fd);
       return fd;
     }
   }
@@ -134,6 +163,7 @@ Result<void> FdTable::install_at(int fd, OpenFileRef f, bool cloexec) {
   OpenFileRef old = std::move(e.file);  // released after the slot is updated
   e.file = std::move(f);
   e.cloexec = cloexec;
+  expand_files(fd);
   return {};
 }
 

@@ -121,13 +121,24 @@ class FdTable {
   int max_fds() const { return max_fds_; }
   void set_max_fds(int n) { max_fds_ = n; }  // prlimit(RLIMIT_NOFILE)
 
+  // The size of Linux's struct fdtable (fdt->max_fds, not the rlimit): 64 slots at first,
+  // grown by expand_files to a power-of-two multiple of 128 when a higher fd is installed,
+  // never shrunk, kept across execve. select() silently ignores fds at or above it.
+  static constexpr int kNrOpenDefault = 64;
+  int table_size() const { return table_size_; }
+  // fork: the child's table is sized for the parent's open fds only (Linux dup_fd).
+  static FdTable dup_fd(const FdTable& parent);
+
  private:
   struct Entry {
     OpenFileRef file;
     bool cloexec = false;
   };
+  void expand_files(int fd);
+
   std::vector<Entry> fds_;
   int max_fds_ = kDefaultMaxFds;
+  int table_size_ = kNrOpenDefault;
 };
 
 }  // namespace mmemu

@@ -144,7 +144,7 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
   c.sig.action = parent.sig.action;
   c.sig.blocked = parent.sig.blocked;
   c.sig.altstack = parent.sig.altstack;
-  c.fds = std::make_unique<FdTable>(*parent.fds);
+  c.fds = std::make_unique<FdTable>(FdTable::dup_fd(*parent.fds));
   c.exit_signal = args.exit_signal;
   c.robust_list = parent.robust_list;
   c.robust_list_len = parent.robust_list_len;

@@ -141,14 +141,14 @@ SysResult sys_ppoll(SyscallContext& ctx) {
 SysResult do_select(SyscallContext& ctx, int n, const std::array<vaddr_t, 3>& sets,
                     std::uint64_t timeout_ns) {
   if (n < 0) return SysResult::err(EINVAL);
-  n = std::min(n, ctx.proc.fds->max_fds());
+  n = std::min(n, ctx.proc.fds->table_size());  // not the rlimit: fds past the table are ignored
   const std::size_t words = (static_cast<std::size_t>(n) + 63) / 64;
+  const std::size_t bytes = words * 8;  // whole longs in and out, as FDS_BYTES
   std::array<std::vector<std::uint64_t>, 3> in, out;
   for (int k = 0; k < 3; ++k) {
     in[k].assign(words, 0);
     out[k].assign(words, 0);
-    if (sets[k] && words && !ctx.read(sets[k], in[k].data(), (static_cast<std::size_t>(n) + 7) / 8))
-      return SysResult::err(EFAULT);
+    if (sets[k] && words && !ctx.read(sets[k], in[k].data(), bytes)) return SysResult::err(EFAULT);
     if (n % 64 && words) in[k][words - 1] &= (1ULL << (n % 64)) - 1;
   }
   constexpr unsigned kInSet = kPollRdNorm | kPollRdBand | kPollIn | kPollHup | kPollErr;
@@ -174,8 +174,7 @@ SysResult do_select(SyscallContext& ctx, int n, const std::array<vaddr_t, 3>& se
   }
   ctx.proc.poll_deadline_ns = 0;
   for (int k = 0; k < 3; ++k)
-    if (sets[k] && words &&
-        !ctx.write(sets[k], out[k].data(), (static_cast<std::size_t>(n) + 7) / 8))
+    if (sets[k] && words && !ctx.write(sets[k], out[k].data(), bytes))
       return SysResult::err(EFAULT);
   return SysResult::ok(static_cast<std::uint64_t>(s.ready));
 }

@@ -5,6 +5,8 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
+#include <array>
+
 #include "emu/file_pipe.hpp"
 #include "emu/sys_abi.hpp"
 #include "sys_test_util.hpp"
@@ -257,6 +259,54 @@ TEST_P(SysFileTest, DupFamily) {
   EXPECT_EQ(call(Sys::close, 40), 0);
   EXPECT_EQ(call(Sys::close, 40), E(EBADF));
   EXPECT_EQ(call(Sys::close, -1), E(EBADF));
+}
+
+// select() looks only at fds below the size of the descriptor table (fdt->max_fds: 64 at
+// first, 128 once fd 100 was installed), not below RLIMIT_NOFILE: a closed fd past the
+// table is silently skipped, one inside it is EBADF. The fd_sets are read and written in
+// whole longs, so bits past n in the last word come back cleared.
+TEST_P(SysFileTest, SelectSkipsFdsPastTheDescriptorTable) {
+  const vaddr_t set = kScratch + 256, ts = kScratch + 512;
+  put(ts, std::array<std::int64_t, 2>{0, 0});  // pselect6 with a zero timeout
+  auto select_one = [&](int fd, int n) {
+    std::array<std::uint64_t, 4> bits{};
+    bits[static_cast<std::size_t>(fd) / 64] = 1ULL << (fd % 64);
+    put(set, bits);
+    return call(Sys::pselect6, n, set, 0, 0, ts, 0);
+  };
+  const int fd = static_cast<int>(open(tree.path("hello.txt")));
+  EXPECT_EQ(p.fds->table_size(), 64);
+  EXPECT_EQ(select_one(70, 200), 0);         // past the 64-slot table
+  EXPECT_EQ(select_one(63, 200), E(EBADF));  // inside it, not open
+  EXPECT_EQ(select_one(fd, 1), 1);
+  EXPECT_EQ(call(Sys::dup3, fd, 100, 0), 100);
+  EXPECT_EQ(p.fds->table_size(), 128);
+  EXPECT_EQ(select_one(70, 200), E(EBADF));
+  EXPECT_EQ(select_one(150, 200), 0);
+  EXPECT_EQ(select_one(100, 101), 1);
+  EXPECT_EQ(call(Sys::close, 100), 0);
+  EXPECT_EQ(p.fds->table_size(), 128);  // tables never shrink
+  // Bits above n in the last long are cleared on the way out.
+  put(set, std::array<std::uint64_t, 4>{0b1001, 0, 0, 0});
+  EXPECT_EQ(call(Sys::pselect6, 1, set, 0, 0, ts, 0), 1);
+  EXPECT_EQ(get<std::uint64_t>(set), 1u);
+  EXPECT_EQ(call(Sys::dup3, fd, 300, 0), 300);
+  EXPECT_EQ(p.fds->table_size(), 512);
+}
+
+// fork's dup_fd sizes the child's table for the parent's open fds, not its table.
+TEST_P(SysFileTest, ForkSizesTheChildsDescriptorTableByItsOpenFds) {
+  const int fd = static_cast<int>(open(tree.path("hello.txt")));
+  EXPECT_EQ(call(Sys::dup3, fd, 200, 0), 200);
+  EXPECT_EQ(FdTable::dup_fd(*p.fds).table_size(), 256);
+  EXPECT_EQ(call(Sys::dup3, fd, 70, 0), 70);
+  EXPECT_EQ(call(Sys::close, 200), 0);
+  EXPECT_EQ(p.fds->table_size(), 256);
+  EXPECT_EQ(FdTable::dup_fd(*p.fds).table_size(), 128);
+  EXPECT_EQ(call(Sys::close, 70), 0);
+  const FdTable child = FdTable::dup_fd(*p.fds);
+  EXPECT_EQ(child.table_size(), 64);
+  EXPECT_EQ(child.open_fds(), std::vector<int>{fd});
 }
 
 TEST_P(SysFileTest, FcntlCommands) {

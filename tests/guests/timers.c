@@ -134,9 +134,14 @@ int main(void) {
   FD_SET(q[0], &rs);
   r = select(q[0] + 1, &rs, 0, 0, 0);
   say("select ready: %d set=%d", r, FD_ISSET(q[0], &rs));
+  /* A closed fd inside the descriptor table (fds past fdt->max_fds, which depends on what
+   * the parent had open, are skipped silently and so are not a portable fact). */
+  int gone = dup(q[1]);
+  CHECK(gone > 0 && gone < 60);
+  close(gone);
   FD_ZERO(&rs);
-  FD_SET(77, &rs);
-  expect_str("select closed fd", rc_str(select(78, &rs, 0, 0, &tv)), "EBADF");
+  FD_SET(gone, &rs);
+  expect_str("select closed fd", rc_str(select(gone + 1, &rs, 0, 0, &tv)), "EBADF");
   alarm(1);
   r = poll(0, 0, -1);
   expect_str("poll with no fds until a signal", r == -1 ? errno_name(errno) : "ok", "EINTR");
