@@ -33,6 +33,23 @@ File* File::create_shmem(Machine& m, std::uint64_t size) {
   return f;
 }
 
+File* File::create_shmem_file(Machine& m, std::string name, unsigned seals) {
+  File* f = create_shmem(m, 0);
+  f->name_ = std::move(name);
+  f->seals_ = seals;
+  return f;
+}
+
+void File::remove_pages_from(std::uint64_t index) {
+  for (auto it = pages_.lower_bound(index); it != pages_.end();) {
+    PageDesc& d = m_->phys.desc(it->second);
+    d.flags &= ~PG_pagecache;
+    d.mapping = nullptr;
+    m_->phys.put_page(it->second);
+    it = pages_.erase(it);
+  }
+}
+
 void File::put() {
   if (--refcount_ > 0) return;
   for (auto& [idx, pfn] : pages_)

@@ -23,6 +23,9 @@ class File {
                       std::uint64_t ino = 0);
   // The shmem object of a MAP_SHARED|MAP_ANONYMOUS mapping of `size` bytes.
   static File* create_shmem(Machine& m, std::uint64_t size);
+  // An empty shmem file named `name` in /proc/PID/maps ("/memfd:x (deleted)"), whose size
+  // and contents change through vma/shmem.hpp (memfd_create).
+  static File* create_shmem_file(Machine& m, std::string name, unsigned seals);
 
   void get() { ++refcount_; }  // get_file
   void put();                  // fput: the last put frees the page cache and the file
@@ -33,6 +36,13 @@ class File {
   pfn_t cached_page(std::uint64_t index) const;  // 0 if not cached
   // Drops the cached page at `index` if nothing maps it (used by reclaim/truncation tests).
   bool evict(std::uint64_t index);
+  // Truncation: takes every cached page at or past `index` out of the cache, whoever still
+  // holds a reference (a pinned page lives on, detached, until its last put).
+  void remove_pages_from(std::uint64_t index);
+  void set_size(std::uint64_t size) { size_ = size; }
+  // memfd seals (F_SEAL_*); a shmem file that does not allow sealing has F_SEAL_SEAL.
+  unsigned seals() const { return seals_; }
+  void set_seals(unsigned s) { seals_ = s; }
 
   const std::string& name() const { return name_; }
   std::uint64_t size() const { return size_; }
@@ -42,6 +52,7 @@ class File {
   bool writable() const { return writable_; }
   bool shmem() const { return shmem_; }
   int refcount() const { return refcount_; }
+  Machine& machine() const { return *m_; }
   const std::vector<std::uint8_t>& data() const { return data_; }
   const std::map<std::uint64_t, pfn_t>& page_cache() const { return pages_; }
 
@@ -60,6 +71,7 @@ class File {
   bool readable_ = true;
   bool writable_ = false;
   bool shmem_ = false;
+  unsigned seals_ = 0;
   int refcount_ = 1;
   std::map<std::uint64_t, pfn_t> pages_;
 };

@@ -13,12 +13,15 @@ class File;
 
 // --- mmap.cpp ---
 // mmap(2) after fd lookup: `off` in bytes (EINVAL unless page aligned); file may be null
-// (MAP_ANONYMOUS). Populates when MAP_POPULATE or VM_LOCKED ask for it.
+// (MAP_ANONYMOUS). Populates when MAP_POPULATE or VM_LOCKED ask for it. fmode_write: the
+// open file description was opened for writing (FMODE_WRITE; a shared mapping of a file
+// that was not may never become writable).
 Result<vaddr_t> sys_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int flags, File* file,
-                         std::uint64_t off);
+                         std::uint64_t off, bool fmode_write = true);
 // do_mmap: the core, pgoff in pages; *populate is set to the length to populate.
 Result<vaddr_t> do_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int flags, File* file,
-                        std::uint64_t pgoff, std::uint64_t* populate = nullptr);
+                        std::uint64_t pgoff, std::uint64_t* populate = nullptr,
+                        bool fmode_write = true);
 // get_unmapped_area: top-down placement below mmap_base honouring the stack guard gap,
 // falling back to bottom-up; a usable hint is taken as is.
 Result<vaddr_t> get_unmapped_area(Mm& mm, File* file, vaddr_t addr, std::uint64_t len,

@@ -5,6 +5,7 @@
 #include "vma/file.hpp"
 #include "vma/mm_syscalls.hpp"
 #include "vma/overcommit.hpp"
+#include "vma/shmem.hpp"
 #include "vma/vma_ops.hpp"
 
 namespace mmemu {
@@ -156,7 +157,7 @@ Result<vaddr_t> mmap_region(Mm& mm, File* file, vaddr_t addr, std::uint64_t len,
 }
 
 Result<vaddr_t> do_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int flags, File* file,
-                        std::uint64_t pgoff, std::uint64_t* populate) {
+                        std::uint64_t pgoff, std::uint64_t* populate, bool fmode_write) {
   if (populate) *populate = 0;
   if (!len) return fail(EINVAL);
   if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
@@ -190,10 +191,17 @@ Result<vaddr_t> do_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int f
   if (file) {
     switch (flags & MAP_TYPE) {
       case MAP_SHARED:
-      case MAP_SHARED_VALIDATE:
-        if ((prot & PROT_WRITE) && !file->writable()) return fail(EACCES);
+      case MAP_SHARED_VALIDATE: {
+        const bool may_write = file->writable() && fmode_write;
+        if ((prot & PROT_WRITE) && !may_write) return fail(EACCES);
         vm_flags |= VM_SHARED | VM_MAYSHARE;
-        if (!file->writable()) vm_flags &= ~(VM_MAYWRITE | VM_SHARED);
+        if (!may_write) vm_flags &= ~(VM_MAYWRITE | VM_SHARED);
+        // memfd_check_seals_mmap: a write-sealed file is never mapped shared and writable.
+        if (file->seals() & (kSealWrite | kSealFutureWrite)) {
+          if (vm_flags & VM_WRITE) return fail(EPERM);
+          vm_flags &= ~VM_MAYWRITE;
+        }
+      }
         [[fallthrough]];
       case MAP_PRIVATE:
         if (!file->readable()) return fail(EACCES);
@@ -226,12 +234,12 @@ Result<vaddr_t> do_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int f
 }
 
 Result<vaddr_t> sys_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int flags, File* file,
-                         std::uint64_t off) {
+                         std::uint64_t off, bool fmode_write) {
   if (off & ~PAGE_MASK) return fail(EINVAL);
   // There are no huge pages reserved, as on a default-configured kernel.
   if ((flags & MAP_HUGETLB) && !file) return fail(ENOMEM);
   std::uint64_t populate = 0;
-  auto r = do_mmap(mm, addr, len, prot, flags, file, off >> PAGE_SHIFT, &populate);
+  auto r = do_mmap(mm, addr, len, prot, flags, file, off >> PAGE_SHIFT, &populate, fmode_write);
   if (r && populate) (void)mm_populate(mm, *r, populate, /*ignore_errors=*/true);
   return r;
 }
