@@ -39,6 +39,14 @@ SysResult OpenFile::pread(SyscallContext&, std::span<std::uint8_t>, std::uint64_
   return SysResult::err(ESPIPE);
 }
 
+SysResult OpenFile::pwrite(SyscallContext& ctx, std::span<const std::uint8_t> buf, std::uint64_t) {
+  return write(ctx, buf);
+}
+
+Result<void> OpenFile::truncate(std::uint64_t) {
+  return fail(EINVAL);
+}
+
 Result<std::uint64_t> OpenFile::lseek(std::int64_t, int) {
   return fail(ESPIPE);
 }

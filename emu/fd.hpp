@@ -1,6 +1,6 @@
 // Open files and file-descriptor tables. An OpenFile is Linux's struct file: one open of
-// something (a host file read-only, a pipe end, the terminal/stdio pass-through, a generated
-// /proc file), with its flags and position, shared by dup'ed descriptors and across fork
+// something (a host file read-only, a memfd, a pipe end, the terminal/stdio pass-through, a
+// generated /proc file), with its flags and position, shared by dup'ed descriptors and across fork
 // (std::shared_ptr: the last reference going away is the final fput). Implementations move
 // bytes between host buffers; the syscall layer copies them to and from guest memory.
 #pragma once
@@ -52,6 +52,12 @@ class OpenFile {
   virtual SysResult write(SyscallContext& ctx, std::span<const std::uint8_t> buf);
   // At an explicit offset, not moving the position. Default: ESPIPE.
   virtual SysResult pread(SyscallContext& ctx, std::span<std::uint8_t> buf, std::uint64_t off);
+  // Called only for a file open for writing that allows positioned I/O. Default: write()
+  // (a device ignores the offset).
+  virtual SysResult pwrite(SyscallContext& ctx, std::span<const std::uint8_t> buf,
+                           std::uint64_t off);
+  // ftruncate on a descriptor open for writing. Default: EINVAL (not a regular file).
+  virtual Result<void> truncate(std::uint64_t length);
   // New position or errno. Default: ESPIPE.
   virtual Result<std::uint64_t> lseek(std::int64_t off, int whence);
   virtual Result<FileStat> stat() const = 0;

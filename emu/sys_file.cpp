@@ -182,12 +182,13 @@ SysResult sys_pread64(SyscallContext& ctx) {
   return read_into(ctx, **f, one_segment(buf, count), static_cast<std::uint64_t>(pos));
 }
 
-// Positioned writes: only devices accept them here (host files are read-only).
-SysResult pwrite_common(SyscallContext& ctx, OpenFile& f, const Segments& s) {
+// Positioned writes (host files are never open for writing; devices ignore the offset).
+SysResult pwrite_common(SyscallContext& ctx, OpenFile& f, const Segments& s, std::uint64_t pos) {
   if (!can_pread(f)) return err(ESPIPE);
   if (!f.writable()) return err(EBADF);
-  if (!dynamic_cast<CharDev*>(&f)) return err(EBADF);
-  return write_from(ctx, f, s);
+  const std::vector<std::uint8_t> buf = gather(ctx, s);
+  if (buf.empty() && s.total > 0) return err(EFAULT);
+  return f.pwrite(ctx, buf, pos);
 }
 
 SysResult sys_pwrite64(SyscallContext& ctx) {
@@ -201,7 +202,7 @@ SysResult sys_pwrite64(SyscallContext& ctx) {
   std::uint64_t count = ctx.arg(2);
   if (!access_ok(ctx.arch(), buf, count)) return err(EFAULT);
   count = std::min(count, kMaxRwCount);
-  return pwrite_common(ctx, **f, one_segment(buf, count));
+  return pwrite_common(ctx, **f, one_segment(buf, count), static_cast<std::uint64_t>(pos));
 }
 
 // readv/writev/preadv/pwritev/preadv2/pwritev2. pos < 0 (the v2 forms' -1): the file
@@ -215,7 +216,9 @@ SysResult vector_io(SyscallContext& ctx, bool write, bool positioned, std::int64
   if (write ? !file.writable() : !file.readable()) return err(EBADF);
   auto s = import_iovec(ctx, ctx.arg(1), ctx.arg(2));
   if (!s) return err(s.error());
-  if (write) return positioned ? pwrite_common(ctx, file, *s) : write_from(ctx, file, *s);
+  if (write)
+    return positioned ? pwrite_common(ctx, file, *s, static_cast<std::uint64_t>(pos))
+                      : write_from(ctx, file, *s);
   if (s->seg.empty()) return SysResult::ok(0);
   return read_into(
       ctx, file, *s,
@@ -385,7 +388,7 @@ SysResult sys_fcntl(SyscallContext& ctx) {
     }
     case kFAddSeals:
     case kFGetSeals:
-      return err(EINVAL);
+      return memfd_fcntl(*f, cmd, arg);
     default:
       return err(EINVAL);
   }
@@ -485,6 +488,7 @@ SysResult sys_fsync(SyscallContext& ctx) {
 
 void register_file_syscalls(SyscallTable& t) {
   register_poll_syscalls(t);
+  register_memfd_syscalls(t);
   t.add(Sys::read, sys_read);
   t.add(Sys::write, sys_write);
   t.add(Sys::pread64, sys_pread64);

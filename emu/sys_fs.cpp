@@ -293,9 +293,13 @@ SysResult sys_truncate(SyscallContext& ctx) {
 }
 
 SysResult sys_ftruncate(SyscallContext& ctx) {
+  const auto length = static_cast<std::int64_t>(ctx.arg(1));
+  if (length < 0) return err(EINVAL);
   auto f = fd_file(ctx, ctx.arg_int(0));
   if (!f) return err(f.error());
-  return err(EINVAL);  // nothing is open for writing a regular file
+  // Only a memfd is both a regular file and open for writing.
+  if (!(*f)->writable()) return err(EINVAL);
+  return SysResult::from((*f)->truncate(static_cast<std::uint64_t>(length)));
 }
 
 SysResult sys_fchmod(SyscallContext& ctx) {

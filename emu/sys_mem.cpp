@@ -29,6 +29,7 @@ SysResult sc_mmap(SyscallContext& ctx) {
   // sys_mmap: the offset is checked before the descriptor.
   if (off & ~PAGE_MASK) return SysResult::err(EINVAL);
   File* file = nullptr;
+  bool fmode_write = false;
   if (!(flags & MAP_ANONYMOUS)) {
     auto f = fd_file(ctx, fd);
     if (!f) return SysResult::err(EBADF);
@@ -45,8 +46,9 @@ SysResult sc_mmap(SyscallContext& ctx) {
     file = of.mmap_file();
     if (!file) return SysResult::err(len ? ENODEV : EINVAL);
     if (!of.readable()) return SysResult::err(EACCES);
+    fmode_write = of.writable();
   }
-  return SysResult::from(sys_mmap(ctx.mm(), addr, len, prot, flags, file, off));
+  return SysResult::from(sys_mmap(ctx.mm(), addr, len, prot, flags, file, off, fmode_write));
 }
 
 SysResult sc_munmap(SyscallContext& ctx) {

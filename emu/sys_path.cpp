@@ -20,10 +20,12 @@
 
 #include "emu/file_dev.hpp"
 #include "emu/file_host.hpp"
+#include "emu/file_memfd.hpp"
 #include "emu/file_pipe.hpp"
 #include "emu/file_proc.hpp"
 #include "emu/sys_abi.hpp"
 #include "vma/file.hpp"
+#include "vma/shmem.hpp"
 
 namespace mmemu {
 
@@ -296,6 +298,18 @@ Result<OpenFileRef> reopen(SyscallContext& ctx, const OpenFileRef& f, int flags,
     return OpenFileRef(std::make_shared<HostStdio>(hs->host_fd(), flags & (O_ACCMODE | O_APPEND)));
   if (auto* cd = dynamic_cast<CharDev*>(f.get()))
     return OpenFileRef(std::make_shared<CharDev>(cd->dev_kind(), flags | kO_LARGEFILE));
+  if (auto* mf = dynamic_cast<MemFdFile*>(f.get())) {
+    // The same shmem inode in a new open file description, with the new access mode.
+    auto st = mf->stat();
+    if (!st) return std::unexpected(st.error());
+    if (flags & O_PATH) return OpenFileRef(std::make_shared<PathFile>(flags, *st, mf->path()));
+    if ((flags & O_TRUNC) && write_access(flags))
+      if (auto r = shmem_setattr_size(mf->file(), 0); !r) return std::unexpected(r.error());
+    mf->file().get();
+    return OpenFileRef(std::make_shared<MemFdFile>(
+        (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)) | kO_LARGEFILE, &mf->file(),
+        *st));
+  }
   const std::string k(f->kind());
   if (k == "file" || k == "dir" || k == "proc") {
     (void)depth;
