@@ -489,6 +489,7 @@ RunSummary Kernel::run() {
 }
 
 std::vector<std::string> Kernel::final_check() {
+  created_files_.clear();  // the in-memory file system goes with the run
   for (auto& [path, f] : file_cache_)
     f->put();
   file_cache_.clear();

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "emu/cpu.hpp"
+#include "emu/created_files.hpp"
 #include "emu/process.hpp"
 #include "emu/signal.hpp"
 #include "emu/trace.hpp"
@@ -147,6 +148,8 @@ class Kernel {
   // (the inode cache: the executable mapped by the loader and an openat of the same path
   // share pages). Returns a new reference (File::put it). ENOENT, EACCES, EISDIR, ...
   Result<File*> open_host_file(const std::string& path);
+  // The regular files guests created, kept in memory (emu/created_files.hpp).
+  CreatedFiles& created_files() { return created_files_; }
   // Generates a signal for p (kill, tgkill, SIGPIPE, SIGCHLD...): queued, and p woken if it
   // is blocked and the signal is deliverable. Delivery happens before p next runs.
   void send_signal(Process& p, const SigInfo& info);
@@ -219,6 +222,7 @@ class Kernel {
   int next_pid_;
   int init_pid_ = 0;
   std::map<std::string, File*, std::less<>> file_cache_;
+  CreatedFiles created_files_;
   std::set<std::uint64_t> unknown_reported_;  // syscall numbers already reported
   std::uint64_t rng_state_;
   RunSummary summary_;  // the initial process's status, when known

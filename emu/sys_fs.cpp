@@ -1,7 +1,8 @@
 // System calls: file group, name side (open/openat/creat, stat/lstat/newfstatat/statx,
-// readlink(at), access/faccessat(2), getcwd, chdir/fchdir, getdents(64)) and the calls
-// that would modify the read-only host file system (mkdir, unlink, rename, chmod,
-// truncate, ...), which fail as on a read-only mount. Path lookup: emu/sys_path.hpp.
+// readlink(at), access/faccessat(2), getcwd, chdir/fchdir, getdents(64)) and the calls that
+// change names: unlink, rename, chmod and truncate work on the files guests created (in
+// memory, emu/created_files.hpp) and fail on the host's as on a read-only mount, as mkdir
+// and the rest do. Path lookup: emu/sys_path.hpp.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,10 +11,14 @@
 #include <cerrno>
 #include <climits>
 
+#include "emu/created_files.hpp"
 #include "emu/file_host.hpp"
+#include "emu/file_shmem.hpp"
 #include "emu/sys_abi.hpp"
 #include "emu/sys_path.hpp"
 #include "emu/syscall.hpp"
+#include "vma/file.hpp"
+#include "vma/shmem.hpp"
 
 namespace mmemu {
 
@@ -40,7 +45,8 @@ Result<std::string> path_arg(SyscallContext& ctx, int dirfd, vaddr_t p) {
 
 // ---- open ----
 
-SysResult do_open(SyscallContext& ctx, int dirfd, vaddr_t path, std::uint64_t guest_flags) {
+SysResult do_open(SyscallContext& ctx, int dirfd, vaddr_t path, std::uint64_t guest_flags,
+                  std::uint64_t mode) {
   int flags = oflags_from_guest(ctx.arch(), guest_flags & 0xffffffffULL);
   // build_open_flags.
   if ((flags & (O_CREAT | kO_DIRECTORY)) == (O_CREAT | kO_DIRECTORY)) return err(EINVAL);
@@ -54,22 +60,24 @@ SysResult do_open(SyscallContext& ctx, int dirfd, vaddr_t path, std::uint64_t gu
   if (!abs) return err(abs.error());
   const bool cloexec = (flags & O_CLOEXEC) != 0;
   flags &= ~(O_CLOEXEC | O_NOCTTY);
+  // Only O_CREAT and O_TMPFILE look at the mode (build_open_how).
+  const bool creates = (flags & O_CREAT) || (flags & kO_TMPFILE) == kO_TMPFILE;
   Result<OpenFileRef> f =
-      (flags & kO_TMPFILE) == kO_TMPFILE ? fail(EROFS) : open_path(ctx, *abs, flags);
+      open_path(ctx, *abs, flags, creates ? static_cast<std::uint32_t>(mode & 07777) : 0);
   if (!f) return err(f.error());
   (*f)->set_flags((*f)->flags() & ~(O_CREAT | O_EXCL | O_TRUNC));
   return SysResult::from(ctx.proc.fds->install(std::move(*f), cloexec));
 }
 
 SysResult sys_open(SyscallContext& ctx) {
-  return do_open(ctx, kAtFdcwd, ctx.arg(0), ctx.arg(1));
+  return do_open(ctx, kAtFdcwd, ctx.arg(0), ctx.arg(1), ctx.arg(2));
 }
 SysResult sys_openat(SyscallContext& ctx) {
-  return do_open(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg(2));
+  return do_open(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg(2), ctx.arg(3));
 }
 SysResult sys_creat(SyscallContext& ctx) {
   return do_open(ctx, kAtFdcwd, ctx.arg(0),
-                 oflags_to_guest(ctx.arch(), O_CREAT | O_WRONLY | O_TRUNC));
+                 oflags_to_guest(ctx.arch(), O_CREAT | O_WRONLY | O_TRUNC), ctx.arg(1));
 }
 
 // ---- stat ----
@@ -265,30 +273,119 @@ SysResult sys_mkdir(SyscallContext& ctx) {
 SysResult sys_mkdirat(SyscallContext& ctx) {
   return create_name(ctx, ctx.arg_int(0), ctx.arg(1));
 }
+// A name the guest created (kept in memory), or nullptr; *key is its CreatedFiles key.
+ShmemInodeRef created_at(SyscallContext& ctx, const std::string& abs, std::string* key) {
+  if (ctx.kernel.created_files().empty()) return nullptr;
+  *key = CreatedFiles::key_of(normalize_path(abs));
+  return ctx.kernel.created_files().find(*key);
+}
+
+// The guest may change names in the directory of `abs` (root always may).
+Result<void> may_change_dir(const std::string& abs) {
+  if (::access(parent_dir(normalize_path(abs)).c_str(), W_OK | X_OK) != 0) return fail(errno);
+  return {};
+}
+
+// unlink / rmdir / unlinkat: a created file loses its name (its pages stay while it is open
+// or mapped); anything else is the host's: its lookup error, else EROFS.
+SysResult remove_name(SyscallContext& ctx, int dirfd, vaddr_t path, bool dir) {
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  std::string key;
+  if (created_at(ctx, *abs, &key)) {
+    if (dir || abs->back() == '/') return err(ENOTDIR);
+    if (auto r = may_change_dir(*abs); !r) return err(r.error());
+    ctx.kernel.created_files().remove(key);
+    return SysResult::ok(0);
+  }
+  return change_name(ctx, dirfd, path, false);
+}
+
 SysResult sys_unlink(SyscallContext& ctx) {
-  return change_name(ctx, kAtFdcwd, ctx.arg(0), false);
+  return remove_name(ctx, kAtFdcwd, ctx.arg(0), false);
 }
 SysResult sys_rmdir(SyscallContext& ctx) {
-  return change_name(ctx, kAtFdcwd, ctx.arg(0), false);
+  return remove_name(ctx, kAtFdcwd, ctx.arg(0), true);
 }
 SysResult sys_unlinkat(SyscallContext& ctx) {
   if (ctx.arg_int(2) & ~kAtRemovedir) return err(EINVAL);
-  return change_name(ctx, ctx.arg_int(0), ctx.arg(1), false);
+  return remove_name(ctx, ctx.arg_int(0), ctx.arg(1), (ctx.arg_int(2) & kAtRemovedir) != 0);
 }
+
+// rename of a created file to a new name in an existing directory, replacing another
+// created file; the host's files can be neither source nor target (EROFS).
+SysResult rename_common(SyscallContext& ctx, int olddir, vaddr_t oldp, int newdir, vaddr_t newp,
+                        unsigned flags) {
+  constexpr unsigned kRenameNoreplace = 1, kRenameExchange = 2, kRenameWhiteout = 4;
+  if (flags & ~(kRenameNoreplace | kRenameExchange | kRenameWhiteout)) return err(EINVAL);
+  if ((flags & kRenameNoreplace) && (flags & (kRenameExchange | kRenameWhiteout)))
+    return err(EINVAL);
+  auto from = path_arg(ctx, olddir, oldp);
+  if (!from) return err(from.error());
+  auto to = path_arg(ctx, newdir, newp);
+  if (!to) return err(to.error());
+  std::string from_key, to_key;
+  if (!created_at(ctx, *from, &from_key)) {
+    if (auto st = stat_path(ctx, *from, false); !st) return err(st.error());
+    return err(EROFS);
+  }
+  auto pst = stat_path(ctx, parent_dir(normalize_path(*to)), true);
+  if (!pst) return err(pst.error());
+  if (!S_ISDIR(pst->mode)) return err(ENOTDIR);
+  const bool target_created = created_at(ctx, *to, &to_key) != nullptr;
+  if (!target_created && stat_path(ctx, *to, false)) {
+    return err((flags & kRenameNoreplace) ? EEXIST : EROFS);
+  }
+  if (target_created && (flags & kRenameNoreplace)) return err(EEXIST);
+  if (flags & (kRenameExchange | kRenameWhiteout)) return err(target_created ? EINVAL : ENOENT);
+  if (auto r = may_change_dir(*from); !r) return err(r.error());
+  if (auto r = may_change_dir(*to); !r) return err(r.error());
+  if (to_key.empty()) to_key = CreatedFiles::key_of(normalize_path(*to));
+  if (from_key == to_key) return SysResult::ok(0);
+  if (target_created) ctx.kernel.created_files().remove(to_key);
+  ctx.kernel.created_files().move(from_key, to_key);
+  return SysResult::ok(0);
+}
+
 SysResult sys_rename(SyscallContext& ctx) {
-  return change_name(ctx, kAtFdcwd, ctx.arg(0), false);
+  return rename_common(ctx, kAtFdcwd, ctx.arg(0), kAtFdcwd, ctx.arg(1), 0);
 }
 SysResult sys_renameat(SyscallContext& ctx) {
-  return change_name(ctx, ctx.arg_int(0), ctx.arg(1), false);
+  return rename_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg_int(2), ctx.arg(3), 0);
+}
+SysResult sys_renameat2(SyscallContext& ctx) {
+  return rename_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg_int(2), ctx.arg(3),
+                       static_cast<unsigned>(ctx.arg(4)));
+}
+
+// chmod of a created file changes its permission bits; the host's are EROFS.
+SysResult chmod_common(SyscallContext& ctx, int dirfd, vaddr_t path, std::uint64_t mode) {
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  std::string key;
+  if (auto inode = created_at(ctx, *abs, &key)) {
+    inode->st.mode = (inode->st.mode & S_IFMT) | (mode & 07777);
+    return SysResult::ok(0);
+  }
+  return change_name(ctx, dirfd, path, true);
 }
 SysResult sys_chmod(SyscallContext& ctx) {
-  return change_name(ctx, kAtFdcwd, ctx.arg(0), true);
+  return chmod_common(ctx, kAtFdcwd, ctx.arg(0), ctx.arg(1));
 }
 SysResult sys_fchmodat(SyscallContext& ctx) {
-  return change_name(ctx, ctx.arg_int(0), ctx.arg(1), true);
+  return chmod_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg(2));
 }
+
 SysResult sys_truncate(SyscallContext& ctx) {
-  if (static_cast<std::int64_t>(ctx.arg(1)) < 0) return err(EINVAL);
+  const auto length = static_cast<std::int64_t>(ctx.arg(1));
+  if (length < 0) return err(EINVAL);
+  auto abs = path_arg(ctx, kAtFdcwd, ctx.arg(0));
+  if (!abs) return err(abs.error());
+  std::string key;
+  if (auto inode = created_at(ctx, *abs, &key)) {
+    if (ctx.proc.euid != 0 && !(inode->st.mode & 0200)) return err(EACCES);
+    return SysResult::from(shmem_setattr_size(*inode->file, static_cast<std::uint64_t>(length)));
+  }
   return change_name(ctx, kAtFdcwd, ctx.arg(0), true);
 }
 
@@ -305,6 +402,11 @@ SysResult sys_ftruncate(SyscallContext& ctx) {
 SysResult sys_fchmod(SyscallContext& ctx) {
   auto f = fd_file(ctx, ctx.arg_int(0));
   if (!f) return err(f.error());
+  if (auto* sf = dynamic_cast<ShmemFile*>(f->get())) {
+    ShmemInode& inode = *sf->inode();
+    inode.st.mode = (inode.st.mode & S_IFMT) | (ctx.arg(1) & 07777);
+    return SysResult::ok(0);
+  }
   const std::string_view k = (*f)->kind();
   return (k == "file" || k == "dir") ? err(EROFS) : SysResult::ok(0);
 }
@@ -336,7 +438,7 @@ void register_fs_syscalls(SyscallTable& t) {
   t.add(Sys::rmdir, sys_rmdir);
   t.add(Sys::rename, sys_rename);
   t.add(Sys::renameat, sys_renameat);
-  t.add(Sys::renameat2, sys_renameat);
+  t.add(Sys::renameat2, sys_renameat2);
   t.add(Sys::chmod, sys_chmod);
   t.add(Sys::fchmodat, sys_fchmodat);
   t.add(Sys::fchmod, sys_fchmod);

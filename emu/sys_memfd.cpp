@@ -3,11 +3,10 @@
 // last of them does.
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <cerrno>
 
-#include "emu/file_memfd.hpp"
+#include "emu/file_shmem.hpp"
 #include "emu/sys_abi.hpp"
 #include "emu/sys_path.hpp"
 #include "emu/syscall.hpp"
@@ -37,34 +36,26 @@ SysResult sys_memfd_create(SyscallContext& ctx) {
   if (flags & kMfdHugetlb) return SysResult::err(ENOMEM);
 
   unsigned seals = kSealSeal;
-  FileStat st;
-  st.mode = S_IFREG | 0777;
+  std::uint32_t mode = S_IFREG | 0777;
   if (flags & kMfdNoexecSeal) {
-    st.mode = S_IFREG | 0666;
+    mode = S_IFREG | 0666;
     seals = kSealExec;
   } else if (flags & kMfdAllowSealing) {
     seals = 0;
   }
-  st.nlink = 0;
-  st.uid = ctx.proc.euid;
-  st.gid = ctx.proc.egid;
-  st.blksize = PAGE_SIZE;
-  struct timespec now {};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  st.atime_sec = st.mtime_sec = st.ctime_sec = now.tv_sec;
-  st.atime_nsec = st.mtime_nsec = st.ctime_nsec = now.tv_nsec;
-
-  File* file =
-      File::create_shmem_file(ctx.kernel.machine(), "/memfd:" + *name + " (deleted)", seals);
-  auto of = std::make_shared<MemFdFile>(O_RDWR | kO_LARGEFILE, file, st);
+  const std::string path = "/memfd:" + *name + " (deleted)";
+  auto inode =
+      std::make_shared<ShmemInode>(File::create_shmem_file(ctx.kernel.machine(), path, seals),
+                                   new_shmem_stat(mode, ctx.proc.euid, ctx.proc.egid, 0), path);
+  auto of = std::make_shared<ShmemFile>(O_RDWR | kO_LARGEFILE, std::move(inode));
   return SysResult::from(ctx.proc.fds->install(std::move(of), (flags & kMfdCloexec) != 0));
 }
 
 }  // namespace
 
 SysResult memfd_fcntl(OpenFile& f, int cmd, std::uint64_t arg) {
-  auto* mf = dynamic_cast<MemFdFile*>(&f);
-  if (!mf) return SysResult::err(EINVAL);
+  auto* mf = dynamic_cast<ShmemFile*>(&f);
+  if (!mf || !mf->memfd()) return SysResult::err(EINVAL);
   File& file = mf->file();
   if (cmd == kFGetSeals) return SysResult::ok(file.seals());
   if (!f.writable()) return SysResult::err(EPERM);

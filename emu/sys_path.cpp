@@ -18,11 +18,12 @@
 
 #include <fmt/format.h>
 
+#include "emu/created_files.hpp"
 #include "emu/file_dev.hpp"
 #include "emu/file_host.hpp"
-#include "emu/file_memfd.hpp"
 #include "emu/file_pipe.hpp"
 #include "emu/file_proc.hpp"
+#include "emu/file_shmem.hpp"
 #include "emu/sys_abi.hpp"
 #include "vma/file.hpp"
 #include "vma/shmem.hpp"
@@ -60,7 +61,7 @@ bool write_access(int flags) {
 
 // What a name in the emulated part of the tree is.
 struct Node {
-  enum Kind { Host, HostPseudo, Dir, Gen, Link, Dev, Missing } kind = Host;
+  enum Kind { Host, HostPseudo, Dir, Gen, Link, Dev, Shmem, Missing } kind = Host;
   std::string name;               // canonical name (/proc/self/fd/N shows it)
   std::string host;               // Host/HostPseudo: the host path
   std::string target;             // Link: what readlink shows
@@ -72,7 +73,8 @@ struct Node {
   std::uint32_t mode = 0444;      // Gen/Dir permission bits
   std::uint64_t ino = 0;
   CharDevKind dev = CharDevKind::Null;
-  int err = ENOENT;  // Missing
+  ShmemInodeRef shmem;  // Shmem: a file the guest created
+  int err = ENOENT;     // Missing
 };
 
 Node missing(int e = ENOENT) {
@@ -269,6 +271,13 @@ Node lookup(SyscallContext& ctx, const std::string& norm) {
     }
   }
   Node n;
+  if (!ctx.kernel.created_files().empty())
+    if (auto inode = ctx.kernel.created_files().find(CreatedFiles::key_of(norm))) {
+      n.kind = Node::Shmem;
+      n.name = inode->path;
+      n.shmem = std::move(inode);
+      return n;
+    }
   n.host = norm;
   return n;
 }
@@ -286,6 +295,46 @@ FileStat link_stat(const Node& n) {
   return s;
 }
 
+// Opens a shmem inode: a memfd again through /proc/PID/fd/N, or a file the guest created.
+// The guest owns what it created, so the owner's permission bits apply (root passes).
+Result<OpenFileRef> open_shmem(SyscallContext& ctx, const ShmemInodeRef& inode, int flags) {
+  const FileStat st = inode->stat();
+  if (flags & O_PATH) return OpenFileRef(std::make_shared<PathFile>(flags, st, inode->path));
+  if (flags & kO_DIRECTORY) return fail(ENOTDIR);
+  const bool wr = write_access(flags);
+  if (ctx.proc.euid != 0) {
+    const std::uint32_t need = (wr ? 2U : 0U) | ((flags & O_ACCMODE) != O_WRONLY ? 4U : 0U);
+    if (((st.mode >> 6) & need) != need) return fail(EACCES);
+  }
+  if ((flags & O_TRUNC) && wr)
+    if (auto r = shmem_setattr_size(*inode->file, 0); !r) return std::unexpected(r.error());
+  return OpenFileRef(std::make_shared<ShmemFile>(
+      (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)) | kO_LARGEFILE, inode));
+}
+
+// A new regular file in memory at `host` (a name in an existing host directory whose device
+// is `dev`), or an unnamed one (O_TMPFILE: `name_it` false).
+Result<OpenFileRef> create_file(SyscallContext& ctx, const std::string& host, int flags,
+                                std::uint32_t mode, std::uint64_t dev, bool name_it) {
+  const std::uint32_t perm = mode & ~ctx.proc.umask & 07777;
+  const std::string key = name_it ? CreatedFiles::key_of(host) : host;
+  // /proc/PID/maps shows the device as major:minor of the directory's file system.
+  File* file = File::create_shmem_file(ctx.kernel.machine(), key, kSealSeal,
+                                       (major(dev) << 8) | (minor(dev) & 0xff));
+  FileStat st = new_shmem_stat(S_IFREG | perm, ctx.proc.euid, ctx.proc.egid, name_it ? 1 : 0);
+  st.dev = dev;
+  auto inode = std::make_shared<ShmemInode>(file, st, key);
+  if (name_it) {
+    ctx.kernel.created_files().add(key, inode);
+  } else {
+    inode->renamed(fmt::format("{}/#{}", host == "/" ? "" : host, inode->st.ino));
+    inode->unlinked();
+  }
+  return OpenFileRef(std::make_shared<ShmemFile>(
+      (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | kO_TMPFILE)) | kO_LARGEFILE,
+      std::move(inode)));
+}
+
 // Opens a descriptor's file again through /proc/PID/fd/N: a new open file description of
 // the same object where mmemu can make one, else the same description.
 Result<OpenFileRef> reopen(SyscallContext& ctx, const OpenFileRef& f, int flags, int depth) {
@@ -298,18 +347,7 @@ Result<OpenFileRef> reopen(SyscallContext& ctx, const OpenFileRef& f, int flags,
     return OpenFileRef(std::make_shared<HostStdio>(hs->host_fd(), flags & (O_ACCMODE | O_APPEND)));
   if (auto* cd = dynamic_cast<CharDev*>(f.get()))
     return OpenFileRef(std::make_shared<CharDev>(cd->dev_kind(), flags | kO_LARGEFILE));
-  if (auto* mf = dynamic_cast<MemFdFile*>(f.get())) {
-    // The same shmem inode in a new open file description, with the new access mode.
-    auto st = mf->stat();
-    if (!st) return std::unexpected(st.error());
-    if (flags & O_PATH) return OpenFileRef(std::make_shared<PathFile>(flags, *st, mf->path()));
-    if ((flags & O_TRUNC) && write_access(flags))
-      if (auto r = shmem_setattr_size(mf->file(), 0); !r) return std::unexpected(r.error());
-    mf->file().get();
-    return OpenFileRef(std::make_shared<MemFdFile>(
-        (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)) | kO_LARGEFILE, &mf->file(),
-        *st));
-  }
+  if (auto* mf = dynamic_cast<ShmemFile*>(f.get())) return open_shmem(ctx, mf->inode(), flags);
   const std::string k(f->kind());
   if (k == "file" || k == "dir" || k == "proc") {
     (void)depth;
@@ -325,18 +363,22 @@ std::optional<std::string> read_host_text(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-Result<OpenFileRef> open_host(SyscallContext& ctx, const std::string& host, int flags, bool pseudo,
-                              bool trailing_slash) {
+Result<OpenFileRef> open_host(SyscallContext& ctx, const std::string& host, int flags,
+                              std::uint32_t mode, bool pseudo, bool trailing_slash) {
   const bool nofollow = (flags & kO_NOFOLLOW) != 0;
   const bool opath = (flags & O_PATH) != 0;
   struct ::stat st;
   if ((nofollow ? ::lstat(host.c_str(), &st) : ::stat(host.c_str(), &st)) != 0) {
     const int e = errno;
-    if (e == ENOENT && (flags & O_CREAT) && !trailing_slash) {
-      // The last component is missing: creating it needs a writable mount.
+    if (e == ENOENT && (flags & O_CREAT) && !trailing_slash && !pseudo) {
+      // The last component is missing: it is created in memory if the guest may write the
+      // directory (a read-only host mount still answers EROFS).
       const std::string parent = parent_dir(host);
       struct ::stat pst;
-      if (::stat(parent.c_str(), &pst) == 0 && S_ISDIR(pst.st_mode)) return fail(EROFS);
+      if (::stat(parent.c_str(), &pst) == 0 && S_ISDIR(pst.st_mode)) {
+        if (::access(parent.c_str(), W_OK | X_OK) != 0) return fail(errno);
+        return create_file(ctx, host, flags, mode, pst.st_dev, true);
+      }
     }
     return fail(e);
   }
@@ -346,9 +388,18 @@ Result<OpenFileRef> open_host(SyscallContext& ctx, const std::string& host, int 
   if (S_ISLNK(st.st_mode) && !opath) return fail(ELOOP);
   if (opath) return OpenFileRef(std::make_shared<PathFile>(flags, fst, host));
   if (S_ISDIR(st.st_mode)) {
+    if ((flags & kO_TMPFILE) == kO_TMPFILE) {
+      if (pseudo) return fail(EOPNOTSUPP);
+      if (::access(host.c_str(), W_OK | X_OK) != 0) return fail(errno);
+      return create_file(ctx, normalize_path(host), flags, mode, st.st_dev, false);
+    }
     if ((flags & O_CREAT) || write_access(flags)) return fail(EISDIR);
     auto entries = DirFile::list_host(host);
     if (!entries) return std::unexpected(entries.error());
+    char resolved[PATH_MAX];
+    if (!ctx.kernel.created_files().empty() && ::realpath(host.c_str(), resolved))
+      for (const auto& [name, inode] : ctx.kernel.created_files().in_dir(resolved))
+        entries->push_back({inode->st.ino, DT_REG, name});
     return OpenFileRef(std::make_shared<DirFile>(kept, std::move(*entries), fst, host));
   }
   if (flags & kO_DIRECTORY) return fail(ENOTDIR);
@@ -366,7 +417,8 @@ Result<OpenFileRef> open_host(SyscallContext& ctx, const std::string& host, int 
   return OpenFileRef(std::make_shared<HostFile>(kept, *file, fst, std::move(name)));
 }
 
-Result<OpenFileRef> open_node(SyscallContext& ctx, const std::string& abs, int flags, int depth) {
+Result<OpenFileRef> open_node(SyscallContext& ctx, const std::string& abs, int flags,
+                              std::uint32_t mode, int depth) {
   if (depth > kMaxLinkDepth) return fail(ELOOP);
   const std::string norm = normalize_path(abs);
   const bool trailing_slash = abs.size() > 1 && abs.back() == '/';
@@ -377,8 +429,13 @@ Result<OpenFileRef> open_node(SyscallContext& ctx, const std::string& abs, int f
       return fail(n.err);
     case Node::Host:
     case Node::HostPseudo:
-      return open_host(ctx, trailing_slash ? n.host + "/" : n.host, flags,
+      return open_host(ctx, trailing_slash ? n.host + "/" : n.host, flags, mode,
                        n.kind == Node::HostPseudo, trailing_slash);
+    case Node::Shmem:
+      if (trailing_slash) return fail(ENOTDIR);
+      if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return fail(EEXIST);
+      if ((flags & kO_TMPFILE) == kO_TMPFILE) return fail(ENOTDIR);
+      return open_shmem(ctx, n.shmem, flags);
     case Node::Link:
       if (flags & kO_NOFOLLOW) {
         if (!opath) return fail(ELOOP);
@@ -389,7 +446,7 @@ Result<OpenFileRef> open_node(SyscallContext& ctx, const std::string& abs, int f
           return OpenFileRef(std::make_shared<PathFile>(flags, *n.fd_file->stat(), n.name));
         return reopen(ctx, n.fd_file, flags, depth);
       }
-      return open_node(ctx, n.follow, flags, depth + 1);
+      return open_node(ctx, n.follow, flags, mode, depth + 1);
     case Node::Dir:
       if (opath) return OpenFileRef(std::make_shared<PathFile>(flags, dir_stat(n), n.name));
       if ((flags & O_CREAT) || write_access(flags)) return fail(EISDIR);
@@ -443,6 +500,9 @@ Result<FileStat> stat_node(SyscallContext& ctx, const std::string& abs, bool fol
     case Node::Dev:
       if (trailing_slash) return fail(ENOTDIR);
       return CharDev(n.dev, O_RDONLY).stat();
+    case Node::Shmem:
+      if (trailing_slash) return fail(ENOTDIR);
+      return n.shmem->stat();
   }
   return fail(ENOENT);
 }
@@ -499,8 +559,9 @@ std::string normalize_path(const std::string& abs) {
   return out.empty() ? "/" : out;
 }
 
-Result<OpenFileRef> open_path(SyscallContext& ctx, const std::string& abs, int flags) {
-  return open_node(ctx, abs, flags, 0);
+Result<OpenFileRef> open_path(SyscallContext& ctx, const std::string& abs, int flags,
+                              std::uint32_t mode) {
+  return open_node(ctx, abs, flags, mode, 0);
 }
 
 Result<FileStat> stat_path(SyscallContext& ctx, const std::string& abs, bool follow) {

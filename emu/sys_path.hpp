@@ -6,9 +6,10 @@
 //   sched_getaffinity); other /proc and /sys files are snapshots of the host's, read-only;
 // - /dev/null, zero, full, random, urandom (emulated), /dev/stdin|stdout|stderr and
 //   /dev/fd/N (as /proc/self/fd/N);
-// - everything else is the host's file system, read-only: opening for writing, creating
-//   or truncating fails with EROFS (what a read-only mount answers), host device nodes,
-//   FIFOs and sockets with EACCES.
+// - everything else is the host's file system, read-only: opening an existing file for
+//   writing or truncating it fails with EROFS (what a read-only mount answers), host device
+//   nodes, FIFOs and sockets with EACCES. New regular files (O_CREAT, O_TMPFILE) are made in
+//   memory and seen by every guest process (emu/created_files.hpp).
 #pragma once
 
 #include <cstdint>
@@ -35,8 +36,10 @@ std::string normalize_path(const std::string& abs);
 // The directory part of an absolute path ("/" for "/x").
 std::string parent_dir(const std::string& abs);
 
-// open(2) of an absolute path with canonical (host-encoded) flags, O_CLOEXEC excluded.
-Result<OpenFileRef> open_path(SyscallContext& ctx, const std::string& abs, int flags);
+// open(2) of an absolute path with canonical (host-encoded) flags, O_CLOEXEC excluded;
+// mode: the permission bits of a file O_CREAT or O_TMPFILE creates (umask applied here).
+Result<OpenFileRef> open_path(SyscallContext& ctx, const std::string& abs, int flags,
+                              std::uint32_t mode = 0);
 // stat/lstat of an absolute path.
 Result<FileStat> stat_path(SyscallContext& ctx, const std::string& abs, bool follow);
 // readlink: the link's target; EINVAL when it is not a symbolic link.

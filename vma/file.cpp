@@ -33,10 +33,11 @@ File* File::create_shmem(Machine& m, std::uint64_t size) {
   return f;
 }
 
-File* File::create_shmem_file(Machine& m, std::string name, unsigned seals) {
+File* File::create_shmem_file(Machine& m, std::string name, unsigned seals, std::uint64_t dev) {
   File* f = create_shmem(m, 0);
   f->name_ = std::move(name);
   f->seals_ = seals;
+  f->dev_ = dev;
   return f;
 }
 

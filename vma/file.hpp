@@ -25,7 +25,8 @@ class File {
   static File* create_shmem(Machine& m, std::uint64_t size);
   // An empty shmem file named `name` in /proc/PID/maps ("/memfd:x (deleted)"), whose size
   // and contents change through vma/shmem.hpp (memfd_create).
-  static File* create_shmem_file(Machine& m, std::string name, unsigned seals);
+  static File* create_shmem_file(Machine& m, std::string name, unsigned seals,
+                                 std::uint64_t dev = 0x1);
 
   void get() { ++refcount_; }  // get_file
   void put();                  // fput: the last put frees the page cache and the file
@@ -45,6 +46,7 @@ class File {
   void set_seals(unsigned s) { seals_ = s; }
 
   const std::string& name() const { return name_; }
+  void set_name(std::string n) { name_ = std::move(n); }  // rename, unlink
   std::uint64_t size() const { return size_; }
   std::uint64_t dev() const { return dev_; }
   std::uint64_t ino() const { return ino_; }

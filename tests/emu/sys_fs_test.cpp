@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "emu/sys_path.hpp"
 #include "sys_test_util.hpp"
 #include "vma/file.hpp"
 #include "vma/proc_maps.hpp"
@@ -74,15 +75,10 @@ TEST_P(SysFsTest, HostFilesAreReadOnly) {
   EXPECT_EQ(open(tree.path("hello.txt"), O_RDWR), E(EROFS));
   EXPECT_EQ(open(tree.path("hello.txt"), 3), E(EROFS));  // O_ACCMODE: needs write permission
   EXPECT_EQ(open(tree.path("hello.txt"), O_RDONLY | O_TRUNC), E(EROFS));
-  EXPECT_EQ(open(tree.path("new"), O_WRONLY | O_CREAT), E(EROFS));
   EXPECT_EQ(open(tree.path("nodir/new"), O_WRONLY | O_CREAT), E(ENOENT));
   const std::uint64_t tmpfile = 0x400000 | o_directory();  // O_TMPFILE in the guest's encoding
-  EXPECT_EQ(open(tree.path("sub"), tmpfile | O_RDWR), E(EROFS));
   EXPECT_EQ(open(tree.path("sub"), tmpfile | O_RDONLY), E(EINVAL));
   EXPECT_EQ(open(tree.path("sub"), 0x400000 | O_RDWR), E(EINVAL));  // without O_DIRECTORY
-  if (has(Sys::creat)) {
-    EXPECT_EQ(call(Sys::creat, str(tree.path("new")), 0644), E(EROFS));
-  }
   // The host file is untouched.
   std::ifstream in(tree.path("hello.txt"));
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -98,6 +94,71 @@ TEST_P(SysFsTest, HostFilesAreReadOnly) {
   EXPECT_EQ(call(Sys::unlinkat, kAtFdcwd, str(tree.path("hello.txt")), 0), E(EROFS));
   EXPECT_EQ(call(Sys::mkdirat, kAtFdcwd, str(tree.path("d")), 0755), E(EROFS));
   EXPECT_TRUE(std::filesystem::exists(tree.path("hello.txt")));
+}
+
+// New files are made in emulated memory: the host never sees them, every lookup of the
+// guest does, and their pages go back when the last name and reference do.
+TEST_P(SysFsTest, CreatedFilesLiveInMemory) {
+  fill(kScratch, kScratchSize, 0);  // the argument area's own pages first
+  const std::int64_t live_pages = k.machine().live.live(AllocSite::Page);
+  const std::string path = tree.path("new");
+  auto stat_of = [&](const std::string& name) {
+    SyscallContext c{k, p, Sys::newfstatat, 0, {}, 0};
+    return stat_path(c, name, true);
+  };
+  p.umask = 022;
+  const std::int64_t fd = call(Sys::openat, kAtFdcwd, str(path), O_RDWR | O_CREAT | O_EXCL, 0666);
+  ASSERT_EQ(fd, 0);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_EQ(call(Sys::write, fd, str("data", 1024), 4), 4);
+  auto st = stat_of(path);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->mode, static_cast<std::uint32_t>(S_IFREG | 0644));
+  EXPECT_EQ(st->size, 4);
+  EXPECT_EQ(st->nlink, 1U);
+  EXPECT_EQ(call(Sys::openat, kAtFdcwd, str(path), O_RDWR | O_CREAT | O_EXCL, 0666), E(EEXIST));
+  const std::int64_t again = open(path);
+  ASSERT_EQ(again, 1);
+  EXPECT_EQ(slurp(static_cast<int>(again)), "data");
+  EXPECT_EQ(k.machine().live.live(AllocSite::Page), live_pages + 1);
+  // unlink: the name goes; the open descriptors keep the page.
+  EXPECT_EQ(call(Sys::unlinkat, kAtFdcwd, str(path), 0x200 /*AT_REMOVEDIR*/), E(ENOTDIR));
+  EXPECT_EQ(call(Sys::unlinkat, kAtFdcwd, str(path), 0), 0);
+  EXPECT_FALSE(stat_of(path));
+  EXPECT_EQ(call(Sys::pread64, fd, kScratch + 2048, 4, 0), 4);
+  EXPECT_EQ(call(Sys::close, fd), 0);
+  EXPECT_EQ(k.machine().live.live(AllocSite::Page), live_pages + 1);
+  EXPECT_EQ(call(Sys::close, again), 0);
+  EXPECT_EQ(k.machine().live.live(AllocSite::Page), live_pages);
+  // A file left behind by name is freed with the run's file system at the end.
+  const std::int64_t kept = call(Sys::openat, kAtFdcwd, str(path), O_WRONLY | O_CREAT, 0600);
+  ASSERT_GE(kept, 0);
+  EXPECT_EQ(call(Sys::write, kept, str("x", 1024), 1), 1);
+  EXPECT_EQ(call(Sys::close, kept), 0);
+  EXPECT_EQ(k.machine().live.live(AllocSite::Page), live_pages + 1);
+  k.created_files().clear();
+  EXPECT_EQ(k.machine().live.live(AllocSite::Page), live_pages);
+  // O_TMPFILE: no name at all.
+  const std::uint64_t tmpfile = 0x400000 | o_directory();
+  const std::int64_t t = call(Sys::openat, kAtFdcwd, str(tree.path("sub")), tmpfile | O_RDWR, 0600);
+  ASSERT_GE(t, 0);
+  EXPECT_EQ(p.fds->get(static_cast<int>(t))->path(),
+            tree.path("sub") + "/#" + std::to_string(p.fds->get(static_cast<int>(t))->stat()->ino) +
+                " (deleted)");
+  EXPECT_TRUE(k.created_files().empty());
+}
+
+// A write that cannot get a page fails with ENOMEM and leaves nothing behind.
+TEST_P(SysFsTest, CreatedFileWriteFailsCleanlyWithoutAPage) {
+  const std::int64_t fd = call(Sys::openat, kAtFdcwd, str(tree.path("f")), O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  fill(kScratch, kScratchSize, 0);
+  const std::int64_t live_pages = k.machine().live.live(AllocSite::Page);
+  k.machine().inject.fail_nth(AllocSite::Page, 1);
+  EXPECT_EQ(call(Sys::write, fd, str("abc", 1024), 3), E(ENOMEM));
+  EXPECT_EQ(call(Sys::lseek, fd, 0, SEEK_END), 0);
+  EXPECT_EQ(k.machine().live.live(AllocSite::Page), live_pages);
+  EXPECT_EQ(call(Sys::write, fd, str("abc", 1024), 3), 3);
 }
 
 TEST_P(SysFsTest, OpenatRelativeToADirectoryDescriptor) {
