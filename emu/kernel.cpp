@@ -490,6 +490,7 @@ RunSummary Kernel::run() {
 
 std::vector<std::string> Kernel::final_check() {
   created_files_.clear();  // the in-memory file system goes with the run
+  sysv_shm_.clear();       // and so do segments nobody removed (ipcrm at shutdown)
   for (auto& [path, f] : file_cache_)
     f->put();
   file_cache_.clear();

@@ -26,6 +26,7 @@
 #include "emu/created_files.hpp"
 #include "emu/process.hpp"
 #include "emu/signal.hpp"
+#include "emu/sysv_shm.hpp"
 #include "emu/trace.hpp"
 #include "mmu/fault_inject.hpp"
 #include "mmu/machine.hpp"
@@ -150,6 +151,8 @@ class Kernel {
   Result<File*> open_host_file(const std::string& path);
   // The regular files guests created, kept in memory (emu/created_files.hpp).
   CreatedFiles& created_files() { return created_files_; }
+  // The SysV shared memory segments of the run's IPC namespace (emu/sysv_shm.hpp).
+  SysvShm& sysv_shm() { return sysv_shm_; }
   // Generates a signal for p (kill, tgkill, SIGPIPE, SIGCHLD...): queued, and p woken if it
   // is blocked and the signal is deliverable. Delivery happens before p next runs.
   void send_signal(Process& p, const SigInfo& info);
@@ -223,6 +226,7 @@ class Kernel {
   int init_pid_ = 0;
   std::map<std::string, File*, std::less<>> file_cache_;
   CreatedFiles created_files_;
+  SysvShm sysv_shm_{machine_};
   std::set<std::uint64_t> unknown_reported_;  // syscall numbers already reported
   std::uint64_t rng_state_;
   RunSummary summary_;  // the initial process's status, when known

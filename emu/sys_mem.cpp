@@ -108,6 +108,7 @@ SysResult sc_msync(SyscallContext& ctx) {
 }  // namespace
 
 void register_mem_syscalls(SyscallTable& t) {
+  register_shm_syscalls(t);
   t.add(Sys::mmap, sc_mmap);
   t.add(Sys::munmap, sc_munmap);
   t.add(Sys::mprotect, sc_mprotect);

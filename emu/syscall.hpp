@@ -98,6 +98,7 @@ void register_bootstrap_syscalls(SyscallTable& t);  // emu/sys_bootstrap.cpp (ke
 void register_process_syscalls(SyscallTable& t);    // emu/proc_syscalls.cpp (kernel)
 void register_signal_syscalls(SyscallTable& t);     // emu/signal_syscalls.cpp (kernel)
 void register_mem_syscalls(SyscallTable& t);        // emu/sys_mem.cpp (syscall helper)
+void register_shm_syscalls(SyscallTable& t);        // emu/sys_shm.cpp, from register_mem_syscalls
 void register_file_syscalls(SyscallTable& t);       // emu/sys_file.cpp (syscall helper)
 void register_time_syscalls(SyscallTable& t);       // emu/sys_time.cpp (syscall helper)
 void register_misc_syscalls(SyscallTable& t);       // emu/sys_misc.cpp (syscall helper)

@@ -50,6 +50,7 @@ class File {
   std::uint64_t size() const { return size_; }
   std::uint64_t dev() const { return dev_; }
   std::uint64_t ino() const { return ino_; }
+  void set_ino(std::uint64_t ino) { ino_ = ino; }  // a SysV segment's inode is its id
   bool readable() const { return readable_; }
   bool writable() const { return writable_; }
   bool shmem() const { return shmem_; }
