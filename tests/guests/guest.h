@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -243,6 +244,38 @@ static inline const char* probe_read(void* p) {
 }
 static inline const char* probe_write(void* p, char v) {
   return probe(p, 1, v, NULL);
+}
+
+/* The /proc/self/maps line of the mapping that starts at p, fields after the range:
+ * "perms offset name" with the name's prefix `cut` removed (NULL: nothing cut), or
+ * "not in maps". Device and inode are left out: they differ between machines. */
+static inline const char* maps_entry(const void* p, const char* cut) {
+  static char out[600];
+  static char buf[1 << 16];
+  int fd = open("/proc/self/maps", O_RDONLY);
+  CHECK(fd >= 0);
+  ssize_t n = 0, r;
+  while ((r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
+    n += r;
+  buf[n] = 0;
+  close(fd);
+  char want[32];
+  snprintf(want, sizeof want, "%lx-", (unsigned long)p);
+  for (char* line = buf; line && *line;) {
+    char* end = strchr(line, '\n');
+    if (end) *end = 0;
+    if (strncmp(line, want, strlen(want)) == 0) {
+      char perms[8], name[512] = "";
+      unsigned long off = 0;
+      sscanf(line, "%*s %7s %lx %*s %*s %511[^\n]", perms, &off, name);
+      const char* shown = name;
+      if (cut && strncmp(name, cut, strlen(cut)) == 0) shown = name + strlen(cut);
+      snprintf(out, sizeof out, "%s %lx %s", perms, off, shown);
+      return out;
+    }
+    line = end ? end + 1 : NULL;
+  }
+  return "not in maps";
 }
 
 /* mincore residency of n pages as a string of '0'/'1', or the errno name. */

@@ -28,9 +28,12 @@ static void say(const char* fmt, ...) {
 
 static const char* st(int s) {
   static char b[64];
-  if (WIFEXITED(s)) snprintf(b, sizeof b, "exited %d", WEXITSTATUS(s));
-  else if (WIFSIGNALED(s)) snprintf(b, sizeof b, "killed by %d", WTERMSIG(s));
-  else snprintf(b, sizeof b, "0x%x", s);
+  if (WIFEXITED(s))
+    snprintf(b, sizeof b, "exited %d", WEXITSTATUS(s));
+  else if (WIFSIGNALED(s))
+    snprintf(b, sizeof b, "killed by %d", WTERMSIG(s));
+  else
+    snprintf(b, sizeof b, "0x%x", s);
   return b;
 }
 
@@ -41,10 +44,21 @@ static char* volatile alt_lo;
 static char* volatile alt_hi;
 static volatile int on_alt, alt_flag;
 
-static void on_chld(int s) { (void)s; chld_count++; }
-static void on_usr1(int s) { (void)s; usr1_count++; }
-static void add(char c) { if (trail_len < 63) trail[trail_len++] = c; }
-static void on_usr2_nested(int s) { (void)s; add('2'); }
+static void on_chld(int s) {
+  (void)s;
+  chld_count++;
+}
+static void on_usr1(int s) {
+  (void)s;
+  usr1_count++;
+}
+static void add(char c) {
+  if (trail_len < 63) trail[trail_len++] = c;
+}
+static void on_usr2_nested(int s) {
+  (void)s;
+  add('2');
+}
 static void on_usr1_nested(int s) {
   (void)s;
   add('a');
@@ -165,7 +179,6 @@ int main(int argc, char** argv) {
   say("handler on the alternate stack: %s, ss_flags SS_ONSTACK: %s", on_alt ? "yes" : "no",
       (alt_flag & SS_ONSTACK) ? "yes" : "no");
   stack_t small = {.ss_sp = alt, .ss_size = 512, .ss_flags = 0};
-  say("sigaltstack too small: %s",
-      sigaltstack(&small, NULL) == 0 ? "ok" : strerrorname_np(errno));
+  say("sigaltstack too small: %s", sigaltstack(&small, NULL) == 0 ? "ok" : strerrorname_np(errno));
   return 0;
 }

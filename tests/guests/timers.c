@@ -44,7 +44,8 @@ int main(void) {
   struct itimerval it = {{0, 20000}, {0, 20000}}, old;
   CHECK(setitimer(ITIMER_REAL, &it, 0) == 0);
   hits = 0;
-  while (hits < 3) pause();
+  while (hits < 3)
+    pause();
   CHECK(getitimer(ITIMER_REAL, &old) == 0);
   expect_long("getitimer interval usec", old.it_interval.tv_usec, 20000);
   memset(&it, 0, sizeof it);
@@ -62,12 +63,14 @@ int main(void) {
   signal(SIGVTALRM, on_sig);
   hits = 0;
   CHECK(setitimer(ITIMER_VIRTUAL, &cpu, 0) == 0);
-  while (!hits) spin++;
+  while (!hits)
+    spin++;
   expect_long("SIGVTALRM while computing", hits, 1);
   signal(SIGPROF, on_sig);
   hits = 0;
   CHECK(setitimer(ITIMER_PROF, &cpu, 0) == 0);
-  while (!hits) spin++;
+  while (!hits)
+    spin++;
   expect_long("SIGPROF while computing", hits, 1);
 
   sigset_t set, mask;
@@ -100,8 +103,7 @@ int main(void) {
   CHECK(pipe(p) == 0);
   struct pollfd f[3] = {{p[0], POLLIN, 0}, {p[1], POLLOUT, 0}, {77, POLLIN, 0}};
   r = poll(f, 3, 0);
-  say("poll empty pipe: %d in=%#x out=%#x closed=%#x", r, f[0].revents, f[1].revents,
-      f[2].revents);
+  say("poll empty pipe: %d in=%#x out=%#x closed=%#x", r, f[0].revents, f[1].revents, f[2].revents);
   r = poll(f, 1, 20);
   say("poll timeout: %d", r);
   pid_t child = fork();

@@ -11,33 +11,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-/* The maps line of the mapping at p: "perms name", with the prefix `dir` cut from the name. */
-static void maps_line(const char* what, const void* p, const char* dir) {
-  char buf[65536];
-  int fd = open("/proc/self/maps", O_RDONLY);
-  CHECK(fd >= 0);
-  ssize_t n = 0, r;
-  while ((r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
-    n += r;
-  buf[n] = 0;
-  close(fd);
-  char want[32];
-  snprintf(want, sizeof want, "%lx-", (unsigned long)p);
-  for (char* line = buf; line && *line;) {
-    char* end = strchr(line, '\n');
-    if (end) *end = 0;
-    if (strncmp(line, want, strlen(want)) == 0) {
-      char perms[8], name[512] = "";
-      sscanf(line, "%*s %7s %*s %*s %*s %511[^\n]", perms, name);
-      const char* rel = strncmp(name, dir, strlen(dir)) == 0 ? name + strlen(dir) : name;
-      say("%s: %s %s", what, perms, rel);
-      return;
-    }
-    line = end ? end + 1 : NULL;
-  }
-  say("%s: not in maps", what);
-}
-
 static int listed(const char* dir, const char* name) {
   DIR* d = opendir(dir);
   CHECK(d != NULL);
@@ -73,7 +46,7 @@ int main(void) {
   CHECK(ftruncate(fd, 2 * G_PAGE) == 0);
   char* m = mmap(0, 2 * G_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   CHECK(m != MAP_FAILED);
-  maps_line("shared mapping", m, path);
+  say("shared mapping: %s", maps_entry(m, path));
   say("mapping sees the write: %.10s", m);
   m[G_PAGE] = 'M';
   expect_str("msync", rc_str(msync(m, 2 * G_PAGE, MS_SYNC)), "ok");
@@ -117,7 +90,7 @@ int main(void) {
   expect_str("rename", rc_str(rename(path, moved)), "ok");
   expect_str("old name after rename", rc_str(access(path, F_OK)), "ENOENT");
   expect_str("new name", rc_str(access(moved, F_OK)), "ok");
-  maps_line("mapping after rename", m, path);
+  say("mapping after rename: %s", maps_entry(m, path));
   char link[256], fdpath[64];
   snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
   ssize_t ln = readlink(fdpath, link, sizeof link - 1);
@@ -147,7 +120,7 @@ int main(void) {
   expect_yes("readdir no longer lists it", listed(base, strrchr(other, '/') + 1) == 0);
   CHECK(fstat(fd, &st) == 0);
   say("fstat after unlink: nlink %lu size %ld", (unsigned long)st.st_nlink, (long)st.st_size);
-  maps_line("mapping after unlink", m, path);
+  say("mapping after unlink: %s", maps_entry(m, path));
   m[0] = 'U';
   CHECK(pread(fd, b, 1, 0) == 1);
   say("mapping and descriptor still share the pages: %c", b[0]);
