@@ -51,6 +51,41 @@ Result<std::uint64_t> OpenFile::lseek(std::int64_t, int) {
   return fail(ESPIPE);
 }
 
+Result<std::uint64_t> OpenFile::seq_lseek(std::int64_t off, int whence) {
+  if (whence != SEEK_SET && whence != SEEK_CUR) return fail(EINVAL);
+  return file_llseek(off, whence, 0, nullptr);
+}
+
+Result<std::uint64_t> OpenFile::file_llseek(
+    std::int64_t off, int whence, std::uint64_t size,
+    const std::function<Result<std::uint64_t>(std::uint64_t, bool)>& data_hole) {
+  std::int64_t base = 0;
+  switch (whence) {
+    case SEEK_SET:
+      break;
+    case SEEK_CUR:
+      base = static_cast<std::int64_t>(pos_);
+      break;
+    case SEEK_END:
+      base = static_cast<std::int64_t>(size);
+      break;
+    case SEEK_DATA:
+    case SEEK_HOLE: {
+      if (off < 0 || static_cast<std::uint64_t>(off) >= size || !data_hole) return fail(ENXIO);
+      auto r = data_hole(static_cast<std::uint64_t>(off), whence == SEEK_DATA);
+      if (!r) return r;
+      pos_ = *r;
+      return pos_;
+    }
+    default:
+      return fail(EINVAL);
+  }
+  std::int64_t target = 0;
+  if (__builtin_add_overflow(base, off, &target) || target < 0) return fail(EINVAL);
+  pos_ = static_cast<std::uint64_t>(target);
+  return pos_;
+}
+
 SysResult OpenFile::ioctl(SyscallContext&, std::uint64_t, std::uint64_t) {
   return SysResult::err(ENOTTY);
 }

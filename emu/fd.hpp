@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -79,6 +80,15 @@ class OpenFile {
   void set_pos(std::uint64_t p) { pos_ = p; }
 
  protected:
+  // seq_lseek: SEEK_SET and SEEK_CUR only (else EINVAL), never to a negative position.
+  Result<std::uint64_t> seq_lseek(std::int64_t off, int whence);
+  // generic_file_llseek_size for a regular file of `size` bytes: SEEK_SET, SEEK_CUR and
+  // SEEK_END, and SEEK_DATA/SEEK_HOLE (ENXIO for an offset < 0 or at/past the end) through
+  // data_hole(offset, want_data), which returns the position found.
+  Result<std::uint64_t> file_llseek(
+      std::int64_t off, int whence, std::uint64_t size,
+      const std::function<Result<std::uint64_t>(std::uint64_t, bool)>& data_hole);
+
   int flags_;
   std::uint64_t pos_ = 0;
 };

@@ -46,32 +46,10 @@ SysResult HostFile::pread(SyscallContext&, std::span<std::uint8_t> buf, std::uin
 }
 
 Result<std::uint64_t> HostFile::lseek(std::int64_t off, int whence) {
-  // generic_file_llseek_size with SEEK_DATA/SEEK_HOLE of a file without holes.
-  const auto size = static_cast<std::int64_t>(file_->size());
-  std::int64_t base = 0;
-  switch (whence) {
-    case SEEK_SET:
-      break;
-    case SEEK_CUR:
-      base = static_cast<std::int64_t>(pos_);
-      break;
-    case SEEK_END:
-      base = size;
-      break;
-    case SEEK_DATA:
-      if (off < 0 || off >= size) return fail(ENXIO);
-      break;
-    case SEEK_HOLE:
-      if (off < 0 || off >= size) return fail(ENXIO);
-      off = size;
-      break;
-    default:
-      return fail(EINVAL);
-  }
-  std::int64_t target = 0;
-  if (__builtin_add_overflow(base, off, &target) || target < 0) return fail(EINVAL);
-  pos_ = static_cast<std::uint64_t>(target);
-  return pos_;
+  // A host file has no holes as far as the guest can tell: data up to the end.
+  return file_llseek(off, whence, file_->size(), [this](std::uint64_t o, bool data) {
+    return Result<std::uint64_t>(data ? o : file_->size());
+  });
 }
 
 // ---- DirFile ----
@@ -93,15 +71,7 @@ SysResult DirFile::pread(SyscallContext&, std::span<std::uint8_t>, std::uint64_t
 }
 
 Result<std::uint64_t> DirFile::lseek(std::int64_t off, int whence) {
-  std::int64_t target = off;
-  if (whence == SEEK_CUR) {
-    if (__builtin_add_overflow(static_cast<std::int64_t>(pos_), off, &target)) return fail(EINVAL);
-  } else if (whence != SEEK_SET) {
-    return fail(EINVAL);
-  }
-  if (target < 0) return fail(EINVAL);
-  pos_ = static_cast<std::uint64_t>(target);
-  return pos_;
+  return seq_lseek(off, whence);
 }
 
 Result<std::string> DirFile::getdents(std::size_t max, bool dirent64) {

@@ -43,16 +43,7 @@ SysResult GeneratedFile::pread(SyscallContext&, std::span<std::uint8_t> buf, std
 }
 
 Result<std::uint64_t> GeneratedFile::lseek(std::int64_t off, int whence) {
-  // seq_lseek: SEEK_SET and SEEK_CUR only, never negative.
-  std::int64_t target = off;
-  if (whence == SEEK_CUR) {
-    if (__builtin_add_overflow(static_cast<std::int64_t>(pos_), off, &target)) return fail(EINVAL);
-  } else if (whence != SEEK_SET) {
-    return fail(EINVAL);
-  }
-  if (target < 0) return fail(EINVAL);
-  pos_ = static_cast<std::uint64_t>(target);
-  return pos_;
+  return seq_lseek(off, whence);
 }
 
 namespace {

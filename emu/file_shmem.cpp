@@ -86,35 +86,10 @@ Result<void> ShmemFile::truncate(std::uint64_t length) {
 }
 
 Result<std::uint64_t> ShmemFile::lseek(std::int64_t off, int whence) {
-  // shmem_file_llseek: generic rules, SEEK_DATA/SEEK_HOLE over the cached pages.
-  const auto size = static_cast<std::int64_t>(inode_->file->size());
-  std::int64_t target = 0;
-  switch (whence) {
-    case SEEK_SET:
-      target = off;
-      break;
-    case SEEK_CUR:
-      if (__builtin_add_overflow(static_cast<std::int64_t>(pos_), off, &target))
-        return fail(EINVAL);
-      break;
-    case SEEK_END:
-      if (__builtin_add_overflow(size, off, &target)) return fail(EINVAL);
-      break;
-    case SEEK_DATA:
-    case SEEK_HOLE: {
-      if (off < 0) return fail(ENXIO);
-      auto r =
-          shmem_seek_data_hole(*inode_->file, static_cast<std::uint64_t>(off), whence == SEEK_DATA);
-      if (!r) return r;
-      target = static_cast<std::int64_t>(*r);
-      break;
-    }
-    default:
-      return fail(EINVAL);
-  }
-  if (target < 0) return fail(EINVAL);
-  pos_ = static_cast<std::uint64_t>(target);
-  return pos_;
+  // shmem_file_llseek: SEEK_DATA/SEEK_HOLE see the pages that are really there.
+  File& f = *inode_->file;
+  return file_llseek(off, whence, f.size(),
+                     [&f](std::uint64_t o, bool data) { return shmem_seek_data_hole(f, o, data); });
 }
 
 }  // namespace mmemu
