@@ -118,6 +118,62 @@ bool beyond_eof(const FaultCtx& f, std::uint64_t index) {
   return index >= (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
 }
 
+// A page-cache page newly mapped by a read fault: a reference, rmap and RSS, and mlock in a
+// locked VMA (folio_add_file_rmap -> mlock_vma_folio).
+void map_file_page(FaultCtx& f, pfn_t pfn) {
+  PhysMem& phys = f.mm.phys();
+  phys.get_page(pfn);
+  page_add_rmap(f.mm, pfn);
+  if ((f.vma.vm_flags & (VM_LOCKED | VM_SPECIAL)) == VM_LOCKED) phys.desc(pfn).flags |= PG_mlocked;
+}
+
+// do_fault_around + filemap_map_pages: a read fault also maps the pages around it that are
+// already in the page cache (fault_around_bytes = 64 KiB: the aligned 16-entry block of the
+// PTE table holding the address, clamped to the VMA and the end of the file), where the PTE
+// is still none. Nothing is read in or allocated: the PTE table is the faulting one. The
+// prefaulted entries are old on arm64 (arch_wants_old_prefaulted_pte with hardware AF),
+// young on x86-64.
+void do_fault_around(FaultCtx& f, std::uint64_t index) {
+  constexpr std::uint64_t kNrPages = 16, kPtrsPerPte = 512;
+  File& file = *f.vma.vm_file;
+  const PteFormat& fmt = f.mm.fmt();
+  PageTable& pt = f.mm.pt();
+  const std::uint64_t pte_off = (f.addr >> PAGE_SHIFT) & (kPtrsPerPte - 1);
+  const std::uint64_t vma_off = index - f.vma.vm_pgoff;
+  const std::uint64_t from =
+      std::max(pte_off & ~(kNrPages - 1), pte_off - std::min(pte_off, vma_off));
+  const std::uint64_t to =
+      std::min({from + kNrPages, kPtrsPerPte, pte_off + f.vma.pages() - vma_off}) - 1;
+  const std::uint64_t file_pages = (file.size() + PAGE_SIZE - 1) >> PAGE_SHIFT;
+  const bool old = f.mm.arch() == Arch::Arm64;
+  for (std::uint64_t o = from; o <= to; ++o) {
+    if (o == pte_off) continue;  // the faulting page itself is mapped by do_read_fault
+    const std::uint64_t pgoff = index + o - pte_off;
+    if (pgoff >= file_pages) break;
+    const pfn_t pfn = file.cached_page(pgoff);
+    if (!pfn) continue;
+    const vaddr_t va = (f.addr - (pte_off << PAGE_SHIFT)) + (o << PAGE_SHIFT);
+    auto ref = pt.lookup(va);
+    if (!ref || !fmt.none(pt.get(*ref))) continue;
+    map_file_page(f, pfn);
+    const pte_t e = fmt.mk_pte(pfn, f.vma.vm_page_prot);
+    pt.set(*ref, old ? e : fmt.mkyoung(e));
+  }
+}
+
+// filemap_fault's do_sync_mmap_readahead on a page-cache miss of a regular file: the
+// read-around of ra_pages (32 pages, 128 KiB) centred on the missing page, or that page alone
+// under MADV_RANDOM. Readahead is best effort: a page that cannot be allocated is skipped.
+// shmem reads nothing ahead (its holes stay holes).
+void filemap_read_around(const Vma& vma, File& file, std::uint64_t index) {
+  if (file.shmem() || file.cached_page(index) || (vma.vm_flags & VM_RAND_READ)) return;
+  constexpr std::uint64_t kRaPages = 32;
+  const std::uint64_t file_pages = (file.size() + PAGE_SIZE - 1) >> PAGE_SHIFT;
+  const std::uint64_t start = index > kRaPages / 2 ? index - kRaPages / 2 : 0;
+  for (std::uint64_t i = start; i < std::min(start + kRaPages, file_pages); ++i)
+    if (i != index) (void)file.find_or_read_page(i);
+}
+
 FaultResult do_fault(FaultCtx& f) {
   const PteFormat& fmt = f.mm.fmt();
   PhysMem& phys = f.mm.phys();
@@ -128,17 +184,16 @@ FaultResult do_fault(FaultCtx& f) {
   if (write && !(f.vma.vm_flags & VM_SHARED)) {
     // do_cow_fault: the private copy is made straight from the page cache.
     if (!anon_vma_prepare(f.vma)) return FaultResult::Oom;
+    filemap_read_around(f.vma, file, index);
     auto src = file.find_or_read_page(index);
     if (!src) return FaultResult::Oom;
     return wp_page_copy(f, *src, /*src_mapped=*/false);
   }
+  if (!write) do_fault_around(f, index);  // do_read_fault
+  filemap_read_around(f.vma, file, index);
   auto pfn = file.find_or_read_page(index);
   if (!pfn) return FaultResult::Oom;
-  phys.get_page(*pfn);
-  page_add_rmap(f.mm, *pfn);
-  // folio_add_file_rmap -> mlock_vma_folio: a page-cache page mapped into a locked VMA.
-  if ((f.vma.vm_flags & (VM_LOCKED | VM_SPECIAL)) == VM_LOCKED)
-    phys.desc(*pfn).flags |= PG_mlocked;
+  map_file_page(f, *pfn);
   pte_t e = fmt.mkyoung(fmt.mk_pte(*pfn, f.vma.vm_page_prot));
   if (write) {  // do_shared_fault
     e = fmt.mkwrite(fmt.mkdirty(e));

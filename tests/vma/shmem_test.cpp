@@ -199,6 +199,56 @@ TEST_P(ShmemTest, AFailedPageAllocationEndsTheWriteWithNothingLeaked) {
   EXPECT_EQ(ok(), "");
 }
 
+// do_fault_around: a read fault maps the cached pages of its 16-page block (clamped to the
+// VMA and the end of the file) that have no PTE yet; a write fault maps only its own page.
+TEST_P(ShmemTest, AReadFaultMapsTheCachedPagesAroundIt) {
+  ASSERT_TRUE(shmem_setattr_size(*file, 20 * P + 1));
+  for (std::uint64_t i : {0, 2, 3, 15, 16, 20})
+    ASSERT_EQ(write_at(i * P, "x"), 1U);
+  // Mapped at a 16-page-aligned address: the block of a fault in pages 0..15 is those pages.
+  const vaddr_t m = map(16, 24, PROT_READ | PROT_WRITE, MAP_SHARED);
+  ASSERT_EQ(f.touch(m + 2 * P, Access::Read), FaultResult::Ok);
+  for (std::uint64_t i = 0; i < 24; ++i) {
+    const bool want = i == 0 || i == 2 || i == 3 || i == 15;  // cached, inside the block
+    EXPECT_EQ(pte(m + i * P).has_value(), want) << "page " << i;
+  }
+  const pte_t around = *pte(m + 3 * P);
+  EXPECT_EQ(f.mm->fmt().young(around), GetParam() == Arch::X86_64);  // arm64: old prefault
+  EXPECT_FALSE(f.mm->fmt().dirty(around));
+  EXPECT_EQ(desc(file->cached_page(3)).mapcount, 1);
+  EXPECT_EQ(f.mm->rss[MM_SHMEMPAGES], 4);
+  // The next block: page 16 and 20 are cached, 21+ are past the end of the file.
+  ASSERT_EQ(f.touch(m + 17 * P, Access::Write), FaultResult::Ok);  // a write maps one page
+  EXPECT_FALSE(pte(m + 20 * P));
+  ASSERT_EQ(f.touch(m + 19 * P, Access::Read), FaultResult::Ok);
+  EXPECT_TRUE(pte(m + 16 * P));
+  EXPECT_TRUE(pte(m + 20 * P));
+  EXPECT_FALSE(pte(m + 18 * P));  // a hole: shmem reads nothing ahead
+  EXPECT_EQ(ok(), "");
+}
+
+// A regular file's page-cache miss reads around (32 pages centred on the fault), so the
+// next read fault nearby maps its whole block; MADV_RANDOM reads only the page.
+TEST_P(ShmemTest, AFileMissReadsAroundAndTheNextFaultMapsTheBlock) {
+  const vaddr_t m = map_file_at(0, 40, PROT_READ, MAP_PRIVATE);
+  File* data = vma_at(m)->vm_file;
+  ASSERT_EQ(f.touch(m + 20 * P, Access::Read), FaultResult::Ok);
+  EXPECT_EQ(data->page_cache().size(), 32U);  // pages 4..35
+  EXPECT_EQ(data->cached_page(3), 0U);
+  EXPECT_NE(data->cached_page(35), 0U);
+  EXPECT_TRUE(pte(m + 20 * P));
+  EXPECT_FALSE(pte(m + 21 * P));  // the cache was cold when fault-around ran
+  ASSERT_EQ(f.touch(m + 22 * P, Access::Read), FaultResult::Ok);
+  for (std::uint64_t i = 16; i < 32; ++i)
+    EXPECT_TRUE(pte(m + i * P)) << i;
+  EXPECT_EQ(f.read8(m + 31 * P), 32);  // byte of file page 31 is 31 + 1
+  const vaddr_t r = map_file_at(64, 40, PROT_READ, MAP_PRIVATE);
+  ASSERT_TRUE(do_madvise(*f.mm, r, 40 * P, MADV_RANDOM));
+  ASSERT_EQ(f.touch(r + 20 * P, Access::Read), FaultResult::Ok);
+  EXPECT_EQ(vma_at(r)->vm_file->page_cache().size(), 1U);
+  EXPECT_EQ(ok(), "");
+}
+
 INSTANTIATE_ARCHES(ShmemTest);
 
 }  // namespace
