@@ -34,6 +34,7 @@ std::string_view outcome_name(const TlbFaultOutcome& o) {
   }
   if (o.signo == 7) return "sigbus";
   if (o.code == 0x80) return "segv-gp";
+  if (o.code == 4) return "segv-pkuerr";
   return o.code == 2 ? "segv-accerr" : "segv-maperr";
 }
 
@@ -66,10 +67,19 @@ void Kernel::handle_fault(Process& p, const MemFault& f) {
     case TlbFaultOutcome::Kind::Signal:
       break;
   }
-  const bool protection = o.code == 2;
-  p.last_trap = {true, 14, x86_pf_error(f, protection), o.addr, arm64_esr(f, protection)};
+  bool protection = o.code == 2;
+  std::uint64_t pk = 0;
+  if (o.code == 4) {
+    // SEGV_PKUERR: the CPU reports X86_PF_PK (and P) only when the entry was present.
+    auto ref = p.mm().pt().lookup(page_align_down(f.va));
+    if (ref && p.mm().fmt().present(p.mm().pt().get(*ref))) {
+      protection = true;
+      pk = 0x20;
+    }
+  }
+  p.last_trap = {true, 14, x86_pf_error(f, protection) | pk, o.addr, arm64_esr(f, protection)};
   if (o.code == 0x80) p.last_trap = {true, 13, 0, 0, 0};
-  force_signal(p, SigInfo{o.signo, 0, o.code, 0, 0, 0, o.addr, 0});
+  force_signal(p, SigInfo{o.signo, 0, o.code, 0, 0, 0, o.addr, 0, o.pkey});
 }
 
 void Kernel::handle_exception(Process& p, const ExceptionInfo& e) {

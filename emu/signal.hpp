@@ -59,6 +59,7 @@ struct SigInfo {
   int status = 0;           // SIGCHLD: exit code or signal
   std::uint64_t addr = 0;   // SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGTRAP: si_addr
   std::uint64_t value = 0;  // sigqueue's sival
+  std::uint32_t pkey = 0;   // SIGSEGV SEGV_PKUERR: si_pkey
 };
 
 // What happens when a signal with SIG_DFL arrives (sig_kernel_* in Linux).

@@ -18,6 +18,8 @@ std::array<std::uint8_t, kSiginfoSize> encode_siginfo(const SigInfo& i) {
       i.code > 0 && i.code < 0x80;
   if (fault) {
     put<std::uint64_t>(b.data(), 16, i.addr);  // _sigfault.si_addr
+    // _addr_pkey._pkey, after si_addr and the 8-byte pad (__ADDR_BND_PKEY_PAD).
+    if (i.signo == 11 && i.code == 4) put<std::uint32_t>(b.data(), 32, i.pkey);
   } else if (i.signo == 17 && i.code > 0 && i.code < 0x80) {
     put<std::int32_t>(b.data(), 16, i.pid);  // _sigchld
     put<std::uint32_t>(b.data(), 20, i.uid);

@@ -16,13 +16,15 @@ namespace {
 // What a region may allow for an entry: a writable entry that is not dirty yet is mapped
 // read-only so the first write comes back to set the dirty bit. Entries without the user
 // bit (kernel-only arch pages) allow nothing.
-unsigned entry_perms(const PteFormat& f, pte_t e) {
+// x86-64: PKRU takes away data access for the entry's protection key.
+unsigned entry_perms(const PageTable& pt, pte_t e) {
+  const PteFormat& f = pt.fmt();
   const PteProt p = f.prot(e);
   if (!p.user) return PERM_NONE;
   unsigned perms = 0;
-  if (p.read) perms |= PERM_R;
+  if (p.read && !pkey_denies(pt.pkru, p.pkey, Access::Read)) perms |= PERM_R;
   if (p.exec) perms |= PERM_X;
-  if (p.write && f.dirty(e)) perms |= PERM_W;
+  if (p.write && f.dirty(e) && !pkey_denies(pt.pkru, p.pkey, Access::Write)) perms |= PERM_W;
   return perms;
 }
 
@@ -30,7 +32,7 @@ bool allows(unsigned perms, Access a) {
   return (perms & (a == Access::Read ? PERM_R : a == Access::Write ? PERM_W : PERM_X)) != 0;
 }
 
-TlbFaultOutcome signal_outcome(FaultResult r, vaddr_t va) {
+TlbFaultOutcome signal_outcome(FaultResult r, vaddr_t va, unsigned pkey) {
   TlbFaultOutcome o;
   o.result = r;
   switch (r) {
@@ -42,6 +44,9 @@ TlbFaultOutcome signal_outcome(FaultResult r, vaddr_t va) {
       break;
     case FaultResult::SegvAccErr:
       o = {TlbFaultOutcome::Kind::Signal, 11, 2, va, r};
+      break;
+    case FaultResult::SegvPkuErr:
+      o = {TlbFaultOutcome::Kind::Signal, 11, 4, va, r, pkey};
       break;
     case FaultResult::SigBus:
       o = {TlbFaultOutcome::Kind::Signal, 7, 2, va, r};
@@ -76,7 +81,7 @@ std::optional<SoftTlb::Run> SoftTlb::translate_run(vaddr_t va, Access access, bo
   auto t = walk(pt, page, access, set_ad);
   if (!t) return std::nullopt;
   const PteFormat& f = pt.fmt();
-  const unsigned perms = entry_perms(f, t->pte);
+  const unsigned perms = entry_perms(pt, t->pte);
   if (!allows(perms, access)) return std::nullopt;
   Run r{page, page + PAGE_SIZE, t->pfn, perms};
   if (!coalesce_) return r;
@@ -93,7 +98,7 @@ std::optional<SoftTlb::Run> SoftTlb::translate_run(vaddr_t va, Access access, bo
   auto fits = [&](unsigned idx, pfn_t want) {
     const pte_t e = pt.get(PteRef{t->ref.table, idx});
     return f.present(e) && !f.protnone(e) && f.young(e) && f.pfn(e) == want &&
-           entry_perms(f, e) == perms;
+           entry_perms(pt, e) == perms;
   };
   const unsigned idx = t->ref.index;
   for (unsigned i = idx; i > 0 && r.start - PAGE_SIZE >= lo_bound && r.start > lo_bound;) {
@@ -199,7 +204,10 @@ TlbFaultOutcome SoftTlb::resolve(const MemFault& f) {
       }
       ++stats_.mm_faults;
       last = handle_mm_fault(*mm_, f.va, f.access);
-      if (last != FaultResult::Ok) return signal_outcome(last, f.va);
+      if (last != FaultResult::Ok) {
+        const Vma* vma = mm_->find_vma(f.va);
+        return signal_outcome(last, f.va, vma ? vma_pkey(vma->vm_flags) : 0);
+      }
       continue;
     }
     // Valid now: replace whatever entry covers the page, then refill.
@@ -277,7 +285,7 @@ std::vector<std::string> SoftTlb::verify() const {
       if (f.pfn(pte) != want)
         out.push_back(fmt::format("stale TLB entry {:#x}: maps frame {:#x}, PTE says {:#x}", va,
                                   want, f.pfn(pte)));
-      const unsigned allowed = entry_perms(f, pte);
+      const unsigned allowed = entry_perms(pt, pte);
       if (e.perms & ~allowed)
         out.push_back(fmt::format("stale TLB entry {:#x}: allows {:#x}, PTE allows {:#x}", va,
                                   e.perms, allowed));

@@ -48,6 +48,7 @@ struct TlbFaultOutcome {
   int code = 0;
   vaddr_t addr = 0;
   FaultResult result = FaultResult::Ok;  // what handle_mm_fault said (Ok if none ran)
+  unsigned pkey = 0;                     // SEGV_PKUERR: the key that refused the access
 };
 
 struct TlbStats {

@@ -55,6 +55,9 @@ class PageTable {
 
   Arch arch() const { return arch_; }
   const PteFormat& fmt() const { return *fmt_; }
+  // x86-64: the PKRU register the walker checks data accesses against (two bits per key:
+  // access-disable, write-disable). Per thread in Linux; mmemu processes have one thread.
+  std::uint32_t pkru = 0;
   PhysMem& phys() const { return *phys_; }
   pfn_t pgd() const { return pgd_; }
 

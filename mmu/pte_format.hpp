@@ -11,17 +11,19 @@ namespace mmemu {
 
 // Raw bits, named as Linux names them. Only the walker, the dumps and tests should need them.
 namespace x86_bits {
-inline constexpr pte_t P = 1ULL << 0;    // _PAGE_PRESENT
-inline constexpr pte_t RW = 1ULL << 1;   // _PAGE_RW
-inline constexpr pte_t US = 1ULL << 2;   // _PAGE_USER
-inline constexpr pte_t PWT = 1ULL << 3;  // _PAGE_PWT
-inline constexpr pte_t PCD = 1ULL << 4;  // _PAGE_PCD
-inline constexpr pte_t A = 1ULL << 5;    // _PAGE_ACCESSED
-inline constexpr pte_t D = 1ULL << 6;    // _PAGE_DIRTY
-inline constexpr pte_t PS = 1ULL << 7;   // _PAGE_PSE (PAT at the PTE level)
-inline constexpr pte_t G = 1ULL << 8;    // _PAGE_GLOBAL
-inline constexpr pte_t PROTNONE = G;     // _PAGE_PROTNONE: same bit, meaningful only when !P
-inline constexpr pte_t NX = 1ULL << 63;  // _PAGE_NX
+inline constexpr pte_t P = 1ULL << 0;       // _PAGE_PRESENT
+inline constexpr pte_t RW = 1ULL << 1;      // _PAGE_RW
+inline constexpr pte_t US = 1ULL << 2;      // _PAGE_USER
+inline constexpr pte_t PWT = 1ULL << 3;     // _PAGE_PWT
+inline constexpr pte_t PCD = 1ULL << 4;     // _PAGE_PCD
+inline constexpr pte_t A = 1ULL << 5;       // _PAGE_ACCESSED
+inline constexpr pte_t D = 1ULL << 6;       // _PAGE_DIRTY
+inline constexpr pte_t PS = 1ULL << 7;      // _PAGE_PSE (PAT at the PTE level)
+inline constexpr pte_t G = 1ULL << 8;       // _PAGE_GLOBAL
+inline constexpr pte_t PROTNONE = G;        // _PAGE_PROTNONE: same bit, meaningful only when !P
+inline constexpr pte_t NX = 1ULL << 63;     // _PAGE_NX
+inline constexpr unsigned PKEY_SHIFT = 59;  // _PAGE_PKEY_BIT0..3: the protection key
+inline constexpr pte_t PKEY_MASK = 0xfULL << PKEY_SHIFT;
 inline constexpr pte_t PFN_MASK = ((1ULL << 52) - 1) & ~((1ULL << 12) - 1);  // bits 12-51
 inline constexpr pte_t TABLE = P | RW | US | A | D;                          // _PAGE_TABLE
 }  // namespace x86_bits
@@ -58,7 +60,8 @@ struct PteProt {
   bool read = false;
   bool write = false;
   bool exec = false;
-  bool user = true;  // false only for kernel-only arch mappings
+  bool user = true;       // false only for kernel-only arch mappings
+  std::uint8_t pkey = 0;  // x86-64 protection key (VM_PKEY_BIT*); arm64 ignores it
   friend constexpr bool operator==(PteProt, PteProt) = default;
 };
 

@@ -23,7 +23,8 @@ class PteX86 final : public PteFormat {
   pfn_t pfn(pte_t e) const override { return (e & PFN_MASK) >> PAGE_SHIFT; }
   PteProt prot(pte_t e) const override {
     if (!(e & P)) return PteProt{};
-    return PteProt{true, (e & RW) != 0, (e & NX) == 0, (e & US) != 0};
+    return PteProt{true, (e & RW) != 0, (e & NX) == 0, (e & US) != 0,
+                   static_cast<std::uint8_t>((e & PKEY_MASK) >> PKEY_SHIFT)};
   }
   bool write(pte_t e) const override { return (e & RW) != 0; }
   bool young(pte_t e) const override { return (e & A) != 0; }
@@ -60,6 +61,7 @@ class PteX86 final : public PteFormat {
     if (e & PS) add(level == Level::Pte ? "PAT" : "PS");
     if (e & G) add((e & P) ? "G" : "PROTNONE");
     if (e & NX) add("NX");
+    if (e & PKEY_MASK) add(("PKEY=" + std::to_string((e & PKEY_MASK) >> PKEY_SHIFT)).c_str());
     if (s.empty()) add("NP");  // not present, only a frame or software bits
     return s;
   }
@@ -69,8 +71,9 @@ class PteX86 final : public PteFormat {
   // The protection bits mk_pte/modify install: PAGE_SHARED/PAGE_READONLY and their _EXEC
   // forms without _PAGE_ACCESSED; kernel-only entries are global, as __PAGE_KERNEL is.
   static pte_t prot_bits(PteProt p) {
-    if (!p.read && !p.write && !p.exec) return PROTNONE;
-    pte_t v = P;
+    const pte_t key = (static_cast<pte_t>(p.pkey) << PKEY_SHIFT) & PKEY_MASK;
+    if (!p.read && !p.write && !p.exec) return PROTNONE | key;
+    pte_t v = P | key;
     if (p.write) v |= RW;
     if (p.user)
       v |= US;

@@ -50,6 +50,9 @@ std::expected<Translation, WalkFault> walk_x86(PageTable& pt, vaddr_t va, Access
   all &= e;
   nx |= e & NX;
   if (!(all & US)) return prot_fault(ProtReason::KernelOnly);
+  // Protection keys apply to data accesses only (an execute-only key still lets code run).
+  if (access != Access::Exec && pkey_denies(pt.pkru, (e & PKEY_MASK) >> PKEY_SHIFT, access))
+    return prot_fault(ProtReason::Pkey);
   if (access == Access::Write && !(all & RW)) return prot_fault(ProtReason::ReadOnly);
   if (access == Access::Exec && nx) return prot_fault(ProtReason::NoExec);
   if (set_ad) {
@@ -126,6 +129,8 @@ std::string_view walk_fault_name(const WalkFault& f) {
       return "prot-none";
     case ProtReason::KernelOnly:
       return "kernel-only";
+    case ProtReason::Pkey:
+      return "pkey";
     case ProtReason::None:
       break;
   }

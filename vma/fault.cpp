@@ -8,6 +8,7 @@
 #include "vma/file.hpp"
 #include "vma/mm_syscalls.hpp"
 #include "vma/overcommit.hpp"
+#include "vma/pkeys.hpp"
 #include "vma/rmap.hpp"
 #include "vma/vma_ops.hpp"
 
@@ -19,6 +20,8 @@ std::string_view fault_result_name(FaultResult r) {
       return "ok";
     case FaultResult::SegvMapErr:
       return "SEGV_MAPERR";
+    case FaultResult::SegvPkuErr:
+      return "SEGV_PKUERR";
     case FaultResult::SegvAccErr:
       return "SEGV_ACCERR";
     case FaultResult::SigBus:
@@ -275,6 +278,9 @@ FaultResult handle_mm_fault(Mm& mm, vaddr_t addr, Access access) {
     vma = expand_stack(mm, addr);
     if (!vma) return FaultResult::SegvMapErr;
   }
+  // x86's access_error also asks arch_vma_access_permitted; a refusal by the key is reported
+  // as SEGV_PKUERR (bad_area_access_from_pkeys), whatever else is wrong.
+  if (!vma_pkey_permits(mm, *vma, access)) return FaultResult::SegvPkuErr;
   if (access_error(*vma, access)) return FaultResult::SegvAccErr;
   return handle_pte_fault(mm, *vma, addr, access);
 }

@@ -73,7 +73,10 @@ void mm_init_from(Mm& mm, const Mm& old) {
   mm.env_start = old.env_start;
   mm.env_end = old.env_end;
   mm.caps = old.caps;
-  mm.def_flags = 0;  // VM_INIT_DEF_MASK keeps only VM_NOHUGEPAGE, which mmemu has not
+  mm.pkey_allocation_map = old.pkey_allocation_map;  // arch_dup_pkeys
+  mm.execute_only_pkey = old.execute_only_pkey;
+  mm.pt().pkru = old.pt().pkru;  // the forking thread's PKRU
+  mm.def_flags = 0;              // VM_INIT_DEF_MASK keeps only VM_NOHUGEPAGE, which mmemu has not
   mm.flags = 0;
   mm.on_exit_mmap = old.on_exit_mmap;  // the trace hook follows the child
 }

@@ -4,6 +4,7 @@
 
 #include "mmu/walker.hpp"
 #include "vma/fault.hpp"
+#include "vma/pkeys.hpp"
 
 namespace mmemu {
 
@@ -12,10 +13,15 @@ namespace {
 // check_vma_flags: may GUP touch this VMA at all with these flags?
 bool vma_allows(const Vma& vma, unsigned foll) {
   if (vma.vm_flags & (VM_IO | VM_PFNMAP)) return false;
+  // arch_vma_access_permitted: GUP accesses are data accesses, which a key may refuse.
+  if (!vma_pkey_permits(*vma.vm_mm, vma, (foll & FOLL_WRITE) ? Access::Write : Access::Read))
+    return false;
   if (foll & FOLL_WRITE) return (vma.vm_flags & VM_WRITE) != 0;
-  // Measured on Linux 6.18: even mlock's FOLL_FORCE read population fails with EFAULT on a
-  // VMA without VM_READ (exec-only, PROT_NONE).
-  return (vma.vm_flags & VM_READ) != 0;
+  if (vma.vm_flags & VM_READ) return true;
+  // Without VM_READ only FOLL_FORCE gets through, to a VMA that is writable. Measured on
+  // Linux 6.18 (x86-64): PROT_NONE fails with EFAULT, and so does exec-only, whose
+  // execute-only key refuses data access; arm64 keeps that answer.
+  return (foll & FOLL_FORCE) && (vma.vm_flags & VM_WRITE) && (vma.vm_flags & VM_MAYREAD);
 }
 
 Errno fault_errno(FaultResult r) {

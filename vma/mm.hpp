@@ -105,8 +105,12 @@ class Mm {
   vaddr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
 
   vm_flags_t def_flags = 0;  // VM_LOCKED|VM_LOCKONFAULT after mlockall(MCL_FUTURE)
-  std::uint32_t flags = 0;   // MmFlag
-  std::uint32_t caps = 0;    // MmCap
+  // x86-64 protection keys (mm->context): the keys handed out (key 0 always) and the one
+  // PROT_EXEC-only mappings use, once a first one asked for it (-1 before).
+  std::uint16_t pkey_allocation_map = 1;
+  int execute_only_pkey = -1;
+  std::uint32_t flags = 0;  // MmFlag
+  std::uint32_t caps = 0;   // MmCap
 
   // exit_mmap's trace event: called once, at the end of exit_mmap, on every path.
   std::function<void(Mm&, const ExitMmapReport&)> on_exit_mmap;

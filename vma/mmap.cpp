@@ -5,6 +5,7 @@
 #include "vma/file.hpp"
 #include "vma/mm_syscalls.hpp"
 #include "vma/overcommit.hpp"
+#include "vma/pkeys.hpp"
 #include "vma/shmem.hpp"
 #include "vma/vma_ops.hpp"
 
@@ -124,12 +125,11 @@ Result<vaddr_t> mmap_region(Mm& mm, File* file, vaddr_t addr, std::uint64_t len,
     if (auto r = do_munmap(mm, addr, len); !r) return std::unexpected(r.error());
   }
 
-  Vma* vma = nullptr;
-  if (!file || !file->shmem()) {
-    auto merged = vma_merge_new_range(mm, addr, end, vm_flags, file, pgoff);
-    if (!merged) return std::unexpected(merged.error());
-    vma = *merged;
-  }
+  // A new shared anonymous mapping gets its own shmem file below, so only its neighbours'
+  // files can match: it never merges. A file mapping (shmem ones included) may.
+  auto merged = vma_merge_new_range(mm, addr, end, vm_flags, file, pgoff);
+  if (!merged) return std::unexpected(merged.error());
+  Vma* vma = *merged;
   if (!vma) {
     auto nv = vm_area_alloc(mm);
     if (!nv) return std::unexpected(nv.error());
@@ -177,8 +177,10 @@ Result<vaddr_t> do_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int f
   if ((flags & MAP_FIXED_NOREPLACE) && mm.find_vma_intersection(addr, addr + len))
     return fail(EEXIST);
 
-  vm_flags_t vm_flags = calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | mm.def_flags |
-                        VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  // x86-64: an execute-only mapping gets the execute-only protection key.
+  const unsigned pkey = prot == PROT_EXEC ? execute_only_pkey(mm) : 0;
+  vm_flags_t vm_flags = calc_vm_prot_bits(prot) | pkey_vm_flags(pkey) | calc_vm_flag_bits(flags) |
+                        mm.def_flags | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
   if (flags & MAP_LOCKED) {
     // can_do_mlock
     if (mm.rlimit_memlock.cur == 0 && !capable(mm, CAP_IPC_LOCK_BIT)) return fail(EPERM);

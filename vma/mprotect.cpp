@@ -8,6 +8,7 @@
 #include "vma/gup.hpp"
 #include "vma/mm_syscalls.hpp"
 #include "vma/overcommit.hpp"
+#include "vma/pkeys.hpp"
 #include "vma/vma_ops.hpp"
 
 namespace mmemu {
@@ -109,7 +110,9 @@ Result<void> do_mprotect(Mm& mm, vaddr_t start, std::uint64_t len, int prot) {
       break;
     }
     // Each call states all of r/w/x: what is not asked for is cleared.
-    const vm_flags_t newflags = calc_vm_prot_bits(prot) | (v->vm_flags & ~VM_ACCESS_FLAGS);
+    const vm_flags_t newflags = calc_vm_prot_bits(prot) |
+                                pkey_vm_flags(mprotect_pkey(mm, *v, prot)) |
+                                (v->vm_flags & ~(VM_ACCESS_FLAGS | VM_PKEY_MASK));
     // newflags >> 4 puts VM_MAY* where VM_* are.
     if ((newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS) {
       error = fail(EACCES);

@@ -74,7 +74,9 @@ Result<void> check_prep_vma(const Mm& mm, Remap& r) {
   if (!r.old_len && !(vma.vm_flags & (VM_SHARED | VM_MAYSHARE))) return fail(EINVAL);
   if ((r.flags & MREMAP_DONTUNMAP) && (vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP)))
     return fail(EINVAL);
-  if (r.old_len > vma.vm_end - r.addr) return fail(EFAULT);  // across a VMA boundary
+  // Across a VMA boundary; a shrink may cross one in the part it unmaps.
+  const std::uint64_t kept = r.type == RemapType::Shrink ? r.new_len : r.old_len;
+  if (kept > vma.vm_end - r.addr) return fail(EFAULT);
   if (r.new_len <= r.old_len) return {};
   if (vma.vm_flags & VM_LOCKED) r.populate_expand = true;
   const std::uint64_t pgoff = vma.vm_pgoff + pages_of(r.addr - vma.vm_start);
@@ -187,8 +189,8 @@ Result<Vma*> copy_vma(Mm& mm, Vma*& vma, vaddr_t addr, std::uint64_t len, std::u
   const vaddr_t vma_start = vma->vm_start;
   // An anonymous VMA with no page yet may take the offset of its new place, so it can merge.
   if (vma->is_anonymous() && !vma->anon_vma) pgoff = addr >> PAGE_SHIFT;
-  auto merged =
-      vma_merge_new_range(mm, addr, addr + len, vma->vm_flags, vma->vm_file, pgoff, vma->anon_vma);
+  auto merged = vma_merge_new_range(mm, addr, addr + len, vma->vm_flags, vma->vm_file, pgoff,
+                                    vma->anon_vma, vma);
   if (!merged) return merged;
   if (Vma* nv = *merged) {
     if (vma_start >= nv->vm_start && vma_start < nv->vm_end) vma = nv;

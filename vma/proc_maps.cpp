@@ -94,7 +94,7 @@ std::string smaps_body(const Mm& mm, vaddr_t start, vaddr_t end, vm_flags_t flag
   put_kb(out, "MMUPageSize:    ", PAGE_SIZE);
   smaps_fields(out, s, false);
   out += fmt::format("THPeligible:    {:>8}\n", 0);
-  if (mm.arch() == Arch::X86_64) out += fmt::format("ProtectionKey:  {:>8}\n", 0);
+  if (mm.arch() == Arch::X86_64) out += fmt::format("ProtectionKey:  {:>8}\n", vma_pkey(flags));
   out += "VmFlags: " + smaps_vm_flags(flags) + "\n";
   return out;
 }

@@ -40,6 +40,9 @@ inline constexpr vm_flags_t VM_SOFTDIRTY = 0x8000000;
 inline constexpr vm_flags_t VM_HUGEPAGE = 0x20000000;    // MADV_HUGEPAGE
 inline constexpr vm_flags_t VM_NOHUGEPAGE = 0x40000000;  // MADV_NOHUGEPAGE
 inline constexpr vm_flags_t VM_MERGEABLE = 0x80000000;   // MADV_MERGEABLE (KSM)
+// x86-64 protection key of the VMA (VM_PKEY_BIT0..3 = VM_HIGH_ARCH_0..3).
+inline constexpr unsigned VM_PKEY_SHIFT = 32;
+inline constexpr vm_flags_t VM_PKEY_MASK = 0xfULL << VM_PKEY_SHIFT;
 
 inline constexpr vm_flags_t VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
 inline constexpr vm_flags_t VM_STACK = VM_GROWSDOWN;
@@ -65,8 +68,16 @@ constexpr vm_flags_t calc_vm_flag_bits(int flags) {
 // The PTE protection a VMA's pages get (protection_map): private mappings are never
 // writable in the tables (the first write faults and is resolved by copy-on-write or by
 // making the new anonymous page writable); any of R/W/X allows reads, as on both arches.
+constexpr unsigned vma_pkey(vm_flags_t f) {
+  return static_cast<unsigned>((f & VM_PKEY_MASK) >> VM_PKEY_SHIFT);
+}
+constexpr vm_flags_t pkey_vm_flags(unsigned key) {
+  return (static_cast<vm_flags_t>(key) << VM_PKEY_SHIFT) & VM_PKEY_MASK;
+}
+
 constexpr PteProt vm_get_page_prot(vm_flags_t f) {
   PteProt p;
+  p.pkey = static_cast<std::uint8_t>(vma_pkey(f));
   p.read = (f & VM_ACCESS_FLAGS) != 0;
   p.write = (f & VM_WRITE) && (f & VM_SHARED);
   p.exec = (f & VM_EXEC) != 0;

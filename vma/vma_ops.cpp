@@ -18,19 +18,24 @@ bool is_mergeable_vma(const Vma& v, vm_flags_t flags, const File* file) {
   return ((v.vm_flags ^ flags) & ~VM_SOFTDIRTY) == 0 && v.vm_file == file;
 }
 
-// May [.., pgoff + pglen) be placed right before `next` as one VMA?
+// May [.., pgoff + pglen) (from src, with anon_vma) be placed right before `next` as one VMA?
 bool can_vma_merge_before(const Vma& next, vm_flags_t flags, const File* file,
-                          const AnonVma* anon_vma, std::uint64_t pgoff, std::uint64_t pglen) {
-  return is_mergeable_vma(next, flags, file) &&
-         is_mergeable_anon_vma(anon_vma, next.anon_vma, &next) && next.vm_pgoff == pgoff + pglen;
+                          const AnonVma* anon_vma, const Vma* src, std::uint64_t pgoff,
+                          std::uint64_t pglen) {
+  return is_mergeable_vma(next, flags, file) && is_mergeable_anon_vma(next, src, anon_vma) &&
+         next.vm_pgoff == pgoff + pglen;
 }
 
-// May [pgoff, ..) be placed right after `prev` as one VMA?
+// May [pgoff, ..) (from src, with anon_vma) be placed right after `prev` as one VMA?
 bool can_vma_merge_after(const Vma& prev, vm_flags_t flags, const File* file,
-                         const AnonVma* anon_vma, std::uint64_t pgoff) {
-  return is_mergeable_vma(prev, flags, file) &&
-         is_mergeable_anon_vma(anon_vma, prev.anon_vma, &prev) &&
+                         const AnonVma* anon_vma, const Vma* src, std::uint64_t pgoff) {
+  return is_mergeable_vma(prev, flags, file) && is_mergeable_anon_vma(prev, src, anon_vma) &&
          prev.vm_pgoff + prev.pages() == pgoff;
+}
+
+// are_anon_vmas_compatible: prev and next may become one.
+bool are_anon_vmas_compatible(const Vma& a, const Vma& b) {
+  return !a.anon_vma || !b.anon_vma || a.anon_vma == b.anon_vma;
 }
 
 // dup_anon_vma: dst takes over pages of src, so it must reach src's anon_vma.
@@ -53,10 +58,13 @@ void drop_merged(Mm& mm, Vma& survivor, Vma* gone) {
 
 }  // namespace
 
-bool is_mergeable_anon_vma(const AnonVma* a, const AnonVma* b, const Vma* vma) {
-  // A VMA cloned from a parent (chain longer than one) only merges with an equal anon_vma.
-  if ((!a || !b) && (!vma || vma->anon_vma_chain.size() == 1)) return true;
-  return a == b;
+bool is_mergeable_anon_vma(const Vma& tgt, const Vma* src, const AnonVma* src_anon) {
+  const AnonVma* tgt_anon = tgt.anon_vma;
+  // dup_anon_vma from src into tgt.
+  if (!tgt_anon && src_anon) return src && src->anon_vma_chain.size() == 1;
+  // tgt's anon_vma is used: fine unless src still shares pages with a parent.
+  if (tgt_anon && !src_anon) return !(src && src->anon_vma && src->anon_vma_chain.size() != 1);
+  return src_anon == tgt_anon;
 }
 
 Result<void> vma_iter_store_prealloc(Mm& mm, vaddr_t first, vaddr_t last, Vma* v) {
@@ -118,11 +126,11 @@ Result<Vma*> vma_modify_flags(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_f
   const std::uint64_t pglen = (end - start) >> PAGE_SHIFT;
   const bool special = (new_flags & VM_SPECIAL) != 0;
   const bool left = !special && start == vma.vm_start && prev && prev->vm_end == start &&
-                    can_vma_merge_after(*prev, new_flags, vma.vm_file, vma.anon_vma, pgoff);
-  bool right = !special && end == vma.vm_end && next && next->vm_start == end &&
-               can_vma_merge_before(*next, new_flags, vma.vm_file, vma.anon_vma, pgoff, pglen);
-  if (left && right && !is_mergeable_anon_vma(prev->anon_vma, next->anon_vma, nullptr))
-    right = false;
+                    can_vma_merge_after(*prev, new_flags, vma.vm_file, vma.anon_vma, &vma, pgoff);
+  bool right =
+      !special && end == vma.vm_end && next && next->vm_start == end &&
+      can_vma_merge_before(*next, new_flags, vma.vm_file, vma.anon_vma, &vma, pgoff, pglen);
+  if (left && right && !are_anon_vmas_compatible(*prev, *next)) right = false;
 
   if (left || right) {
     if (auto r = mm.mm_mt.preallocate(); !r) return std::unexpected(r.error());
@@ -177,17 +185,16 @@ Result<Vma*> vma_modify_flags(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_f
 }
 
 Result<Vma*> vma_merge_new_range(Mm& mm, vaddr_t start, vaddr_t end, vm_flags_t flags, File* file,
-                                 std::uint64_t pgoff, const AnonVma* anon_vma) {
+                                 std::uint64_t pgoff, const AnonVma* anon_vma, const Vma* src) {
   if (flags & VM_SPECIAL) return nullptr;
   Vma* prev = mm.prev_of(start);
   Vma* next = mm.find_vma(start);
   const std::uint64_t pglen = (end - start) >> PAGE_SHIFT;
-  const bool left =
-      prev && prev->vm_end == start && can_vma_merge_after(*prev, flags, file, anon_vma, pgoff);
+  const bool left = prev && prev->vm_end == start &&
+                    can_vma_merge_after(*prev, flags, file, anon_vma, src, pgoff);
   bool right = next && next->vm_start == end &&
-               can_vma_merge_before(*next, flags, file, anon_vma, pgoff, pglen);
-  if (left && right && !is_mergeable_anon_vma(prev->anon_vma, next->anon_vma, nullptr))
-    right = false;
+               can_vma_merge_before(*next, flags, file, anon_vma, src, pgoff, pglen);
+  if (left && right && !are_anon_vmas_compatible(*prev, *next)) right = false;
   if (!left && !right) return nullptr;
 
   if (auto r = mm.mm_mt.preallocate(); !r) return std::unexpected(r.error());

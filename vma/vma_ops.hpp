@@ -23,8 +23,12 @@ Result<Vma*> __split_vma(Mm& mm, Vma& vma, vaddr_t addr, bool new_below);
 // split_vma: ENOMEM when map_count has reached the limit, else __split_vma.
 Result<Vma*> split_vma(Mm& mm, Vma& vma, vaddr_t addr, bool new_below);
 
-// The properties that decide whether two neighbouring VMAs can be one.
-bool is_mergeable_anon_vma(const AnonVma* a, const AnonVma* b, const Vma* vma);
+// is_mergeable_anon_vma (Linux 6.18): may `tgt` take over a range whose pages belong to
+// src_anon? src is the VMA the range comes from (the middle of an existing-range merge,
+// or the VMA mremap copies from), nullptr for a new mapping. A tgt without anon_vma takes
+// src's only if src's chain is singular (it was not forked from a parent); a range without
+// one joins any tgt unless its VMA still has uncowed parents; else they must be equal.
+bool is_mergeable_anon_vma(const Vma& tgt, const Vma* src, const AnonVma* src_anon);
 
 // vma_modify_flags: gives [start, end) of vma (which must cover it) the flags new_flags,
 // merging with prev/next or splitting as Linux does. Returns the VMA that now covers
@@ -37,8 +41,10 @@ Result<Vma*> vma_modify_flags(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_f
 // Returns the expanded VMA, or nullptr if no merge applies (or ENOMEM from the tree).
 // anon_vma: the one the new range's pages already belong to (mremap's copy_vma and
 // vma_merge_extend); null for a brand-new mapping.
+// src: the VMA the range's pages come from (mremap), nullptr for a new mapping.
 Result<Vma*> vma_merge_new_range(Mm& mm, vaddr_t start, vaddr_t end, vm_flags_t flags, File* file,
-                                 std::uint64_t pgoff, const AnonVma* anon_vma = nullptr);
+                                 std::uint64_t pgoff, const AnonVma* anon_vma = nullptr,
+                                 const Vma* src = nullptr);
 
 // Removes a VMA that is already out of the tree and has no pages mapped: unlinks rmap,
 // drops the file, frees it (remove_vma).

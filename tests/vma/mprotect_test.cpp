@@ -28,6 +28,20 @@ TEST_P(MprotectTest, ErrnoLikeLinux) {
   EXPECT_EQ(ok(), "");
 }
 
+// Linux 6.18's is_mergeable_anon_vma: a neighbour without an anon_vma takes over the
+// anon_vma of the range that joins it, if that range's VMA was not forked from a parent.
+TEST_P(MprotectTest, ANeighbourWithoutAnonVmaTakesTheJoiningRangesOne) {
+  const vaddr_t a = map_at(0, 4, PROT_EXEC);
+  map_at(4, 4, PROT_WRITE);
+  ASSERT_EQ(f.touch(pg(5), Access::Write), FaultResult::Ok);  // [4, 8) gets an anon_vma
+  ASSERT_TRUE(do_mprotect(*f.mm, pg(3), 3 * PAGE_SIZE, PROT_WRITE | PROT_EXEC));
+  EXPECT_EQ(area_layout(), (Layout{{0, 3}, {3, 6}, {6, 8}}));
+  EXPECT_EQ(vma_at(pg(3))->anon_vma, vma_at(pg(6))->anon_vma);
+  EXPECT_NE(vma_at(pg(3))->anon_vma, nullptr);
+  EXPECT_EQ(vma_at(a)->anon_vma, nullptr);
+  EXPECT_EQ(ok(), "");
+}
+
 TEST_P(MprotectTest, SplitThenMergeBack) {
   const vaddr_t a = map_at(0, 6);
   ASSERT_TRUE(do_mprotect(*f.mm, a + 2 * PAGE_SIZE, 2 * PAGE_SIZE, PROT_READ));

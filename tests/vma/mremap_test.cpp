@@ -75,6 +75,23 @@ TEST_P(MremapTest, ErrnoLikeLinux) {
   EXPECT_EQ(ok(), "");
 }
 
+// check_prep_vma: the part a shrink unmaps may cross VMA boundaries (and holes); only the
+// part that stays must lie in the first VMA.
+TEST_P(MremapTest, AShrinkMayCrossVmaBoundariesInThePartItUnmaps) {
+  const vaddr_t a = map_at(0, 2);
+  map_at(3, 2, PROT_READ);
+  EXPECT_EQ(err_of(do_mremap(*f.mm, a, 5 * PAGE_SIZE, PAGE_SIZE, 0, 0)), 0);
+  EXPECT_EQ(area_layout(), (Layout{{0, 1}}));
+  map_at(4, 2);
+  // Moving while shrinking: the same rule, then the kept page moves.
+  auto r = do_mremap(*f.mm, pg(4), 4 * PAGE_SIZE, PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, pg(10));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, pg(10));
+  EXPECT_EQ(area_layout(), (Layout{{0, 1}, {10, 11}}));
+  EXPECT_EQ(err_of(do_mremap(*f.mm, pg(10), 2 * PAGE_SIZE, 3 * PAGE_SIZE, 0, 0)), EFAULT);
+  EXPECT_EQ(ok(), "");
+}
+
 TEST_P(MremapTest, ShrinkUnmapsTheTail) {
   const vaddr_t a = map_at(8, 4);
   const auto fr = fill(a, 4);

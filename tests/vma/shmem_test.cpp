@@ -249,6 +249,21 @@ TEST_P(ShmemTest, AFileMissReadsAroundAndTheNextFaultMapsTheBlock) {
   EXPECT_EQ(ok(), "");
 }
 
+// Mappings of one shmem file merge when their offsets continue, as other file mappings do.
+TEST_P(ShmemTest, MappingsOfAShmemFileMergeLikeAnyFile) {
+  ASSERT_TRUE(shmem_setattr_size(*file, 16 * P));
+  auto at = [&](std::uint64_t page, std::uint64_t pages, std::uint64_t off) {
+    return sys_mmap(*f.mm, pg(page), pages * P, PROT_READ, MAP_PRIVATE | MAP_FIXED, file, off * P);
+  };
+  ASSERT_TRUE(at(4, 4, 4));
+  ASSERT_TRUE(at(0, 4, 0));  // offsets 0..3 then 4..7: one VMA
+  EXPECT_EQ(area_layout(), (Layout{{0, 8}}));
+  ASSERT_TRUE(at(8, 2, 9));  // a gap in the offsets: separate
+  EXPECT_EQ(area_layout(), (Layout{{0, 8}, {8, 10}}));
+  EXPECT_EQ(file->i_mmap.size(), 2U);
+  EXPECT_EQ(ok(), "");
+}
+
 INSTANTIATE_ARCHES(ShmemTest);
 
 }  // namespace
