@@ -246,19 +246,26 @@ static inline const char* probe_write(void* p, char v) {
   return probe(p, 1, v, NULL);
 }
 
+/* The whole of a (small) file into buf, NUL-terminated; CHECKs that it opens. */
+static inline size_t g_read_file(const char* path, char* buf, size_t size) {
+  int fd = open(path, O_RDONLY);
+  CHECK(fd >= 0);
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < size && (r = read(fd, buf + n, size - 1 - n)) > 0)
+    n += (size_t)r;
+  buf[n] = 0;
+  close(fd);
+  return n;
+}
+
 /* The /proc/self/maps line of the mapping that starts at p, fields after the range:
  * "perms offset name" with the name's prefix `cut` removed (NULL: nothing cut), or
  * "not in maps". Device and inode are left out: they differ between machines. */
 static inline const char* maps_entry(const void* p, const char* cut) {
   static char out[600];
   static char buf[1 << 16];
-  int fd = open("/proc/self/maps", O_RDONLY);
-  CHECK(fd >= 0);
-  ssize_t n = 0, r;
-  while ((r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
-    n += r;
-  buf[n] = 0;
-  close(fd);
+  g_read_file("/proc/self/maps", buf, sizeof buf);
   char want[32];
   snprintf(want, sizeof want, "%lx-", (unsigned long)p);
   for (char* line = buf; line && *line;) {

@@ -27,14 +27,8 @@ static int prot_of(void) {
 }
 
 static void layout(void) {
-  char buf[1 << 16];
-  int fd = open("/proc/self/maps", O_RDONLY);
-  CHECK(fd >= 0);
-  ssize_t n = 0, r;
-  while ((r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
-    n += r;
-  buf[n] = 0;
-  close(fd);
+  static char buf[1 << 16];
+  g_read_file("/proc/self/maps", buf, sizeof buf);
   for (char* line = buf; line && *line;) {
     char* end = strchr(line, '\n');
     if (end) *end = 0;
