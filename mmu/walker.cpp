@@ -51,7 +51,8 @@ std::expected<Translation, WalkFault> walk_x86(PageTable& pt, vaddr_t va, Access
   nx |= e & NX;
   if (!(all & US)) return prot_fault(ProtReason::KernelOnly);
   // Protection keys apply to data accesses only (an execute-only key still lets code run).
-  if (access != Access::Exec && pkey_denies(pt.pkru, (e & PKEY_MASK) >> PKEY_SHIFT, access))
+  const auto key = static_cast<unsigned>((e & PKEY_MASK) >> PKEY_SHIFT);
+  if (access != Access::Exec && pkey_denies(pt.pkru, key, access))
     return prot_fault(ProtReason::Pkey);
   if (access == Access::Write && !(all & RW)) return prot_fault(ProtReason::ReadOnly);
   if (access == Access::Exec && nx) return prot_fault(ProtReason::NoExec);
