@@ -364,7 +364,7 @@ SysResult chmod_common(SyscallContext& ctx, int dirfd, vaddr_t path, std::uint64
   if (!abs) return err(abs.error());
   std::string key;
   if (auto inode = created_at(ctx, *abs, &key)) {
-    inode->st.mode = (inode->st.mode & S_IFMT) | (mode & 07777);
+    inode->st.mode = (inode->st.mode & S_IFMT) | static_cast<std::uint32_t>(mode & 07777);
     return SysResult::ok(0);
   }
   return change_name(ctx, dirfd, path, true);
@@ -404,7 +404,7 @@ SysResult sys_fchmod(SyscallContext& ctx) {
   if (!f) return err(f.error());
   if (auto* sf = dynamic_cast<ShmemFile*>(f->get())) {
     ShmemInode& inode = *sf->inode();
-    inode.st.mode = (inode.st.mode & S_IFMT) | (ctx.arg(1) & 07777);
+    inode.st.mode = (inode.st.mode & S_IFMT) | static_cast<std::uint32_t>(ctx.arg(1) & 07777);
     return SysResult::ok(0);
   }
   const std::string_view k = (*f)->kind();
