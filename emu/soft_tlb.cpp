@@ -155,15 +155,12 @@ bool SoftTlb::refill(const Run& r, bool in_hook) {
 
 FaultAction SoftTlb::on_fault(const MemFault& f) {
   const vaddr_t page = page_align_down(f.va);
-  // A protection miss on an entry we mapped: the only case served here is the first write
-  // to a clean writable page (its entry must be replaced by one that allows writing).
+  // A miss on a page one of our regions covers (the first write to a clean writable page)
+  // is served outside the hook: replacing the region being accessed from inside its own
+  // hook let Unicorn 2.0.1 finish the store through a flushed TLB entry, i.e. at the guest
+  // address taken as a host pointer (found by the mm_random guest corrupting ld.so).
   auto cur = entries_.upper_bound(page);
-  bool covered = false;
-  if (cur != entries_.begin()) {
-    --cur;
-    covered = cur->second.end > page;
-  }
-  if (covered && f.access != Access::Write) {
+  if (cur != entries_.begin() && std::prev(cur)->second.end > page) {
     ++stats_.hook_stops;
     return FaultAction::Stop;
   }
@@ -171,16 +168,6 @@ FaultAction SoftTlb::on_fault(const MemFault& f) {
   if (!walk(mm_->pt(), page, f.access, false)) {
     ++stats_.hook_stops;
     return FaultAction::Stop;
-  }
-  if (covered) {
-    const Entry e = cur->second;
-    if (auto r = cpu_->unmap(e.start, e.end - e.start); !r) {
-      ++stats_.hook_stops;  // near the running code: redo it outside
-      return FaultAction::Stop;
-    }
-    entries_.erase(cur);
-    ++stats_.dirty_upgrades;
-    if (on_event) on_event(TlbEvent{TlbEvent::Kind::Dirty, page, page + PAGE_SIZE, 0, 0, 1});
   }
   auto run = translate_run(page, f.access, true);
   if (!run || !refill(*run, true)) {
@@ -210,7 +197,10 @@ TlbFaultOutcome SoftTlb::resolve(const MemFault& f) {
       }
       continue;
     }
-    // Valid now: replace whatever entry covers the page, then refill.
+    // Valid now: replace whatever entry covers the page (a dirty upgrade), then refill.
+    if (auto cur = entries_.upper_bound(page);
+        cur != entries_.begin() && std::prev(cur)->second.end > page)
+      ++stats_.dirty_upgrades;
     drop_range(page, page + PAGE_SIZE, TlbEvent::Kind::Dirty);
     auto run = translate_run(page, f.access, true);
     if (!run) continue;
