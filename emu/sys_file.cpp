@@ -388,7 +388,7 @@ SysResult sys_fcntl(SyscallContext& ctx) {
     }
     case kFAddSeals:
     case kFGetSeals:
-      return memfd_fcntl(*f, cmd, arg);
+      return memfd_fcntl(*f, cmd == kFAddSeals, arg);
     default:
       return err(EINVAL);
   }

@@ -23,7 +23,6 @@ constexpr unsigned kMfdAllFlags =
     kMfdCloexec | kMfdAllowSealing | kMfdHugetlb | kMfdNoexecSeal | kMfdExec;
 constexpr unsigned kMfdHugeMask = 0x3fU << 26;   // MFD_HUGE_MASK << MFD_HUGE_SHIFT
 constexpr std::size_t kMfdNameMaxLen = 255 - 6;  // NAME_MAX - strlen("memfd:")
-constexpr int kFAddSeals = 1033, kFGetSeals = 1034;
 
 SysResult sys_memfd_create(SyscallContext& ctx) {
   const auto flags = static_cast<unsigned>(ctx.arg(1));
@@ -53,16 +52,16 @@ SysResult sys_memfd_create(SyscallContext& ctx) {
 
 }  // namespace
 
-SysResult memfd_fcntl(OpenFile& f, int cmd, std::uint64_t arg) {
+SysResult memfd_fcntl(OpenFile& f, bool add, std::uint64_t arg) {
   auto* mf = dynamic_cast<ShmemFile*>(&f);
   if (!mf || !mf->memfd()) return SysResult::err(EINVAL);
   File& file = mf->file();
-  if (cmd == kFGetSeals) return SysResult::ok(file.seals());
+  if (!add) return SysResult::ok(file.seals());
   if (!f.writable()) return SysResult::err(EPERM);
   auto seals = static_cast<unsigned>(arg);
   if (seals & ~kAllSeals) return SysResult::err(EINVAL);
   // kSealExec on an executable memfd seals writes too: W^X from then on.
-  if ((seals & kSealExec) && f.stat() && (f.stat()->mode & 0111))
+  if ((seals & kSealExec) && (mf->inode()->st.mode & 0111))
     seals |= kSealShrink | kSealGrow | kSealWrite | kSealFutureWrite;
   return SysResult::from(memfd_add_seals(file, seals));
 }

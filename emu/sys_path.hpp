@@ -54,8 +54,8 @@ void register_fs_syscalls(SyscallTable& t);
 // poll, ppoll, select, pselect6 (emu/sys_poll.cpp), registered by register_file_syscalls.
 void register_poll_syscalls(SyscallTable& t);
 // memfd_create (emu/sys_memfd.cpp), registered by register_file_syscalls; memfd_fcntl answers
-// F_ADD_SEALS and F_GET_SEALS (EINVAL for a file that is not a memfd).
+// F_ADD_SEALS (add) and F_GET_SEALS (EINVAL for a file that is not a memfd).
 void register_memfd_syscalls(SyscallTable& t);
-SysResult memfd_fcntl(OpenFile& f, int cmd, std::uint64_t arg);
+SysResult memfd_fcntl(OpenFile& f, bool add, std::uint64_t arg);
 
 }  // namespace mmemu

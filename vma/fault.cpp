@@ -117,8 +117,7 @@ FaultResult do_wp_page(FaultCtx& f, pte_t e) {
 
 // A file page index past the end of the file (rounded up to a page) raises SIGBUS.
 bool beyond_eof(const FaultCtx& f, std::uint64_t index) {
-  const std::uint64_t size = f.vma.vm_file->size();
-  return index >= (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
+  return index >= f.vma.vm_file->nr_pages();
 }
 
 // A page-cache page newly mapped by a read fault: a reference, rmap and RSS, and mlock in a
@@ -147,7 +146,7 @@ void do_fault_around(FaultCtx& f, std::uint64_t index) {
       std::max(pte_off & ~(kNrPages - 1), pte_off - std::min(pte_off, vma_off));
   const std::uint64_t to =
       std::min({from + kNrPages, kPtrsPerPte, pte_off + f.vma.pages() - vma_off}) - 1;
-  const std::uint64_t file_pages = (file.size() + PAGE_SIZE - 1) >> PAGE_SHIFT;
+  const std::uint64_t file_pages = file.nr_pages();
   const bool old = f.mm.arch() == Arch::Arm64;
   for (std::uint64_t o = from; o <= to; ++o) {
     if (o == pte_off) continue;  // the faulting page itself is mapped by do_read_fault
@@ -171,7 +170,7 @@ void do_fault_around(FaultCtx& f, std::uint64_t index) {
 void filemap_read_around(const Vma& vma, File& file, std::uint64_t index) {
   if (file.shmem() || file.cached_page(index) || (vma.vm_flags & VM_RAND_READ)) return;
   constexpr std::uint64_t kRaPages = 32;
-  const std::uint64_t file_pages = (file.size() + PAGE_SIZE - 1) >> PAGE_SHIFT;
+  const std::uint64_t file_pages = file.nr_pages();
   const std::uint64_t start = index > kRaPages / 2 ? index - kRaPages / 2 : 0;
   for (std::uint64_t i = start; i < std::min(start + kRaPages, file_pages); ++i)
     if (i != index) (void)file.find_or_read_page(i);

@@ -48,6 +48,8 @@ class File {
   const std::string& name() const { return name_; }
   void set_name(std::string n) { name_ = std::move(n); }  // rename, unlink
   std::uint64_t size() const { return size_; }
+  // Pages up to the end of the file, the last partial one included.
+  std::uint64_t nr_pages() const { return (size_ + PAGE_SIZE - 1) >> PAGE_SHIFT; }
   std::uint64_t dev() const { return dev_; }
   std::uint64_t ino() const { return ino_; }
   void set_ino(std::uint64_t ino) { ino_ = ino; }  // a SysV segment's inode is its id

@@ -176,7 +176,7 @@ Result<void> madvise_remove(Vma& vma, vaddr_t start, vaddr_t end) {
 Visit madvise_willneed(Vma& vma, vaddr_t start, vaddr_t end) {
   if (!vma.vm_file || vma.vm_file->shmem()) return {{}, &vma};
   File& file = *vma.vm_file;
-  const std::uint64_t eof = (file.size() + PAGE_SIZE - 1) >> PAGE_SHIFT;
+  const std::uint64_t eof = file.nr_pages();
   const std::uint64_t last = std::min(vma.linear_page_index(end), eof);
   for (std::uint64_t i = vma.linear_page_index(start); i < last; ++i)
     (void)file.find_or_read_page(i);  // readahead: failures are not reported

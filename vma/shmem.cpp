@@ -9,12 +9,6 @@
 
 namespace mmemu {
 
-namespace {
-std::uint64_t pages_for(std::uint64_t bytes) {
-  return (bytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
-}
-}  // namespace
-
 std::size_t shmem_file_read(const File& file, std::uint64_t off, std::span<std::uint8_t> buf) {
   if (off >= file.size()) return 0;
   const std::size_t n =
@@ -83,9 +77,9 @@ Result<void> shmem_setattr_size(File& file, std::uint64_t size) {
   if (size > kMaxLfsFileSize) return fail(EFBIG);
   file.set_size(size);
   if (size >= old) return {};
-  // truncate_pagecache: unmap, drop the pages past the end, zero the partial tail, and
-  // unmap again (a racing fault could have mapped one between; here only for symmetry).
-  const std::uint64_t keep = pages_for(size);
+  // truncate_pagecache: unmap, drop the pages past the end, zero the partial tail. (Linux
+  // unmaps twice for faults racing in between; nothing races here.)
+  const std::uint64_t keep = file.nr_pages();  // of the new size
   unmap_mapping_range_from(file, keep);
   file.remove_pages_from(keep);
   if (size & ~PAGE_MASK) {
@@ -116,7 +110,7 @@ Result<std::uint64_t> shmem_seek_data_hole(const File& file, std::uint64_t off, 
   const std::uint64_t size = file.size();
   if (off >= size) return fail(ENXIO);
   std::uint64_t idx = off >> PAGE_SHIFT;
-  const std::uint64_t last = pages_for(size);
+  const std::uint64_t last = file.nr_pages();
   while (idx < last && (file.cached_page(idx) != 0) != data)
     ++idx;
   if (idx >= last) {
