@@ -9,7 +9,7 @@
 #include <iostream>
 #include <memory>
 
-#include "emu/kernel.hpp"
+#include "emu/kernel/kernel.hpp"
 #include "tools/commands.hpp"
 #include "tools/dump.hpp"
 #include "tools/script_syntax.hpp"

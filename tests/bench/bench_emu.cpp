@@ -38,7 +38,7 @@
 #include <string>
 #include <vector>
 
-#include "emu/kernel.hpp"
+#include "emu/kernel/kernel.hpp"
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <memory>
 
-#include "emu/unicorn_cpu.hpp"
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "snippets.hpp"
 
 namespace mmemu {

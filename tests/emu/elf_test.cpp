@@ -10,7 +10,7 @@
 #include <fstream>
 #include <random>
 
-#include "emu/elf.hpp"
+#include "emu/image/elf.hpp"
 
 namespace mmemu {
 namespace {

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "emu/kernel.hpp"
+#include "emu/kernel/kernel.hpp"
 
 extern char** environ;
 

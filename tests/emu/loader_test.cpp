@@ -5,9 +5,9 @@
 
 #include <map>
 
-#include "emu/arch_pages.hpp"
-#include "emu/elf.hpp"
-#include "emu/kernel.hpp"
+#include "emu/image/arch_pages.hpp"
+#include "emu/image/elf.hpp"
+#include "emu/kernel/kernel.hpp"
 #include "emu_test_util.hpp"
 #include "vma/exit_mmap.hpp"
 #include "vma/fault.hpp"

@@ -4,8 +4,8 @@
 
 #include <cstring>
 
-#include "emu/soft_tlb.hpp"
-#include "emu/unicorn_cpu.hpp"
+#include "emu/cpu/soft_tlb.hpp"
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "snippets.hpp"
 #include "vma/fault.hpp"
 #include "vma/fork.hpp"

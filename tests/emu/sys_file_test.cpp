@@ -7,8 +7,8 @@
 
 #include <array>
 
-#include "emu/file_pipe.hpp"
-#include "emu/sys_abi.hpp"
+#include "emu/fs/pipe.hpp"
+#include "emu/syscalls/abi.hpp"
 #include "sys_test_util.hpp"
 
 namespace mmemu::test {

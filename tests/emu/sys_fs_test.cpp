@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "emu/sys_path.hpp"
+#include "emu/fs/path_lookup.hpp"
 #include "sys_test_util.hpp"
 #include "vma/file.hpp"
 #include "vma/proc_maps.hpp"

@@ -132,7 +132,7 @@ TEST_P(SysMiscTest, RobustListAndRseqRegistration) {
   EXPECT_EQ(call(Sys::rseq, area, 32, 1, 0x1), E(EPERM));
   EXPECT_EQ(call(Sys::rseq, area, 32, 1, 0x53053053), 0);
   EXPECT_EQ(p.rseq_area, 0u);
-  EXPECT_EQ(get<std::uint32_t>(area + 4), 0xffffffffU);  // RSEQ_CPU_ID_UNINITIALIZED
+  EXPECT_EQ(get<std::uint32_t>(area + 4), 0xffffffffU);         // RSEQ_CPU_ID_UNINITIALIZED
   EXPECT_EQ(call(Sys::rseq, 0, 32, 1, 0x53053053), E(EINVAL));  // nothing registered
   EXPECT_EQ(call(Sys::rseq, area, 32, 1, 0x53053053), E(EINVAL));
 }

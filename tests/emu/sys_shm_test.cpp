@@ -4,7 +4,7 @@
 #include <sys/ipc.h>
 #include <sys/shm.h>
 
-#include "emu/sysv_shm.hpp"
+#include "emu/fs/sysv_shm.hpp"
 #include "sys_test_util.hpp"
 #include "vma/file.hpp"
 

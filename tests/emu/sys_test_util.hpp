@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "emu/kernel.hpp"
-#include "emu/syscall.hpp"
+#include "emu/kernel/kernel.hpp"
+#include "emu/syscalls/syscall.hpp"
 #include "vma/fault.hpp"
 #include "vma/mm_syscalls.hpp"
 

@@ -1,0 +1,633 @@
+// Path lookup: the emulated /proc and /dev names and the read-only host file system.
+#include "emu/fs/path_lookup.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "emu/fs/created_files.hpp"
+#include "emu/fs/dev_file.hpp"
+#include "emu/fs/host_file.hpp"
+#include "emu/fs/pipe.hpp"
+#include "emu/fs/procfs.hpp"
+#include "emu/fs/shmem_file.hpp"
+#include "emu/syscalls/abi.hpp"
+#include "vma/file.hpp"
+#include "vma/shmem.hpp"
+
+namespace mmemu {
+
+namespace {
+
+constexpr int kMaxLinkDepth = 8;
+
+std::vector<std::string> split(const std::string& norm) {
+  std::vector<std::string> out;
+  std::size_t i = 1;
+  while (i <= norm.size()) {
+    std::size_t j = norm.find('/', i);
+    if (j == std::string::npos) j = norm.size();
+    if (j > i) out.push_back(norm.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::optional<int> parse_int(const std::string& s) {
+  if (s.empty() || s.size() > 9) return std::nullopt;
+  int v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 0 || (s.size() > 1 && s[0] == '0'))
+    return std::nullopt;
+  return v;
+}
+
+bool write_access(int flags) {
+  return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+// What a name in the emulated part of the tree is.
+struct Node {
+  enum Kind { Host, HostPseudo, Dir, Gen, Link, Dev, Shmem, Missing } kind = Host;
+  std::string name;               // canonical name (/proc/self/fd/N shows it)
+  std::string host;               // Host/HostPseudo: the host path
+  std::string target;             // Link: what readlink shows
+  std::string follow;             // Link: the absolute path it leads to ("" for fd links)
+  OpenFileRef fd_file;            // Link of /proc/PID/fd/N: the open file
+  std::vector<DirEntry> entries;  // Dir
+  GeneratedFile::Generator gen;   // Gen
+  DirFile::Lister relist;         // Dir: entries listed again at each rewind
+  std::uint32_t mode = 0444;      // Gen/Dir permission bits
+  std::uint64_t ino = 0;
+  CharDevKind dev = CharDevKind::Null;
+  ShmemInodeRef shmem;  // Shmem: a file the guest created
+  int err = ENOENT;     // Missing
+};
+
+Node missing(int e = ENOENT) {
+  Node n;
+  n.kind = Node::Missing;
+  n.err = e;
+  return n;
+}
+
+Node link_node(std::string name, std::string target, std::string follow) {
+  Node n;
+  n.kind = Node::Link;
+  n.name = std::move(name);
+  n.target = std::move(target);
+  n.follow = std::move(follow);
+  return n;
+}
+
+Node dir_node(std::string name, std::vector<std::string> names, std::uint32_t mode,
+              std::uint8_t type, std::uint64_t ino) {
+  Node n;
+  n.kind = Node::Dir;
+  n.name = std::move(name);
+  n.mode = mode;
+  n.ino = ino;
+  n.entries.push_back({ino, DT_DIR, "."});
+  n.entries.push_back({ino + 1, DT_DIR, ".."});
+  std::uint64_t i = ino + 2;
+  for (auto& s : names)
+    n.entries.push_back({i++, type, std::move(s)});
+  return n;
+}
+
+Process* guest_proc(SyscallContext& ctx, int pid) {
+  if (pid == ctx.proc.pid) return &ctx.proc;
+  return ctx.kernel.find(pid);
+}
+
+// /proc/PID/<rest> of a guest process.
+Node pid_node(SyscallContext& ctx, Process& p, const std::vector<std::string>& c, std::size_t at) {
+  const std::string base = fmt::format("/proc/{}", p.pid);
+  const auto ino0 = static_cast<std::uint64_t>(p.pid) << 12;
+  static const std::vector<std::string> kEntries{
+      "cmdline", "comm",  "cwd",          "environ", "exe",   "fd",     "maps",
+      "root",    "smaps", "smaps_rollup", "stat",    "statm", "status", "task"};
+  if (at == c.size()) return dir_node(base, kEntries, 0555, DT_REG, ino0);
+  const std::string& e = c[at];
+  const bool last = at + 1 == c.size();
+  if (e == "task") {
+    if (last) return dir_node(base + "/task", {std::to_string(p.pid)}, 0555, DT_DIR, ino0 + 64);
+    if (c[at + 1] != std::to_string(p.pid)) return missing();
+    return pid_node(ctx, p, c, at + 2);
+  }
+  if (e == "fd") {
+    if (!p.fds) return missing();
+    if (last) {
+      // Listed when read, so the descriptor reading it is in the list, as on Linux.
+      // The process is looked up by pid each time: the directory may outlive it.
+      Kernel* k = &ctx.kernel;
+      const int pid = p.pid;
+      const std::string name = base + "/fd";
+      auto list = [k, pid, name, ino0]() {
+        Process* q = k->find(pid);
+        std::vector<std::string> fds;
+        if (q && q->fds)
+          for (int fd : q->fds->open_fds())
+            fds.push_back(std::to_string(fd));
+        return dir_node(name, std::move(fds), 0500, DT_LNK, ino0 + 128).entries;
+      };
+      Node n = dir_node(name, {}, 0500, DT_LNK, ino0 + 128);
+      n.relist = list;
+      return n;
+    }
+    if (at + 2 != c.size()) return missing(ENOTDIR);
+    auto fd = parse_int(c[at + 1]);
+    OpenFileRef f = fd ? p.fds->get(*fd) : nullptr;
+    if (!f) return missing();
+    Node n = link_node(base + "/fd/" + c[at + 1], f->path(), "");
+    n.fd_file = std::move(f);
+    return n;
+  }
+  if (!last) return missing(ENOTDIR);
+  if (e == "exe") {
+    if (!p.has_mm()) return missing();
+    return link_node(base + "/exe", p.as->exe_path, p.as->exe_path);
+  }
+  if (e == "cwd") return link_node(base + "/cwd", p.cwd, p.cwd);
+  if (e == "root") return link_node(base + "/root", "/", "/");
+  Node n;
+  n.kind = Node::Gen;
+  n.name = base + "/" + e;
+  n.ino = ino0 + 256 + static_cast<std::uint64_t>(e.size() * 31 + static_cast<unsigned>(e[0]));
+  const std::weak_ptr<AddressSpace> as = p.as;
+  Kernel* k = &ctx.kernel;
+  const int pid = p.pid;
+  if (e == "maps") {
+    n.gen = [as] { return proc_pid_text(as.lock(), ProcText::Maps); };
+  } else if (e == "smaps") {
+    n.gen = [as] { return proc_pid_text(as.lock(), ProcText::Smaps); };
+  } else if (e == "smaps_rollup") {
+    n.gen = [as] { return proc_pid_text(as.lock(), ProcText::SmapsRollup); };
+  } else if (e == "cmdline") {
+    n.gen = [as] { return proc_pid_text(as.lock(), ProcText::Cmdline); };
+  } else if (e == "environ") {
+    n.gen = [as] { return proc_pid_text(as.lock(), ProcText::Environ); };
+    n.mode = 0400;
+  } else if (e == "comm" || e == "status" || e == "stat" || e == "statm") {
+    const ProcText what = e == "comm"     ? ProcText::Comm
+                          : e == "status" ? ProcText::Status
+                          : e == "stat"   ? ProcText::Stat
+                                          : ProcText::Statm;
+    n.gen = [k, pid, what]() -> std::optional<std::string> {
+      Process* q = k->find(pid);
+      if (!q) return std::nullopt;
+      return proc_process_text(*q, what);
+    };
+    if (e == "comm") n.mode = 0644;
+  } else {
+    return missing();
+  }
+  return n;
+}
+
+// The emulated name space; Host for everything it does not cover.
+Node lookup(SyscallContext& ctx, const std::string& norm) {
+  const std::vector<std::string> c = split(norm);
+  if (!c.empty() && c[0] == "proc") {
+    if (c.size() == 1) {
+      Node n;
+      n.host = norm;
+      return n;
+    }
+    const std::string pid = std::to_string(ctx.proc.pid);
+    if (c[1] == "self" || c[1] == "thread-self") {
+      const bool thread = c[1] == "thread-self";
+      std::string target = thread ? pid + "/task/" + pid : pid;
+      if (c.size() == 2) return link_node("/proc/" + c[1], target, "/proc/" + target);
+      std::string rest;
+      for (std::size_t i = 2; i < c.size(); ++i)
+        rest += "/" + c[i];
+      return lookup(ctx, "/proc/" + target + rest);
+    }
+    if (auto n = parse_int(c[1])) {
+      Process* p = guest_proc(ctx, *n);
+      if (!p) return missing();
+      return pid_node(ctx, *p, c, 2);
+    }
+    Node n;
+    n.kind = Node::HostPseudo;
+    n.host = norm;
+    return n;
+  }
+  if (norm == "/sys/devices/system/cpu/online" || norm == "/sys/devices/system/cpu/possible" ||
+      norm == "/sys/devices/system/cpu/present") {
+    // One CPU, as sched_getaffinity says.
+    Node n;
+    n.kind = Node::Gen;
+    n.name = norm;
+    n.ino = 0x5ec0 + norm.size();
+    n.gen = [] { return std::optional<std::string>("0\n"); };
+    return n;
+  }
+  if (!c.empty() && c[0] == "sys") {
+    Node n;
+    n.kind = Node::HostPseudo;
+    n.host = norm;
+    return n;
+  }
+  if (c.size() >= 2 && c[0] == "dev") {
+    static const std::pair<const char*, CharDevKind> kDevs[] = {{"null", CharDevKind::Null},
+                                                                {"zero", CharDevKind::Zero},
+                                                                {"full", CharDevKind::Full},
+                                                                {"random", CharDevKind::Random},
+                                                                {"urandom", CharDevKind::Urandom}};
+    if (c.size() == 2) {
+      for (const auto& [name, kind] : kDevs)
+        if (c[1] == name) {
+          Node n;
+          n.kind = Node::Dev;
+          n.dev = kind;
+          n.name = norm;
+          return n;
+        }
+      if (c[1] == "stdin") return link_node(norm, "/proc/self/fd/0", "/proc/self/fd/0");
+      if (c[1] == "stdout") return link_node(norm, "/proc/self/fd/1", "/proc/self/fd/1");
+      if (c[1] == "stderr") return link_node(norm, "/proc/self/fd/2", "/proc/self/fd/2");
+      if (c[1] == "fd") return link_node(norm, "/proc/self/fd", "/proc/self/fd");
+    }
+    if (c[1] == "fd") {
+      std::string rest;
+      for (std::size_t i = 2; i < c.size(); ++i)
+        rest += "/" + c[i];
+      return lookup(ctx, "/proc/self/fd" + rest);
+    }
+  }
+  Node n;
+  if (!ctx.kernel.created_files().empty())
+    if (auto inode = ctx.kernel.created_files().find(CreatedFiles::key_of(norm))) {
+      n.kind = Node::Shmem;
+      n.name = inode->path;
+      n.shmem = std::move(inode);
+      return n;
+    }
+  n.host = norm;
+  return n;
+}
+
+FileStat dir_stat(const Node& n) {
+  FileStat s = proc_file_stat(n.mode, n.ino);
+  s.mode = S_IFDIR | n.mode;
+  s.nlink = 2;
+  return s;
+}
+
+FileStat link_stat(const Node& n) {
+  FileStat s = proc_file_stat(0777, n.ino);
+  s.mode = S_IFLNK | 0777;
+  return s;
+}
+
+// Opens a shmem inode: a memfd again through /proc/PID/fd/N, or a file the guest created.
+// The guest owns what it created, so the owner's permission bits apply (root passes).
+Result<OpenFileRef> open_shmem(SyscallContext& ctx, const ShmemInodeRef& inode, int flags) {
+  const FileStat st = inode->stat();
+  if (flags & O_PATH) return OpenFileRef(std::make_shared<PathFile>(flags, st, inode->path));
+  if (flags & kO_DIRECTORY) return fail(ENOTDIR);
+  const bool wr = write_access(flags);
+  if (ctx.proc.euid != 0) {
+    const std::uint32_t need = (wr ? 2U : 0U) | ((flags & O_ACCMODE) != O_WRONLY ? 4U : 0U);
+    if (((st.mode >> 6) & need) != need) return fail(EACCES);
+  }
+  if ((flags & O_TRUNC) && wr)
+    if (auto r = shmem_setattr_size(*inode->file, 0); !r) return std::unexpected(r.error());
+  return OpenFileRef(std::make_shared<ShmemFile>(
+      (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)) | kO_LARGEFILE, inode));
+}
+
+// A new regular file in memory at `host` (a name in an existing host directory whose device
+// is `dev`), or an unnamed one (O_TMPFILE: `name_it` false).
+Result<OpenFileRef> create_file(SyscallContext& ctx, const std::string& host, int flags,
+                                std::uint32_t mode, std::uint64_t dev, bool name_it) {
+  const std::uint32_t perm = mode & ~ctx.proc.umask & 07777;
+  const std::string key = name_it ? CreatedFiles::key_of(host) : host;
+  // /proc/PID/maps shows the device as major:minor of the directory's file system.
+  File* file = File::create_shmem_file(ctx.kernel.machine(), key, kSealSeal,
+                                       (major(dev) << 8) | (minor(dev) & 0xff));
+  FileStat st = new_shmem_stat(S_IFREG | perm, ctx.proc.euid, ctx.proc.egid, name_it ? 1 : 0);
+  st.dev = dev;
+  auto inode = std::make_shared<ShmemInode>(file, st, key);
+  if (name_it) {
+    ctx.kernel.created_files().add(key, inode);
+  } else {
+    inode->renamed(fmt::format("{}/#{}", host == "/" ? "" : host, inode->st.ino));
+    inode->unlinked();
+  }
+  return OpenFileRef(std::make_shared<ShmemFile>(
+      (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | kO_TMPFILE)) | kO_LARGEFILE,
+      std::move(inode)));
+}
+
+// Opens a descriptor's file again through /proc/PID/fd/N: a new open file description of
+// the same object where mmemu can make one, else the same description.
+Result<OpenFileRef> reopen(SyscallContext& ctx, const OpenFileRef& f, int flags, int depth) {
+  if (auto* pe = dynamic_cast<PipeEnd*>(f.get())) {
+    (void)pe;
+    // A FIFO opened by name: the requested direction on the same pipe.
+    return OpenFileRef(f);
+  }
+  if (auto* hs = dynamic_cast<HostStdio*>(f.get()))
+    return OpenFileRef(std::make_shared<HostStdio>(hs->host_fd(), flags & (O_ACCMODE | O_APPEND)));
+  if (auto* cd = dynamic_cast<CharDev*>(f.get()))
+    return OpenFileRef(std::make_shared<CharDev>(cd->dev_kind(), flags | kO_LARGEFILE));
+  if (auto* mf = dynamic_cast<ShmemFile*>(f.get())) return open_shmem(ctx, mf->inode(), flags);
+  const std::string k(f->kind());
+  if (k == "file" || k == "dir" || k == "proc") {
+    (void)depth;
+    return open_path(ctx, f->path(), flags);
+  }
+  return OpenFileRef(f);
+}
+
+// Reads a host pseudo-file (/proc/meminfo, /sys/...) whole.
+std::optional<std::string> read_host_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+Result<OpenFileRef> open_host(SyscallContext& ctx, const std::string& host, int flags,
+                              std::uint32_t mode, bool pseudo, bool trailing_slash) {
+  const bool nofollow = (flags & kO_NOFOLLOW) != 0;
+  const bool opath = (flags & O_PATH) != 0;
+  struct ::stat st;
+  if ((nofollow ? ::lstat(host.c_str(), &st) : ::stat(host.c_str(), &st)) != 0) {
+    const int e = errno;
+    if (e == ENOENT && (flags & O_CREAT) && !trailing_slash && !pseudo) {
+      // The last component is missing: it is created in memory if the guest may write the
+      // directory (a read-only host mount still answers EROFS).
+      const std::string parent = parent_dir(host);
+      struct ::stat pst;
+      if (::stat(parent.c_str(), &pst) == 0 && S_ISDIR(pst.st_mode)) {
+        if (::access(parent.c_str(), W_OK | X_OK) != 0) return fail(errno);
+        return create_file(ctx, host, flags, mode, pst.st_dev, true);
+      }
+    }
+    return fail(e);
+  }
+  if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return fail(EEXIST);
+  const FileStat fst = file_stat_from_host(st);
+  const int kept = flags | kO_LARGEFILE;
+  if (S_ISLNK(st.st_mode) && !opath) return fail(ELOOP);
+  if (opath) return OpenFileRef(std::make_shared<PathFile>(flags, fst, host));
+  if (S_ISDIR(st.st_mode)) {
+    if ((flags & kO_TMPFILE) == kO_TMPFILE) {
+      if (pseudo) return fail(EOPNOTSUPP);
+      if (::access(host.c_str(), W_OK | X_OK) != 0) return fail(errno);
+      return create_file(ctx, normalize_path(host), flags, mode, st.st_dev, false);
+    }
+    if ((flags & O_CREAT) || write_access(flags)) return fail(EISDIR);
+    auto entries = DirFile::list_host(host);
+    if (!entries) return std::unexpected(entries.error());
+    char resolved[PATH_MAX];
+    if (!ctx.kernel.created_files().empty() && ::realpath(host.c_str(), resolved))
+      for (const auto& [name, inode] : ctx.kernel.created_files().in_dir(resolved))
+        entries->push_back({inode->st.ino, DT_REG, name});
+    return OpenFileRef(std::make_shared<DirFile>(kept, std::move(*entries), fst, host));
+  }
+  if (flags & kO_DIRECTORY) return fail(ENOTDIR);
+  if (!S_ISREG(st.st_mode)) return fail(EACCES);  // host devices, FIFOs, sockets
+  if (write_access(flags) || (flags & O_TRUNC)) return fail(EROFS);
+  if (::access(host.c_str(), R_OK) != 0) return fail(errno);
+  if (pseudo) {
+    FileStat s = fst;
+    return OpenFileRef(std::make_shared<GeneratedFile>(
+        kept, host, [host] { return read_host_text(host); }, s));
+  }
+  auto file = ctx.kernel.open_host_file(host);
+  if (!file) return std::unexpected(file.error());
+  std::string name = (*file)->name();
+  return OpenFileRef(std::make_shared<HostFile>(kept, *file, fst, std::move(name)));
+}
+
+Result<OpenFileRef> open_node(SyscallContext& ctx, const std::string& abs, int flags,
+                              std::uint32_t mode, int depth) {
+  if (depth > kMaxLinkDepth) return fail(ELOOP);
+  const std::string norm = normalize_path(abs);
+  const bool trailing_slash = abs.size() > 1 && abs.back() == '/';
+  Node n = lookup(ctx, norm);
+  const bool opath = (flags & O_PATH) != 0;
+  switch (n.kind) {
+    case Node::Missing:
+      return fail(n.err);
+    case Node::Host:
+    case Node::HostPseudo:
+      return open_host(ctx, trailing_slash ? n.host + "/" : n.host, flags, mode,
+                       n.kind == Node::HostPseudo, trailing_slash);
+    case Node::Shmem:
+      if (trailing_slash) return fail(ENOTDIR);
+      if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return fail(EEXIST);
+      if ((flags & kO_TMPFILE) == kO_TMPFILE) return fail(ENOTDIR);
+      return open_shmem(ctx, n.shmem, flags);
+    case Node::Link:
+      if (flags & kO_NOFOLLOW) {
+        if (!opath) return fail(ELOOP);
+        return OpenFileRef(std::make_shared<PathFile>(flags, link_stat(n), n.name));
+      }
+      if (n.fd_file) {
+        if (opath)
+          return OpenFileRef(std::make_shared<PathFile>(flags, *n.fd_file->stat(), n.name));
+        return reopen(ctx, n.fd_file, flags, depth);
+      }
+      return open_node(ctx, n.follow, flags, mode, depth + 1);
+    case Node::Dir:
+      if (opath) return OpenFileRef(std::make_shared<PathFile>(flags, dir_stat(n), n.name));
+      if ((flags & O_CREAT) || write_access(flags)) return fail(EISDIR);
+      return OpenFileRef(std::make_shared<DirFile>(flags | kO_LARGEFILE, std::move(n.entries),
+                                                   dir_stat(n), n.name, std::move(n.relist)));
+    case Node::Gen: {
+      if (trailing_slash || (flags & kO_DIRECTORY)) return fail(ENOTDIR);
+      if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return fail(EEXIST);
+      FileStat st = proc_file_stat(n.mode, n.ino);
+      if (opath) return OpenFileRef(std::make_shared<PathFile>(flags, st, n.name));
+      // Only the owner's write bit or root's override lets a write open through.
+      if (write_access(flags) && !(n.mode & 0200) && ctx.proc.euid != 0) return fail(EACCES);
+      return OpenFileRef(
+          std::make_shared<GeneratedFile>(flags | kO_LARGEFILE, n.name, std::move(n.gen), st));
+    }
+    case Node::Dev: {
+      if (trailing_slash || (flags & kO_DIRECTORY)) return fail(ENOTDIR);
+      if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return fail(EEXIST);
+      auto dev = std::make_shared<CharDev>(n.dev, flags | kO_LARGEFILE);
+      if (opath) return OpenFileRef(std::make_shared<PathFile>(flags, *dev->stat(), n.name));
+      return OpenFileRef(std::move(dev));
+    }
+  }
+  return fail(ENOENT);
+}
+
+Result<FileStat> stat_node(SyscallContext& ctx, const std::string& abs, bool follow, int depth) {
+  if (depth > kMaxLinkDepth) return fail(ELOOP);
+  const std::string norm = normalize_path(abs);
+  const bool trailing_slash = abs.size() > 1 && abs.back() == '/';
+  Node n = lookup(ctx, norm);
+  switch (n.kind) {
+    case Node::Missing:
+      return fail(n.err);
+    case Node::Host:
+    case Node::HostPseudo: {
+      const std::string h = trailing_slash ? n.host + "/" : n.host;
+      struct ::stat st;
+      if ((follow ? ::stat(h.c_str(), &st) : ::lstat(h.c_str(), &st)) != 0) return fail(errno);
+      return file_stat_from_host(st);
+    }
+    case Node::Link:
+      if (!follow && !trailing_slash) return link_stat(n);
+      if (n.fd_file) return n.fd_file->stat();
+      return stat_node(ctx, n.follow, true, depth + 1);
+    case Node::Dir:
+      return dir_stat(n);
+    case Node::Gen:
+      if (trailing_slash) return fail(ENOTDIR);
+      return proc_file_stat(n.mode, n.ino);
+    case Node::Dev:
+      if (trailing_slash) return fail(ENOTDIR);
+      return CharDev(n.dev, O_RDONLY).stat();
+    case Node::Shmem:
+      if (trailing_slash) return fail(ENOTDIR);
+      return n.shmem->stat();
+  }
+  return fail(ENOENT);
+}
+
+}  // namespace
+
+Result<std::string> read_path(const SyscallContext& ctx, vaddr_t p) {
+  return ctx.read_string(p, kPathMax - 1);
+}
+
+Result<std::string> resolve_at(const SyscallContext& ctx, int dirfd, const std::string& path,
+                               bool allow_empty) {
+  if (path.empty() && !allow_empty) return fail(ENOENT);
+  if (!path.empty() && path[0] == '/') return path;
+  std::string base;
+  if (dirfd == kAtFdcwd) {
+    base = ctx.proc.cwd;
+  } else {
+    OpenFileRef f = ctx.proc.fds ? ctx.proc.fds->get(dirfd) : nullptr;
+    if (!f) return fail(EBADF);
+    if (path.empty()) return std::string();  // AT_EMPTY_PATH: the descriptor itself
+    const auto* pf = dynamic_cast<const PathFile*>(f.get());
+    if (f->kind() != "dir" && !(pf && pf->is_dir())) return fail(ENOTDIR);
+    base = f->path();
+  }
+  if (path.empty()) return std::string();
+  if (base.empty() || base.back() != '/') base += '/';
+  return base + path;
+}
+
+std::string parent_dir(const std::string& abs) {
+  const std::size_t slash = abs.find_last_of('/');
+  if (slash == 0 || slash == std::string::npos) return std::string(1, '/');
+  return std::string(abs, 0, slash);
+}
+
+std::string normalize_path(const std::string& abs) {
+  std::vector<std::string> parts;
+  std::size_t i = 0;
+  while (i <= abs.size()) {
+    std::size_t j = abs.find('/', i);
+    if (j == std::string::npos) j = abs.size();
+    std::string c = abs.substr(i, j - i);
+    if (c == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!c.empty() && c != ".") {
+      parts.push_back(std::move(c));
+    }
+    i = j + 1;
+  }
+  std::string out;
+  for (const auto& p : parts)
+    out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
+Result<OpenFileRef> open_path(SyscallContext& ctx, const std::string& abs, int flags,
+                              std::uint32_t mode) {
+  return open_node(ctx, abs, flags, mode, 0);
+}
+
+Result<FileStat> stat_path(SyscallContext& ctx, const std::string& abs, bool follow) {
+  return stat_node(ctx, abs, follow, 0);
+}
+
+Result<std::string> readlink_path(SyscallContext& ctx, const std::string& abs) {
+  Node n = lookup(ctx, normalize_path(abs));
+  switch (n.kind) {
+    case Node::Missing:
+      return fail(n.err);
+    case Node::Host:
+    case Node::HostPseudo: {
+      std::vector<char> buf(kPathMax);
+      const ssize_t len = ::readlink(n.host.c_str(), buf.data(), buf.size());
+      if (len < 0) return fail(errno);
+      return std::string(buf.data(), static_cast<std::size_t>(len));
+    }
+    case Node::Link:
+      return n.target;
+    default: {
+      // An existing emulated name that is not a link.
+      return fail(EINVAL);
+    }
+  }
+}
+
+Result<void> access_path(SyscallContext& ctx, const std::string& abs, int mode, bool follow) {
+  Node n = lookup(ctx, normalize_path(abs));
+  if (n.kind == Node::Host || n.kind == Node::HostPseudo) {
+    struct ::stat st;
+    if ((follow ? ::stat(n.host.c_str(), &st) : ::lstat(n.host.c_str(), &st)) != 0)
+      return fail(errno);
+    // A read-only mount: writing regular files, directories and links is EROFS.
+    if ((mode & W_OK) && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)))
+      return fail(EROFS);
+    if (::faccessat(AT_FDCWD, n.host.c_str(), mode, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0)
+      return fail(errno);
+    return {};
+  }
+  auto st = stat_path(ctx, abs, follow);
+  if (!st) return std::unexpected(st.error());
+  if (ctx.proc.euid == 0) {
+    // root: everything but executing something without any x bit.
+    if ((mode & X_OK) && !S_ISDIR(st->mode) && !(st->mode & 0111)) return fail(EACCES);
+    return {};
+  }
+  const std::uint32_t bits = st->mode & 07;  // "other" bits: the guest does not own /proc
+  const std::uint32_t owner = (st->mode >> 6) & 07;
+  const std::uint32_t allowed = bits | owner;
+  if ((static_cast<std::uint32_t>(mode) & ~allowed) & 07) return fail(EACCES);
+  return {};
+}
+
+Result<std::string> chdir_path(SyscallContext& ctx, const std::string& abs) {
+  auto st = stat_path(ctx, abs, true);
+  if (!st) return std::unexpected(st.error());
+  if (!S_ISDIR(st->mode)) return fail(ENOTDIR);
+  Node n = lookup(ctx, normalize_path(abs));
+  if (n.kind == Node::Host || n.kind == Node::HostPseudo) {
+    char resolved[PATH_MAX];
+    if (!::realpath(n.host.c_str(), resolved)) return fail(errno);
+    return std::string(resolved);
+  }
+  if (n.kind == Node::Link) return normalize_path(n.follow);
+  return n.name;
+}
+
+}  // namespace mmemu

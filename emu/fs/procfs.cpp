@@ -1,0 +1,257 @@
+// Generated read-only files (seq_file-like).
+#include "emu/fs/procfs.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "emu/kernel/kernel.hpp"
+#include "emu/kernel/process.hpp"
+#include "vma/fault.hpp"
+#include "vma/proc_maps.hpp"
+
+namespace mmemu {
+
+GeneratedFile::GeneratedFile(int flags, std::string path, Generator gen, FileStat st)
+    : OpenFile(flags), path_(std::move(path)), gen_(std::move(gen)), st_(st) {}
+
+const std::string& GeneratedFile::text_for(std::uint64_t off) {
+  if (off == 0 || !text_) text_ = gen_().value_or(std::string());
+  return *text_;
+}
+
+SysResult GeneratedFile::read(SyscallContext& ctx, std::span<std::uint8_t> buf) {
+  auto r = pread(ctx, buf, pos_);
+  if (r.is_return() && !r.is_error()) pos_ += static_cast<std::uint64_t>(r.value());
+  return r;
+}
+
+SysResult GeneratedFile::pread(SyscallContext&, std::span<std::uint8_t> buf, std::uint64_t off) {
+  if (!readable()) return SysResult::err(EBADF);
+  if (buf.empty()) return SysResult::ok(0);
+  const std::string& t = text_for(off);
+  if (off >= t.size()) return SysResult::ok(0);
+  const std::size_t n = std::min<std::size_t>(buf.size(), t.size() - off);
+  std::memcpy(buf.data(), t.data() + off, n);
+  return SysResult::ok(n);
+}
+
+Result<std::uint64_t> GeneratedFile::lseek(std::int64_t off, int whence) {
+  return seq_lseek(off, whence);
+}
+
+namespace {
+
+// get_mm_cmdline / environ_read: the bytes of [start, end) in the guest, as far as they can
+// be read.
+std::string guest_range(Mm& mm, vaddr_t start, vaddr_t end) {
+  std::string out;
+  if (end <= start || end - start > (64u << 20)) return out;
+  out.resize(end - start);
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const vaddr_t a = start + done;
+    const std::size_t chunk =
+        std::min<std::size_t>(out.size() - done, PAGE_SIZE - (a & (PAGE_SIZE - 1)));
+    if (!copy_from_user(mm, out.data() + done, a, chunk)) break;
+    done += chunk;
+  }
+  out.resize(done);
+  return out;
+}
+
+char state_letter(ProcState s) {
+  switch (s) {
+    case ProcState::Runnable:
+      return 'R';
+    case ProcState::Blocked:
+      return 'S';
+    case ProcState::Stopped:
+      return 'T';
+    case ProcState::Zombie:
+      return 'Z';
+  }
+  return 'R';
+}
+
+const char* state_name(ProcState s) {
+  switch (s) {
+    case ProcState::Runnable:
+      return "R (running)";
+    case ProcState::Blocked:
+      return "S (sleeping)";
+    case ProcState::Stopped:
+      return "T (stopped)";
+    case ProcState::Zombie:
+      return "Z (zombie)";
+  }
+  return "R (running)";
+}
+
+std::uint64_t rss_pages(const Mm& mm, RssType t) {
+  const std::int64_t v = mm.rss[static_cast<std::size_t>(t)];
+  return v > 0 ? static_cast<std::uint64_t>(v) : 0;
+}
+
+std::uint64_t text_kb(const Mm& mm) {
+  return ((page_align_up(mm.end_code) - (mm.start_code & PAGE_MASK)) >> 10);
+}
+
+std::string status_text(Process& p) {
+  std::string o;
+  o += fmt::format("Name:\t{}\nUmask:\t{:04o}\nState:\t{}\n", p.comm, p.umask, state_name(p.state));
+  o += fmt::format("Tgid:\t{0}\nNgid:\t0\nPid:\t{0}\nPPid:\t{1}\nTracerPid:\t0\n", p.pid, p.ppid);
+  o += fmt::format("Uid:\t{0}\t{1}\t{1}\t{1}\nGid:\t{2}\t{3}\t{3}\t{3}\n", p.uid, p.euid, p.gid,
+                   p.egid);
+  o +=
+      fmt::format("FDSize:\t{0}\nGroups:\t\nNStgid:\t{1}\nNSpid:\t{1}\nNSpgid:\t{2}\nNSsid:\t{3}\n",
+                  64, p.pid, p.pgid, p.sid);
+  o += "Kthread:\t0\n";
+  if (p.has_mm()) {
+    const Mm& mm = p.mm();
+    const std::uint64_t anon = rss_pages(mm, MM_ANONPAGES), file = rss_pages(mm, MM_FILEPAGES),
+                        shmem = rss_pages(mm, MM_SHMEMPAGES);
+    const std::uint64_t text = text_kb(mm);
+    const std::uint64_t exec_kb = mm.exec_vm << 2;
+    const std::uint64_t pte_kb = (mm.pt().nr_tables(Level::Pte) + mm.pt().nr_tables(Level::Pmd) +
+                                  mm.pt().nr_tables(Level::Pud)) *
+                                 (PAGE_SIZE >> 10);
+    const auto kb = [&o](const char* name, std::uint64_t v) {
+      o += fmt::format("{}:\t{:>8} kB\n", name, v);
+    };
+    kb("VmPeak", mm.total_vm << 2);
+    kb("VmSize", mm.total_vm << 2);
+    kb("VmLck", mm.locked_vm << 2);
+    kb("VmPin", mm.pinned_vm << 2);
+    kb("VmHWM", (anon + file + shmem) << 2);
+    kb("VmRSS", (anon + file + shmem) << 2);
+    kb("RssAnon", anon << 2);
+    kb("RssFile", file << 2);
+    kb("RssShmem", shmem << 2);
+    kb("VmData", mm.data_vm << 2);
+    kb("VmStk", mm.stack_vm << 2);
+    kb("VmExe", text);
+    kb("VmLib", exec_kb > text ? exec_kb - text : 0);
+    kb("VmPTE", pte_kb);
+    kb("VmSwap", 0);
+    o += "HugetlbPages:\t       0 kB\n";
+  }
+  o += "CoreDumping:\t0\nTHP_enabled:\t0\nThreads:\t1\n";
+  o += fmt::format("SigQ:\t{}/{}\n", p.sig.rt_queue.size(), p.rlimits[11].cur);
+  std::uint64_t ign = 0, cgt = 0;
+  for (int s = 1; s <= kNSig; ++s) {
+    const KSigAction& a = p.sig.act(s);
+    if (a.handler == kSigIgn)
+      ign |= 1ULL << (s - 1);
+    else if (a.handler != kSigDfl)
+      cgt |= 1ULL << (s - 1);
+  }
+  o += fmt::format(
+      "SigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\nSigCgt:\t{:016x}\n",
+      0, p.sig.pending_set(), p.sig.blocked, ign, cgt);
+  o += "CapInh:\t0000000000000000\n";
+  return o;
+}
+
+std::string stat_text(Process& p) {
+  // proc_pid_stat: 52 fields.
+  std::uint64_t vsize = 0, rss = 0, startcode = 0, endcode = 0, startstack = 0, start_data = 0,
+                end_data = 0, start_brk = 0, arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  if (p.has_mm()) {
+    const Mm& mm = p.mm();
+    vsize = mm.total_vm << PAGE_SHIFT;
+    rss = rss_pages(mm, MM_ANONPAGES) + rss_pages(mm, MM_FILEPAGES) + rss_pages(mm, MM_SHMEMPAGES);
+    startcode = mm.start_code;
+    endcode = mm.end_code;
+    startstack = mm.start_stack;
+    start_data = mm.start_data;
+    end_data = mm.end_data;
+    start_brk = mm.start_brk;
+    arg_start = mm.arg_start;
+    arg_end = mm.arg_end;
+    env_start = mm.env_start;
+    env_end = mm.env_end;
+  }
+  std::uint64_t ign = 0, cgt = 0;
+  for (int s = 1; s <= kNSig; ++s) {
+    const KSigAction& a = p.sig.act(s);
+    if (a.handler == kSigIgn)
+      ign |= 1ULL << (s - 1);
+    else if (a.handler != kSigDfl)
+      cgt |= 1ULL << (s - 1);
+  }
+  const int exit_code = p.state == ProcState::Zombie ? p.wait_status : 0;
+  return fmt::format(
+      "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 0 {} {} {} {} {} {} 0 0 {} {} "
+      "{} {} 0 0 0 {} 0 0 0 0 0 0 {} {} {} {} {} {} {} {}\n",
+      p.pid, p.comm, state_letter(p.state), p.ppid, p.pgid, p.sid, vsize, rss,
+      p.rlimits[5].cur == RLIM_INFINITY_ ? std::string("18446744073709551615")
+                                         : std::to_string(p.rlimits[5].cur),
+      startcode, endcode, startstack, p.sig.pending_set() & 0x7fffffff, p.sig.blocked & 0x7fffffff,
+      ign & 0x7fffffff, cgt & 0x7fffffff, p.exit_signal, start_data, end_data, start_brk, arg_start,
+      arg_end, env_start, env_end, exit_code);
+}
+
+std::string statm_text(Process& p) {
+  if (!p.has_mm()) return "0 0 0 0 0 0 0\n";
+  const Mm& mm = p.mm();
+  const std::uint64_t shared = rss_pages(mm, MM_FILEPAGES) + rss_pages(mm, MM_SHMEMPAGES);
+  const std::uint64_t resident = shared + rss_pages(mm, MM_ANONPAGES);
+  const std::uint64_t text = text_kb(mm) >> 2;
+  return fmt::format("{} {} {} {} 0 {} 0\n", mm.total_vm, resident, shared, text,
+                     mm.data_vm + mm.stack_vm);
+}
+
+}  // namespace
+
+std::optional<std::string> proc_pid_text(const std::shared_ptr<AddressSpace>& as, ProcText what) {
+  if (!as || !as->mm) return std::nullopt;
+  Mm& mm = *as->mm;
+  switch (what) {
+    case ProcText::Maps:
+      return proc_maps(mm);
+    case ProcText::Smaps:
+      return proc_smaps(mm);
+    case ProcText::SmapsRollup:
+      return proc_smaps_rollup(mm);
+    case ProcText::Cmdline:
+      return guest_range(mm, mm.arg_start, mm.arg_end);
+    case ProcText::Environ:
+      return guest_range(mm, mm.env_start, mm.env_end);
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string proc_process_text(Process& p, ProcText what) {
+  switch (what) {
+    case ProcText::Comm:
+      return p.comm + "\n";
+    case ProcText::Status:
+      return status_text(p);
+    case ProcText::Stat:
+      return stat_text(p);
+    case ProcText::Statm:
+      return statm_text(p);
+    default:
+      return {};
+  }
+}
+
+FileStat proc_file_stat(std::uint32_t mode, std::uint64_t ino) {
+  FileStat s;
+  s.dev = makedev(0, 21);  // procfs, as this machine numbers it
+  s.ino = ino;
+  s.mode = S_IFREG | mode;
+  s.nlink = 1;
+  s.blksize = 1024;
+  return s;
+}
+
+}  // namespace mmemu

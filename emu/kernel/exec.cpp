@@ -1,0 +1,198 @@
+// Loading a program into a process (spawn and execve), the CPU/TLB pairing, and giving up
+// an address space.
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "emu/cpu/unicorn_cpu.hpp"
+#include "emu/image/arch_pages.hpp"
+#include "emu/image/loader.hpp"
+#include "emu/kernel/kernel.hpp"
+#include "vma/exit_mmap.hpp"
+#include "vma/file.hpp"
+
+namespace mmemu {
+
+namespace {
+
+std::string base_name(const std::string& path) {
+  const auto slash = path.rfind('/');
+  std::string b = slash == std::string::npos ? path : path.substr(slash + 1);
+  return b.substr(0, 15);  // TASK_COMM_LEN - 1
+}
+
+nlohmann::json exit_mmap_json(const ExitMmapReport& r) {
+  return {{"vmas_removed", r.vmas_removed}, {"map_count", r.map_count},
+          {"met_xa_zero", r.met_xa_zero},   {"empty", r.empty},
+          {"pages_freed", r.pages_freed},   {"tables_freed", r.tables_freed}};
+}
+
+}  // namespace
+
+void Kernel::attach_cpu(Process& p, std::unique_ptr<Cpu> cpu) {
+  p.cpu = std::move(cpu);
+  p.tlb = std::make_unique<SoftTlb>(*p.cpu, p.mm(), opts_.tlb_entries);
+  p.tlb->set_coalescing(opts_.tlb_coalesce);
+  p.as->tlbs.attach(p.tlb.get());
+  const int pid = p.pid;
+  p.tlb->on_event = [this, pid](const TlbEvent& e) {
+    switch (e.kind) {
+      case TlbEvent::Kind::Refill:
+        stats_.add("tlb_refill_pages", (e.end - e.start) >> PAGE_SHIFT);
+        record("tlb_refill", pid,
+               {{"start", fmt::format("{:#x}", e.start)},
+                {"end", fmt::format("{:#x}", e.end)},
+                {"pfn", fmt::format("{:#x}", e.pfn)},
+                {"perms",
+                 fmt::format("{}{}{}", (e.perms & PERM_R) ? 'r' : '-',
+                             (e.perms & PERM_W) ? 'w' : '-', (e.perms & PERM_X) ? 'x' : '-')}});
+        break;
+      case TlbEvent::Kind::Evict:
+        record("tlb_evict", pid,
+               {{"start", fmt::format("{:#x}", e.start)}, {"end", fmt::format("{:#x}", e.end)}});
+        break;
+      case TlbEvent::Kind::Flush:
+        record("tlb_flush", pid,
+               {{"start", fmt::format("{:#x}", e.start)},
+                {"end", fmt::format("{:#x}", e.end)},
+                {"dropped", e.dropped}});
+        break;
+      case TlbEvent::Kind::Dirty:
+        record("tlb_dirty", pid, {{"addr", fmt::format("{:#x}", e.start)}});
+        break;
+    }
+  };
+}
+
+void Kernel::release_mm(Process& p) {
+  if (!p.as) return;
+  if (p.tlb) {
+    p.as->tlbs.detach(p.tlb.get());
+    p.tlb.reset();
+  }
+  p.cpu.reset();
+  std::shared_ptr<AddressSpace> as = std::move(p.as);
+  if (as.use_count() == 1 && as->mm) {
+    machine_.inject.set_context(fmt::format("pid {}: exit_mmap", p.pid));
+    as.reset();  // mmput -> exit_mmap (its trace event fires there)
+  }
+}
+
+std::expected<void, ExecError> Kernel::load_program(Process& p, const std::string& path,
+                                                    const std::vector<std::string>& argv,
+                                                    const std::vector<std::string>& envp) {
+  auto err = [&](int e, std::string msg) {
+    return std::unexpected(ExecError{e, fmt::format("{}: {}", path, std::move(msg))});
+  };
+  // Resolve like execve: relative to the process's working directory.
+  const std::string host_path = path.starts_with('/') ? path : p.cwd + "/" + path;
+  if (path.empty()) return err(ENOENT, "No such file or directory");
+  if (::access(host_path.c_str(), F_OK) != 0) return err(errno, std::strerror(errno));
+  auto file = open_host_file(host_path);
+  if (!file) {
+    const int e = file.error().code == EISDIR ? EACCES : file.error().code;
+    return err(e, file.error().code == EISDIR ? "is a directory" : std::strerror(e));
+  }
+  File* exe = *file;
+  // From here on `exe` holds a reference that must go with every early return.
+  struct ExeRef {
+    File* f;
+    ~ExeRef() {
+      if (f) f->put();
+    }
+  } exe_ref{exe};
+  if (::access(host_path.c_str(), X_OK) != 0) return err(EACCES, "Permission denied");
+  auto img = parse_elf(exe->data());
+  if (!img) return err(img.error().errno_code(), img.error().message);
+  if (p.cpu && img->arch != p.arch)
+    return err(ENOEXEC, fmt::format("exec format error: {} program in a {} process",
+                                    arch_name(img->arch), arch_name(p.arch)));
+
+  // Build the new image completely before touching the process: any failure up to here
+  // leaves the caller as it was (execve returns the error).
+  machine_.inject.set_context(fmt::format("pid {}: execve", p.pid));
+  auto mm = Mm::create(machine_, img->arch);
+  if (!mm) return err(ENOMEM, "out of memory creating the address space");
+  auto as = std::make_shared<AddressSpace>();
+  as->mm = std::move(*mm);
+  as->mm->set_flusher(&as->tlbs);
+  const int pid = p.pid;
+  as->mm->on_exit_mmap = [this, pid](Mm&, const ExitMmapReport& r) {
+    record("exit_mmap", pid, exit_mmap_json(r));
+  };
+  if (auto r = map_arch_pages(*as->mm); !r) return err(ENOMEM, "out of memory mapping arch pages");
+  LoadParams lp;
+  lp.execfn = path;
+  lp.argv = argv;
+  lp.envp = envp;
+  for (std::size_t i = 0; i < lp.random.size(); i += 8) {
+    const std::uint64_t r = next_random();
+    std::memcpy(lp.random.data() + i, &r, 8);
+  }
+  lp.uid = p.uid;
+  lp.euid = p.euid;
+  lp.gid = p.gid;
+  lp.egid = p.egid;
+  auto loaded = load_elf(*as->mm, *img, *exe, lp);
+  if (!loaded) {
+    const int e = loaded.error().code;
+    return err(e, e == E2BIG ? "argument list too long"
+                             : "cannot load the image: " + std::string(errno_name(e)));
+  }
+  auto cpu = make_unicorn_cpu(img->arch);
+  if (!cpu) return err(ENOMEM, "cannot create a CPU");
+  (*cpu)->set_pc(loaded->entry);
+  (*cpu)->set_sp(loaded->sp);
+  if (img->arch == Arch::X86_64) (void)(*cpu)->set_reg("rflags", 0x202);
+
+  // Point of no return.
+  if (p.as) {
+    if (opts_.dump.exit && p.as.use_count() == 1) dump(DumpKind::Exit, p.pid, p.mm(), "exec");
+    if (p.vfork_parent) {
+      if (Process* parent = find(p.vfork_parent)) parent->vfork_done.wake_all();
+      p.vfork_parent = 0;
+      p.yield = true;  // let the parent go on first, as it usually does on Linux
+    }
+    release_mm(p);
+  }
+  char resolved[PATH_MAX];
+  as->exe_path = ::realpath(host_path.c_str(), resolved) ? resolved : host_path;
+  as->exe_file = exe;
+  exe_ref.f = nullptr;  // now the address space's
+  p.as = std::move(as);
+  p.arch = img->arch;
+  p.comm = base_name(path);
+  attach_cpu(p, std::move(*cpu));
+  return {};
+}
+
+std::expected<void, ExecError> Kernel::exec_process(Process& p, const std::string& path,
+                                                    const std::vector<std::string>& argv,
+                                                    const std::vector<std::string>& envp) {
+  auto r = load_program(p, path, argv, envp);
+  if (!r) return r;
+  p.fds->close_on_exec();
+  // flush_signal_handlers: caught signals go back to SIG_DFL, ignored ones stay ignored.
+  for (KSigAction& ka : p.sig.action) {
+    if (ka.handler != kSigIgn) ka.handler = kSigDfl;
+    ka.flags = 0;
+    ka.restorer = 0;
+    ka.mask = 0;
+  }
+  p.sig.altstack = AltStack{};
+  p.sig.saved_mask.reset();
+  p.clear_child_tid = 0;
+  p.robust_list = 0;
+  p.robust_list_len = 0;
+  p.rseq_area = 0;
+  p.rseq_len = 0;
+  p.last_trap = {};
+  record("exec", p.pid, {{"path", path}});
+  return {};
+}
+
+}  // namespace mmemu

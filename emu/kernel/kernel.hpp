@@ -1,0 +1,238 @@
+// The emulated operating system of one `mmemu run`: the machine (physical memory, injector,
+// live-object accounting), the process table, the deterministic scheduler, the system-call
+// dispatcher, signals, the trace/log/stats sinks, the page-table dump hooks and the
+// end-of-run leak and invariant check.
+//
+// Scheduling: one process runs at a time, round robin in pid order of becoming runnable;
+// a process runs until it blocks in a system call, exits, or completes a slice of
+// `slice_instructions` instructions. Nothing depends on host timing except nanosleep-style
+// deadlines, so a run with the same inputs replays exactly.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "emu/cpu/cpu.hpp"
+#include "emu/fs/created_files.hpp"
+#include "emu/fs/sysv_shm.hpp"
+#include "emu/kernel/process.hpp"
+#include "emu/kernel/trace.hpp"
+#include "emu/signal/signal.hpp"
+#include "mmu/fault_inject.hpp"
+#include "mmu/machine.hpp"
+#include "vma/fork.hpp"
+
+namespace mmemu {
+
+class SyscallTable;
+
+// When page tables are dumped (--dump-pgtables WHEN[,WHEN...]).
+struct DumpWhen {
+  bool exit = false;        // "exit": each process just before its mm is torn down
+  bool fork = false;        // "fork": the parent after each fork attempt, and a child that
+                            // failed at dup_mmap at the lock-drop point (before exit_mmap)
+  bool fork_child = false;  // "fork-child": each new child right after a successful fork
+  bool guest = false;       // "guest": when the guest calls the mmemu syscall 0x6d6d
+  std::set<std::string, std::less<>> syscalls;  // "syscall:NAME": after each NAME returns
+  bool any() const { return exit || fork || fork_child || guest || !syscalls.empty(); }
+};
+// Parses "exit,fork,syscall:mmap,guest". On error, *error names the bad item.
+std::optional<DumpWhen> parse_dump_when(std::string_view spec, std::string* error);
+
+enum class DumpKind : std::uint8_t { Exit, Fork, ForkFailedChild, ForkChild, Syscall, Guest };
+std::string_view dump_kind_name(DumpKind k);  // "exit", "fork", "fork-failed-child", ...
+
+struct DumpPoint {
+  DumpKind kind;
+  int pid;                          // the process whose mm is dumped (the would-be child's pid for
+                                    // ForkFailedChild)
+  std::string label;                // the guest's label, the syscall name, "fork 1000 -> 1001", ...
+  std::vector<std::string> detail;  // lines under the title (a failed fork's report)
+};
+// Renders a dump (tools/ owns the renderers; emu/ never includes tools/).
+using DumpHook = std::function<void(const DumpPoint&, const Mm&, const Machine&)>;
+
+struct KernelOptions {
+  std::uint64_t phys_bytes = 1ULL << 30;
+  // The overcommit limit in pages (vm.overcommit_memory = 0 refuses one request of more):
+  // unset takes the host's RAM + swap (sysinfo), so a guest is refused what it would be
+  // natively; Machine::kNoCommitLimit refuses nothing.
+  std::optional<std::uint64_t> commit_limit_pages;
+  ForkRecovery fork_recovery = ForkRecovery::TreeMax;
+  std::size_t tlb_entries = SoftTlb::kDefaultEntries;
+  bool tlb_coalesce = true;  // off: one page per refill (--no-tlb-coalesce, for measuring)
+  std::uint64_t slice_instructions = 200000;
+  bool check = false;  // validate_mm after every mm-changing syscall and fault
+  DumpWhen dump;
+  int first_pid = 1000;              // the initial process; its ppid is 1 (mmemu as init)
+  std::size_t max_processes = 4096;  // fork fails with EAGAIN beyond (RLIMIT_NPROC)
+  std::uint64_t random_seed = 0;     // AT_RANDOM bytes and getrandom come from it
+  // mmemu's descriptors the initial process gets as its 0, 1, 2 (tests pass files).
+  std::array<int, 3> stdio_fds{0, 1, 2};
+  // Injection rules (--inject), armed at the start of the run, or when the
+  // inject_at_fork-th fork (1-based) begins so counts are relative to that fork.
+  std::vector<InjectRule> inject_rules;
+  // Walkers run at a failed fork's lock-drop point (vma/walkers.hpp names: unuse_mm,
+  // oom_reaper, rmap, each with -nocheck); their outcomes go into the fork dump or the log.
+  std::vector<std::string> walkers;
+  int inject_at_fork = 0;
+};
+
+// Why a program cannot be started (spawn) or exec'd: errno as execve gives it and a
+// message naming what is wrong. mmemu exits 127 for ENOENT, 126 otherwise, like a shell.
+struct ExecError {
+  int err;
+  std::string message;
+};
+
+// clone's arguments (fork and vfork are clone with fixed flags).
+struct CloneArgs {
+  std::uint64_t flags = 0;  // CLONE_* without the exit signal byte
+  int exit_signal = 17;     // SIGCHLD
+  vaddr_t stack = 0;        // new sp for the child (0: the parent's)
+  vaddr_t parent_tid = 0, child_tid = 0, tls = 0;
+};
+
+struct RunSummary {
+  int exit_status = 0;                // mmemu's: the initial process's code, 128 + signal, or 70
+  int wait_status = 0;                // the initial process's Linux wait status
+  bool deadlock = false;              // every process blocked forever (reported, status 70)
+  std::vector<std::string> problems;  // leaks and broken invariants found at the end
+};
+
+class Kernel {
+ public:
+  explicit Kernel(KernelOptions opts);
+  ~Kernel();
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
+  Machine& machine() { return machine_; }
+  const KernelOptions& options() const { return opts_; }
+  Log& log() { return log_; }
+  Trace& trace() { return trace_; }
+  Stats& stats() { return stats_; }
+  void set_dump_hook(DumpHook h) { dump_hook_ = std::move(h); }
+  // A traced event: counted in stats under `ev` and written to the trace if it is on.
+  void record(std::string_view ev, int pid, nlohmann::json fields = nlohmann::json::object());
+
+  // --- running a program ---
+  // Creates the initial process running `path` (execve semantics: argv[0] as given, envp
+  // as given; fds 0, 1, 2 are mmemu's own).
+  std::expected<Process*, ExecError> spawn(const std::string& path,
+                                           const std::vector<std::string>& argv,
+                                           const std::vector<std::string>& envp);
+  // Runs until every process has exited, then runs final_check().
+  RunSummary run();
+  // Frees what the kernel itself holds (file cache), then lists leaked objects (with the
+  // context they were allocated in) and broken invariants.
+  std::vector<std::string> final_check();
+
+  // --- process table ---
+  Process* find(int pid) const;
+  Process* current() const { return current_; }
+  std::vector<Process*> processes() const;  // by pid
+  int nr_live() const;                      // not zombies
+
+  // --- services for system calls ---
+  // The host file at `path` with its page cache, one File per path for the whole run
+  // (the inode cache: the executable mapped by the loader and an openat of the same path
+  // share pages). Returns a new reference (File::put it). ENOENT, EACCES, EISDIR, ...
+  Result<File*> open_host_file(const std::string& path);
+  // The regular files guests created, kept in memory (emu/fs/created_files.hpp).
+  CreatedFiles& created_files() { return created_files_; }
+  // The SysV shared memory segments of the run's IPC namespace (emu/fs/sysv_shm.hpp).
+  SysvShm& sysv_shm() { return sysv_shm_; }
+  // Generates a signal for p (kill, tgkill, SIGPIPE, SIGCHLD...): queued, and p woken if it
+  // is blocked and the signal is deliverable. Delivery happens before p next runs.
+  void send_signal(Process& p, const SigInfo& info);
+  // A synchronous fault signal (SIGSEGV from a bad access...): if blocked or ignored it is
+  // unblocked and reset to SIG_DFL first, as force_sig does.
+  void force_signal(Process& p, const SigInfo& info);
+  // --check: validate_mm of p's mm now; a problem is logged, recorded for the final report
+  // (exit status 70), and traced.
+  void check_mm(Process& p, std::string_view after);
+  void dump(DumpKind kind, int pid, const Mm& mm, std::string label,
+            std::vector<std::string> detail = {});
+  void wake(WaitQueue& wq) { wq.wake_all(); }
+
+  // --- lifecycle (emu/kernel/fork.cpp, exec.cpp, exit.cpp) ---
+  // fork/vfork/clone: the child's pid, or ENOMEM (dup_mm failed: the parent is untouched),
+  // EAGAIN (too many processes), EINVAL (unsupported flags such as CLONE_THREAD).
+  Result<int> fork_process(Process& parent, const CloneArgs& args);
+  // execve: on success p runs the new image (registers set, no return to the old one).
+  std::expected<void, ExecError> exec_process(Process& p, const std::string& path,
+                                              const std::vector<std::string>& argv,
+                                              const std::vector<std::string>& envp);
+  // do_exit: releases the mm (exit dump, exit_mmap), files and CPU, notifies the parent
+  // (exit_signal, wake its wait), reparents children; p becomes a zombie (or is reaped at
+  // once if nobody will wait for it). wait_status in Linux's encoding.
+  void exit_process(Process& p, int wait_status);
+  // Reaps a zombie child for wait4/waitid: removes it from the table.
+  void reap(Process& zombie);
+
+ private:
+  friend class WaitQueue;
+  // Scheduler and run loop (kernel.cpp).
+  Process* pick_next();
+  bool sleep_until_deadline();  // every process blocked: wait for the earliest deadline
+  void fire_itimers();          // SIGALRM/SIGVTALRM/SIGPROF for every expired interval timer
+  void run_slice(Process& p);
+  void block(Process& p, const BlockedCall& call);
+  void make_runnable(Process& p);
+  void detach_waiter(Process& p);
+  // System calls (syscall_dispatch.cpp): the call the CPU stopped at, or a woken blocked one.
+  void handle_syscall(Process& p);
+  void retry_blocked(Process& p);
+  void finish_syscall(Process& p, std::uint64_t nr, int sys, const SysResult& r,
+                      const std::array<std::uint64_t, 6>& args);
+  // Faults and traps (fault.cpp).
+  void handle_fault(Process& p, const MemFault& f);
+  void handle_exception(Process& p, const ExceptionInfo& e);
+  // Signals (signal_delivery.cpp): false when p died.
+  bool deliver_signals(Process& p);
+  void interrupt_blocked(Process& p);
+  // Images (exec.cpp).
+  std::expected<void, ExecError> load_program(Process& p, const std::string& path,
+                                              const std::vector<std::string>& argv,
+                                              const std::vector<std::string>& envp);
+  void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
+  void release_mm(Process& p);
+  std::uint64_t next_random();
+  void arm_injections();
+
+  Machine machine_;  // first: outlives every mm
+  KernelOptions opts_;
+  Log log_;
+  Trace trace_;
+  Stats stats_;
+  DumpHook dump_hook_;
+  std::unique_ptr<SyscallTable> syscalls_;
+  std::map<int, std::unique_ptr<Process>> procs_;
+  std::vector<std::unique_ptr<Process>> dead_;  // reaped, destroyed between slices
+  std::deque<int> runq_;
+  Process* current_ = nullptr;
+  int next_pid_;
+  int init_pid_ = 0;
+  std::map<std::string, File*, std::less<>> file_cache_;
+  CreatedFiles created_files_;
+  SysvShm sysv_shm_{machine_};
+  std::set<std::uint64_t> unknown_reported_;  // syscall numbers already reported
+  std::uint64_t rng_state_;
+  RunSummary summary_;  // the initial process's status, when known
+  bool init_exited_ = false;
+  int forks_ = 0;                      // fork attempts so far (inject_at_fork)
+  std::vector<std::string> problems_;  // invariant failures seen during the run
+};
+
+}  // namespace mmemu

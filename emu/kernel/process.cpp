@@ -1,0 +1,58 @@
+// Process, AddressSpace and WaitQueue basics.
+#include "emu/kernel/process.hpp"
+
+#include <algorithm>
+
+#include "emu/kernel/kernel.hpp"
+#include "vma/exit_mmap.hpp"
+#include "vma/file.hpp"
+
+namespace mmemu {
+
+AddressSpace::~AddressSpace() {
+  mm.reset();  // mmput: exit_mmap if the kernel did not run it, then the pgd
+  if (exe_file) exe_file->put();
+}
+
+std::string_view proc_state_name(ProcState s) {
+  switch (s) {
+    case ProcState::Runnable:
+      return "runnable";
+    case ProcState::Blocked:
+      return "blocked";
+    case ProcState::Stopped:
+      return "stopped";
+    case ProcState::Zombie:
+      return "zombie";
+  }
+  return "?";
+}
+
+Process::Process(Kernel& k, int pid_, int ppid_, Arch arch_)
+    : kernel(k), pid(pid_), ppid(ppid_), pgid(pid_), sid(pid_), arch(arch_) {
+  constexpr std::uint64_t inf = RLIM_INFINITY_;
+  rlimits.fill(Rlimit{inf, inf});
+  rlimits[4] = {0, inf};             // RLIMIT_CORE
+  rlimits[6] = {63431, 63431};       // RLIMIT_NPROC (a typical host value)
+  rlimits[7] = {1024, 1024 * 1024};  // RLIMIT_NOFILE
+  rlimits[11] = {63431, 63431};      // RLIMIT_SIGPENDING
+  rlimits[12] = {819200, 819200};    // RLIMIT_MSGQUEUE
+}
+
+Process::~Process() {
+  tlb.reset();
+  cpu.reset();
+}
+
+WaitQueue::~WaitQueue() {
+  wake_all();
+}
+
+void WaitQueue::wake_all() {
+  std::vector<Process*> w = std::move(waiters_);
+  waiters_.clear();
+  for (Process* p : w)
+    p->kernel.make_runnable(*p);
+}
+
+}  // namespace mmemu

@@ -1,0 +1,449 @@
+// System calls: file group, name side (open/openat/creat, stat/lstat/newfstatat/statx,
+// readlink(at), access/faccessat(2), getcwd, chdir/fchdir, getdents(64)) and the calls that
+// change names: unlink, rename, chmod and truncate work on the files guests created (in
+// memory, emu/fs/created_files.hpp) and fail on the host's as on a read-only mount, as mkdir
+// and the rest do. Path lookup: emu/fs/path_lookup.hpp.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+
+#include "emu/fs/created_files.hpp"
+#include "emu/fs/host_file.hpp"
+#include "emu/fs/path_lookup.hpp"
+#include "emu/fs/shmem_file.hpp"
+#include "emu/syscalls/abi.hpp"
+#include "emu/syscalls/syscall.hpp"
+#include "vma/file.hpp"
+#include "vma/shmem.hpp"
+
+namespace mmemu {
+
+namespace {
+
+constexpr int kAtSymlinkNofollow = 0x100, kAtEaccess = 0x200, kAtRemovedir = 0x200,
+              kAtNoAutomount = 0x800, kAtEmptyPath = 0x1000, kAtStatxSyncType = 0x6000;
+constexpr std::uint32_t kStatxReserved = 0x80000000U;
+constexpr std::uint32_t kStatxReturned = 0x7ff | 0x1000;  // BASIC_STATS | MNT_ID
+
+SysResult err(int e) {
+  return SysResult::err(e);
+}
+SysResult err(const Errno& e) {
+  return SysResult::err(e.code);
+}
+
+// The absolute path of a path argument relative to dirfd.
+Result<std::string> path_arg(SyscallContext& ctx, int dirfd, vaddr_t p) {
+  auto s = read_path(ctx, p);
+  if (!s) return std::unexpected(s.error());
+  return resolve_at(ctx, dirfd, *s);
+}
+
+// ---- open ----
+
+SysResult do_open(SyscallContext& ctx, int dirfd, vaddr_t path, std::uint64_t guest_flags,
+                  std::uint64_t mode) {
+  int flags = oflags_from_guest(ctx.arch(), guest_flags & 0xffffffffULL);
+  // build_open_flags.
+  if ((flags & (O_CREAT | kO_DIRECTORY)) == (O_CREAT | kO_DIRECTORY)) return err(EINVAL);
+  if ((flags & kO_TMPFILE) == kO_TMPFILE) {
+    if ((flags & O_ACCMODE) == O_RDONLY) return err(EINVAL);
+  } else if (flags & (kO_TMPFILE & ~kO_DIRECTORY)) {
+    return err(EINVAL);
+  }
+  if (flags & O_PATH) flags &= kO_DIRECTORY | kO_NOFOLLOW | O_PATH | O_CLOEXEC;
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  const bool cloexec = (flags & O_CLOEXEC) != 0;
+  flags &= ~(O_CLOEXEC | O_NOCTTY);
+  // Only O_CREAT and O_TMPFILE look at the mode (build_open_how).
+  const bool creates = (flags & O_CREAT) || (flags & kO_TMPFILE) == kO_TMPFILE;
+  Result<OpenFileRef> f =
+      open_path(ctx, *abs, flags, creates ? static_cast<std::uint32_t>(mode & 07777) : 0);
+  if (!f) return err(f.error());
+  (*f)->set_flags((*f)->flags() & ~(O_CREAT | O_EXCL | O_TRUNC));
+  return SysResult::from(ctx.proc.fds->install(std::move(*f), cloexec));
+}
+
+SysResult sys_open(SyscallContext& ctx) {
+  return do_open(ctx, kAtFdcwd, ctx.arg(0), ctx.arg(1), ctx.arg(2));
+}
+SysResult sys_openat(SyscallContext& ctx) {
+  return do_open(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg(2), ctx.arg(3));
+}
+SysResult sys_creat(SyscallContext& ctx) {
+  return do_open(ctx, kAtFdcwd, ctx.arg(0),
+                 oflags_to_guest(ctx.arch(), O_CREAT | O_WRONLY | O_TRUNC), ctx.arg(1));
+}
+
+// ---- stat ----
+
+// vfs_fstatat: AT_EMPTY_PATH with an empty (or NULL) path is fstat of dirfd.
+Result<FileStat> fstatat_common(SyscallContext& ctx, int dirfd, vaddr_t path, int flags) {
+  std::string name;
+  if (path == 0 && (flags & kAtEmptyPath)) {
+    name.clear();
+  } else {
+    auto s = read_path(ctx, path);
+    if (!s) return std::unexpected(s.error());
+    name = std::move(*s);
+  }
+  if (name.empty() && (flags & kAtEmptyPath)) {
+    if (dirfd == kAtFdcwd) return stat_path(ctx, ctx.proc.cwd, true);
+    auto f = fd_file(ctx, dirfd, true);
+    if (!f) return std::unexpected(f.error());
+    return (*f)->stat();
+  }
+  auto abs = resolve_at(ctx, dirfd, name);
+  if (!abs) return std::unexpected(abs.error());
+  return stat_path(ctx, *abs, !(flags & kAtSymlinkNofollow));
+}
+
+SysResult sys_newfstatat(SyscallContext& ctx) {
+  const int flags = ctx.arg_int(3);
+  if (flags & ~(kAtSymlinkNofollow | kAtNoAutomount | kAtEmptyPath)) return err(EINVAL);
+  auto st = fstatat_common(ctx, ctx.arg_int(0), ctx.arg(1), flags);
+  if (!st) return err(st.error());
+  return SysResult::from(write_stat(ctx, ctx.arg(2), *st));
+}
+
+SysResult stat_common(SyscallContext& ctx, bool follow) {
+  auto st = fstatat_common(ctx, kAtFdcwd, ctx.arg(0), follow ? 0 : kAtSymlinkNofollow);
+  if (!st) return err(st.error());
+  return SysResult::from(write_stat(ctx, ctx.arg(1), *st));
+}
+SysResult sys_stat(SyscallContext& ctx) {
+  return stat_common(ctx, true);
+}
+SysResult sys_lstat(SyscallContext& ctx) {
+  return stat_common(ctx, false);
+}
+
+SysResult sys_statx(SyscallContext& ctx) {
+  const int flags = ctx.arg_int(2);
+  const auto mask = static_cast<std::uint32_t>(ctx.arg(3));
+  if (flags & ~(kAtSymlinkNofollow | kAtNoAutomount | kAtEmptyPath | kAtStatxSyncType))
+    return err(EINVAL);
+  if ((flags & kAtStatxSyncType) == kAtStatxSyncType) return err(EINVAL);
+  if (mask & kStatxReserved) return err(EINVAL);
+  auto st = fstatat_common(ctx, ctx.arg_int(0), ctx.arg(1), flags);
+  if (!st) return err(st.error());
+  const std::string b = encode_statx(*st, kStatxReturned);
+  return SysResult::from(ctx.write(ctx.arg(4), b.data(), b.size()));
+}
+
+// ---- readlink, access ----
+
+SysResult readlink_common(SyscallContext& ctx, int dirfd, vaddr_t path, vaddr_t buf,
+                          std::int64_t size) {
+  if (size <= 0) return err(EINVAL);
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  auto target = readlink_path(ctx, *abs);
+  if (!target) return err(target.error());
+  const std::size_t n = std::min<std::size_t>(target->size(), static_cast<std::size_t>(size));
+  if (!ctx.write(buf, target->data(), n)) return err(EFAULT);
+  return SysResult::ok(n);
+}
+
+SysResult sys_readlink(SyscallContext& ctx) {
+  return readlink_common(ctx, kAtFdcwd, ctx.arg(0), ctx.arg(1), ctx.arg_int(2));
+}
+SysResult sys_readlinkat(SyscallContext& ctx) {
+  return readlink_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg(2), ctx.arg_int(3));
+}
+
+SysResult access_common(SyscallContext& ctx, int dirfd, vaddr_t path, int mode, int flags) {
+  if (mode & ~07) return err(EINVAL);
+  if (flags & ~(kAtEaccess | kAtSymlinkNofollow | kAtEmptyPath)) return err(EINVAL);
+  auto s = read_path(ctx, path);
+  if (!s) return err(s.error());
+  std::string abs;
+  if (s->empty() && (flags & kAtEmptyPath)) {
+    if (dirfd == kAtFdcwd) {
+      abs = ctx.proc.cwd;
+    } else {
+      auto f = fd_file(ctx, dirfd, true);
+      if (!f) return err(f.error());
+      abs = (*f)->path();
+    }
+  } else {
+    auto r = resolve_at(ctx, dirfd, *s);
+    if (!r) return err(r.error());
+    abs = std::move(*r);
+  }
+  return SysResult::from(access_path(ctx, abs, mode, !(flags & kAtSymlinkNofollow)));
+}
+
+SysResult sys_access(SyscallContext& ctx) {
+  return access_common(ctx, kAtFdcwd, ctx.arg(0), ctx.arg_int(1), 0);
+}
+SysResult sys_faccessat(SyscallContext& ctx) {
+  return access_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg_int(2), 0);
+}
+SysResult sys_faccessat2(SyscallContext& ctx) {
+  return access_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg_int(2), ctx.arg_int(3));
+}
+
+// ---- cwd ----
+
+SysResult sys_getcwd(SyscallContext& ctx) {
+  const std::string& cwd = ctx.proc.cwd;
+  const std::uint64_t len = cwd.size() + 1;
+  if (ctx.arg(1) < len) return err(ERANGE);
+  if (!ctx.write(ctx.arg(0), cwd.c_str(), len)) return err(EFAULT);
+  return SysResult::ok(len);
+}
+
+SysResult sys_chdir(SyscallContext& ctx) {
+  auto abs = path_arg(ctx, kAtFdcwd, ctx.arg(0));
+  if (!abs) return err(abs.error());
+  auto dir = chdir_path(ctx, *abs);
+  if (!dir) return err(dir.error());
+  ctx.proc.cwd = std::move(*dir);
+  return SysResult::ok(0);
+}
+
+SysResult sys_fchdir(SyscallContext& ctx) {
+  auto f = fd_file(ctx, ctx.arg_int(0), true);
+  if (!f) return err(f.error());
+  auto st = (*f)->stat();
+  if (!st || !S_ISDIR(st->mode)) return err(ENOTDIR);
+  auto dir = chdir_path(ctx, (*f)->path());
+  if (!dir) return err(dir.error());
+  ctx.proc.cwd = std::move(*dir);
+  return SysResult::ok(0);
+}
+
+// ---- directories ----
+
+SysResult getdents_common(SyscallContext& ctx, bool dirent64) {
+  auto f = fd_file(ctx, ctx.arg_int(0));
+  if (!f) return err(f.error());
+  auto* dir = dynamic_cast<DirFile*>(f->get());
+  if (!dir) return err(ENOTDIR);
+  const vaddr_t buf = ctx.arg(1);
+  const std::uint64_t count = ctx.arg(2) & 0xffffffffULL;
+  if (!access_ok(ctx.arch(), buf, count)) return err(EFAULT);
+  const std::uint64_t before = dir->pos();
+  auto recs = dir->getdents(std::min<std::uint64_t>(count, INT_MAX), dirent64);
+  if (!recs) return err(recs.error());
+  if (!ctx.write(buf, recs->data(), recs->size())) {
+    dir->set_pos(before);
+    return err(EFAULT);
+  }
+  return SysResult::ok(recs->size());
+}
+
+SysResult sys_getdents64(SyscallContext& ctx) {
+  return getdents_common(ctx, true);
+}
+SysResult sys_getdents(SyscallContext& ctx) {
+  return getdents_common(ctx, false);
+}
+
+// ---- changes to the (read-only) file system ----
+
+// Creating a name: EEXIST if it is there, else EROFS when its directory exists.
+SysResult create_name(SyscallContext& ctx, int dirfd, vaddr_t path) {
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  if (stat_path(ctx, *abs, false)) return err(EEXIST);
+  auto pst = stat_path(ctx, parent_dir(*abs), true);
+  if (!pst) return err(pst.error());
+  if (!S_ISDIR(pst->mode)) return err(ENOTDIR);
+  return err(EROFS);
+}
+
+// Changing or removing an existing name: its lookup error, else EROFS.
+SysResult change_name(SyscallContext& ctx, int dirfd, vaddr_t path, bool follow) {
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  if (auto st = stat_path(ctx, *abs, follow); !st) return err(st.error());
+  return err(EROFS);
+}
+
+SysResult sys_mkdir(SyscallContext& ctx) {
+  return create_name(ctx, kAtFdcwd, ctx.arg(0));
+}
+SysResult sys_mkdirat(SyscallContext& ctx) {
+  return create_name(ctx, ctx.arg_int(0), ctx.arg(1));
+}
+// A name the guest created (kept in memory), or nullptr; *key is its CreatedFiles key.
+ShmemInodeRef created_at(SyscallContext& ctx, const std::string& abs, std::string* key) {
+  if (ctx.kernel.created_files().empty()) return nullptr;
+  *key = CreatedFiles::key_of(normalize_path(abs));
+  return ctx.kernel.created_files().find(*key);
+}
+
+// The guest may change names in the directory of `abs` (root always may).
+Result<void> may_change_dir(const std::string& abs) {
+  if (::access(parent_dir(normalize_path(abs)).c_str(), W_OK | X_OK) != 0) return fail(errno);
+  return {};
+}
+
+// unlink / rmdir / unlinkat: a created file loses its name (its pages stay while it is open
+// or mapped); anything else is the host's: its lookup error, else EROFS.
+SysResult remove_name(SyscallContext& ctx, int dirfd, vaddr_t path, bool dir) {
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  std::string key;
+  if (created_at(ctx, *abs, &key)) {
+    if (dir || abs->back() == '/') return err(ENOTDIR);
+    if (auto r = may_change_dir(*abs); !r) return err(r.error());
+    ctx.kernel.created_files().remove(key);
+    return SysResult::ok(0);
+  }
+  return change_name(ctx, dirfd, path, false);
+}
+
+SysResult sys_unlink(SyscallContext& ctx) {
+  return remove_name(ctx, kAtFdcwd, ctx.arg(0), false);
+}
+SysResult sys_rmdir(SyscallContext& ctx) {
+  return remove_name(ctx, kAtFdcwd, ctx.arg(0), true);
+}
+SysResult sys_unlinkat(SyscallContext& ctx) {
+  if (ctx.arg_int(2) & ~kAtRemovedir) return err(EINVAL);
+  return remove_name(ctx, ctx.arg_int(0), ctx.arg(1), (ctx.arg_int(2) & kAtRemovedir) != 0);
+}
+
+// rename of a created file to a new name in an existing directory, replacing another
+// created file; the host's files can be neither source nor target (EROFS).
+SysResult rename_common(SyscallContext& ctx, int olddir, vaddr_t oldp, int newdir, vaddr_t newp,
+                        unsigned flags) {
+  constexpr unsigned kRenameNoreplace = 1, kRenameExchange = 2, kRenameWhiteout = 4;
+  if (flags & ~(kRenameNoreplace | kRenameExchange | kRenameWhiteout)) return err(EINVAL);
+  if ((flags & kRenameNoreplace) && (flags & (kRenameExchange | kRenameWhiteout)))
+    return err(EINVAL);
+  auto from = path_arg(ctx, olddir, oldp);
+  if (!from) return err(from.error());
+  auto to = path_arg(ctx, newdir, newp);
+  if (!to) return err(to.error());
+  std::string from_key, to_key;
+  if (!created_at(ctx, *from, &from_key)) {
+    if (auto st = stat_path(ctx, *from, false); !st) return err(st.error());
+    return err(EROFS);
+  }
+  auto pst = stat_path(ctx, parent_dir(normalize_path(*to)), true);
+  if (!pst) return err(pst.error());
+  if (!S_ISDIR(pst->mode)) return err(ENOTDIR);
+  const bool target_created = created_at(ctx, *to, &to_key) != nullptr;
+  if (!target_created && stat_path(ctx, *to, false)) {
+    return err((flags & kRenameNoreplace) ? EEXIST : EROFS);
+  }
+  if (target_created && (flags & kRenameNoreplace)) return err(EEXIST);
+  if (flags & (kRenameExchange | kRenameWhiteout)) return err(target_created ? EINVAL : ENOENT);
+  if (auto r = may_change_dir(*from); !r) return err(r.error());
+  if (auto r = may_change_dir(*to); !r) return err(r.error());
+  if (to_key.empty()) to_key = CreatedFiles::key_of(normalize_path(*to));
+  if (from_key == to_key) return SysResult::ok(0);
+  if (target_created) ctx.kernel.created_files().remove(to_key);
+  ctx.kernel.created_files().move(from_key, to_key);
+  return SysResult::ok(0);
+}
+
+SysResult sys_rename(SyscallContext& ctx) {
+  return rename_common(ctx, kAtFdcwd, ctx.arg(0), kAtFdcwd, ctx.arg(1), 0);
+}
+SysResult sys_renameat(SyscallContext& ctx) {
+  return rename_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg_int(2), ctx.arg(3), 0);
+}
+SysResult sys_renameat2(SyscallContext& ctx) {
+  return rename_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg_int(2), ctx.arg(3),
+                       static_cast<unsigned>(ctx.arg(4)));
+}
+
+// chmod of a created file changes its permission bits; the host's are EROFS.
+SysResult chmod_common(SyscallContext& ctx, int dirfd, vaddr_t path, std::uint64_t mode) {
+  auto abs = path_arg(ctx, dirfd, path);
+  if (!abs) return err(abs.error());
+  std::string key;
+  if (auto inode = created_at(ctx, *abs, &key)) {
+    inode->st.mode = (inode->st.mode & S_IFMT) | static_cast<std::uint32_t>(mode & 07777);
+    return SysResult::ok(0);
+  }
+  return change_name(ctx, dirfd, path, true);
+}
+SysResult sys_chmod(SyscallContext& ctx) {
+  return chmod_common(ctx, kAtFdcwd, ctx.arg(0), ctx.arg(1));
+}
+SysResult sys_fchmodat(SyscallContext& ctx) {
+  return chmod_common(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg(2));
+}
+
+SysResult sys_truncate(SyscallContext& ctx) {
+  const auto length = static_cast<std::int64_t>(ctx.arg(1));
+  if (length < 0) return err(EINVAL);
+  auto abs = path_arg(ctx, kAtFdcwd, ctx.arg(0));
+  if (!abs) return err(abs.error());
+  std::string key;
+  if (auto inode = created_at(ctx, *abs, &key)) {
+    if (ctx.proc.euid != 0 && !(inode->st.mode & 0200)) return err(EACCES);
+    return SysResult::from(shmem_setattr_size(*inode->file, static_cast<std::uint64_t>(length)));
+  }
+  return change_name(ctx, kAtFdcwd, ctx.arg(0), true);
+}
+
+SysResult sys_ftruncate(SyscallContext& ctx) {
+  const auto length = static_cast<std::int64_t>(ctx.arg(1));
+  if (length < 0) return err(EINVAL);
+  auto f = fd_file(ctx, ctx.arg_int(0));
+  if (!f) return err(f.error());
+  // Only a memfd is both a regular file and open for writing.
+  if (!(*f)->writable()) return err(EINVAL);
+  return SysResult::from((*f)->truncate(static_cast<std::uint64_t>(length)));
+}
+
+SysResult sys_fchmod(SyscallContext& ctx) {
+  auto f = fd_file(ctx, ctx.arg_int(0));
+  if (!f) return err(f.error());
+  if (auto* sf = dynamic_cast<ShmemFile*>(f->get())) {
+    ShmemInode& inode = *sf->inode();
+    inode.st.mode = (inode.st.mode & S_IFMT) | static_cast<std::uint32_t>(ctx.arg(1) & 07777);
+    return SysResult::ok(0);
+  }
+  const std::string_view k = (*f)->kind();
+  return (k == "file" || k == "dir") ? err(EROFS) : SysResult::ok(0);
+}
+
+}  // namespace
+
+void register_fs_syscalls(SyscallTable& t) {
+  t.add(Sys::open, sys_open);
+  t.add(Sys::openat, sys_openat);
+  t.add(Sys::creat, sys_creat);
+  t.add(Sys::stat, sys_stat);
+  t.add(Sys::lstat, sys_lstat);
+  t.add(Sys::newfstatat, sys_newfstatat);
+  t.add(Sys::statx, sys_statx);
+  t.add(Sys::readlink, sys_readlink);
+  t.add(Sys::readlinkat, sys_readlinkat);
+  t.add(Sys::access, sys_access);
+  t.add(Sys::faccessat, sys_faccessat);
+  t.add(Sys::faccessat2, sys_faccessat2);
+  t.add(Sys::getcwd, sys_getcwd);
+  t.add(Sys::chdir, sys_chdir);
+  t.add(Sys::fchdir, sys_fchdir);
+  t.add(Sys::getdents64, sys_getdents64);
+  t.add(Sys::getdents, sys_getdents);
+  t.add(Sys::mkdir, sys_mkdir);
+  t.add(Sys::mkdirat, sys_mkdirat);
+  t.add(Sys::unlink, sys_unlink);
+  t.add(Sys::unlinkat, sys_unlinkat);
+  t.add(Sys::rmdir, sys_rmdir);
+  t.add(Sys::rename, sys_rename);
+  t.add(Sys::renameat, sys_renameat);
+  t.add(Sys::renameat2, sys_renameat2);
+  t.add(Sys::chmod, sys_chmod);
+  t.add(Sys::fchmodat, sys_fchmodat);
+  t.add(Sys::fchmod, sys_fchmod);
+  t.add(Sys::truncate, sys_truncate);
+  t.add(Sys::ftruncate, sys_ftruncate);
+}
+
+}  // namespace mmemu

@@ -1,0 +1,552 @@
+// System calls: misc group (arch_prctl, set/get_robust_list, rseq, prlimit64/getrlimit/
+// setrlimit, getrandom, uname, the id calls, umask, sysinfo, futex, process groups and
+// sessions, sched_getaffinity/setaffinity, getcpu, capget/capset, personality, prctl,
+// getrusage).
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "emu/fs/dev_file.hpp"
+#include "emu/syscalls/abi.hpp"
+#include "emu/syscalls/futex.hpp"
+#include "emu/syscalls/syscall.hpp"
+
+namespace mmemu {
+
+namespace {
+
+SysResult err(int e) {
+  return SysResult::err(e);
+}
+
+// ---- x86_64 arch_prctl ----
+
+constexpr int kArchSetGs = 0x1001, kArchSetFs = 0x1002, kArchGetFs = 0x1003, kArchGetGs = 0x1004,
+              kArchGetCpuid = 0x1011, kArchSetCpuid = 0x1012;
+constexpr vaddr_t kX86TaskSizeMax = (1ULL << 47) - PAGE_SIZE;
+
+SysResult sys_arch_prctl(SyscallContext& ctx) {
+  const int code = ctx.arg_int(0);
+  const std::uint64_t addr = ctx.arg(1);
+  Cpu* cpu = ctx.proc.cpu.get();
+  switch (code) {
+    case kArchSetFs:
+    case kArchSetGs:
+      if (addr >= kX86TaskSizeMax) return err(EPERM);
+      if (!cpu) return err(EINVAL);
+      if (code == kArchSetFs) {
+        cpu->set_tls(addr);
+        return SysResult::ok(0);
+      }
+      return SysResult::from(cpu->set_reg("gs_base", addr));
+    case kArchGetFs:
+    case kArchGetGs: {
+      if (!cpu) return err(EINVAL);
+      std::uint64_t v = 0;
+      if (code == kArchGetFs) {
+        v = cpu->tls();
+      } else {
+        auto r = cpu->reg("gs_base");
+        if (!r) return err(r.error().code);
+        v = *r;
+      }
+      return SysResult::from(ctx.write_obj(addr, v));
+    }
+    case kArchGetCpuid:
+      return SysResult::ok(1);  // CPUID is not faulting
+    case kArchSetCpuid:
+      return err(ENODEV);  // no CPUID faulting on this CPU
+    default:
+      return err(EINVAL);
+  }
+}
+
+// ---- per-thread registrations ----
+
+constexpr std::uint64_t kRobustListHeadSize = 24;
+
+SysResult sys_set_robust_list(SyscallContext& ctx) {
+  if (ctx.arg(1) != kRobustListHeadSize) return err(EINVAL);
+  ctx.proc.robust_list = ctx.arg(0);
+  ctx.proc.robust_list_len = ctx.arg(1);
+  return SysResult::ok(0);
+}
+
+SysResult sys_get_robust_list(SyscallContext& ctx) {
+  const int pid = ctx.arg_int(0);
+  Process* p = pid == 0 ? &ctx.proc : ctx.kernel.find(pid);
+  if (!p || p->state == ProcState::Zombie) return err(ESRCH);
+  if (!ctx.write_obj(ctx.arg(2), p->robust_list_len)) return err(EFAULT);
+  if (!ctx.write_obj(ctx.arg(1), p->robust_list)) return err(EFAULT);
+  return SysResult::ok(0);
+}
+
+// rseq: registration as Linux validates it. There is one CPU and no preemption inside a
+// guest's critical section, so the fields are written once, at registration: cpu_id_start
+// and cpu_id 0, node_id 0, mm_cid 0.
+constexpr std::uint32_t kRseqOrigSize = 32;
+constexpr int kRseqFlagUnregister = 1;
+
+SysResult sys_rseq(SyscallContext& ctx) {
+  const vaddr_t rseq = ctx.arg(0);
+  const auto len = static_cast<std::uint32_t>(ctx.arg(1));
+  const int flags = ctx.arg_int(2);
+  const auto sig = static_cast<std::uint32_t>(ctx.arg(3));
+  Process& p = ctx.proc;
+  if (flags & kRseqFlagUnregister) {
+    if (flags & ~kRseqFlagUnregister) return err(EINVAL);
+    if (!p.rseq_area || p.rseq_area != rseq) return err(EINVAL);
+    if (len != p.rseq_len) return err(EINVAL);
+    if (p.rseq_sig != sig) return err(EPERM);
+    // rseq_reset_rseq_cpu_node_id: cpu_id back to RSEQ_CPU_ID_UNINITIALIZED.
+    const std::uint32_t reset[2] = {0, ~0U};
+    if (!ctx.write(rseq, reset, sizeof reset)) return err(EFAULT);
+    p.rseq_area = 0;
+    p.rseq_len = 0;
+    p.rseq_sig = 0;
+    return SysResult::ok(0);
+  }
+  if (flags) return err(EINVAL);
+  if (p.rseq_area) {
+    if (p.rseq_area != rseq || len != p.rseq_len) return err(EINVAL);
+    if (p.rseq_sig != sig) return err(EPERM);
+    return err(EBUSY);
+  }
+  // struct rseq is 32-byte aligned; a longer (extended) area keeps that alignment.
+  if (len < kRseqOrigSize || (rseq & (kRseqOrigSize - 1))) return err(EINVAL);
+  if (!access_ok(ctx.arch(), rseq, len)) return err(EFAULT);
+  const std::uint32_t cpu[2] = {0, 0};
+  const std::uint32_t ids[3] = {0, 0, 0};  // flags, node_id, mm_cid
+  if (!ctx.write(rseq, cpu, sizeof cpu) || !ctx.write(rseq + 20, ids + 1, 8)) return err(EFAULT);
+  p.rseq_area = rseq;
+  p.rseq_len = len;
+  p.rseq_sig = sig;
+  return SysResult::ok(0);
+}
+
+// ---- resource limits ----
+
+constexpr int kRlimitData = 2, kRlimitStack = 3, kRlimitNofile = 7, kRlimitMemlock = 8,
+              kRlimitAs = 9;
+constexpr std::uint64_t kNrOpen = 1048576;  // /proc/sys/fs/nr_open
+
+Rlimit* rlimit_slot(Process& p, int res) {
+  switch (res) {
+    case kRlimitData:
+      return p.has_mm() ? &p.mm().rlimit_data : &p.rlimits[res];
+    case kRlimitStack:
+      return p.has_mm() ? &p.mm().rlimit_stack : &p.rlimits[res];
+    case kRlimitMemlock:
+      return p.has_mm() ? &p.mm().rlimit_memlock : &p.rlimits[res];
+    case kRlimitAs:
+      return p.has_mm() ? &p.mm().rlimit_as : &p.rlimits[res];
+    default:
+      return &p.rlimits[static_cast<std::size_t>(res)];
+  }
+}
+
+Rlimit get_rlimit(Process& p, int res) {
+  Rlimit r = *rlimit_slot(p, res);
+  if (res == kRlimitNofile && p.fds) r.cur = static_cast<std::uint64_t>(p.fds->max_fds());
+  return r;
+}
+
+// do_prlimit: checks, then the old value, then the new one.
+Result<Rlimit> do_prlimit(Process& p, int res, const Rlimit* nw) {
+  if (res < 0 || res >= kRlimNlimits) return fail(EINVAL);
+  const Rlimit old = get_rlimit(p, res);
+  if (nw) {
+    if (nw->cur > nw->max) return fail(EINVAL);
+    if (res == kRlimitNofile && nw->max > kNrOpen) return fail(EPERM);
+    const bool privileged = p.has_mm() && (p.mm().caps & CAP_SYS_RESOURCE_BIT);
+    if (nw->max > old.max && !privileged) return fail(EPERM);
+    *rlimit_slot(p, res) = *nw;
+    if (res == kRlimitNofile && p.fds)
+      p.fds->set_max_fds(static_cast<int>(std::min<std::uint64_t>(nw->cur, kNrOpen)));
+  }
+  return old;
+}
+
+SysResult sys_prlimit64(SyscallContext& ctx) {
+  const int pid = ctx.arg_int(0);
+  const int res = ctx.arg_int(1);
+  const vaddr_t new_p = ctx.arg(2), old_p = ctx.arg(3);
+  std::optional<Rlimit> nw;
+  if (new_p) {
+    auto r = ctx.read_obj<Rlimit>(new_p);
+    if (!r) return err(EFAULT);
+    nw = *r;
+  }
+  Process* p = pid == 0 ? &ctx.proc : ctx.kernel.find(pid);
+  if (!p || p->state == ProcState::Zombie) return err(ESRCH);
+  auto old = do_prlimit(*p, res, nw ? &*nw : nullptr);
+  if (!old) return err(old.error().code);
+  if (old_p && !ctx.write_obj(old_p, *old)) return err(EFAULT);
+  return SysResult::ok(0);
+}
+
+SysResult sys_getrlimit(SyscallContext& ctx) {
+  const int res = ctx.arg_int(0);
+  if (res < 0 || res >= kRlimNlimits) return err(EINVAL);
+  return SysResult::from(ctx.write_obj(ctx.arg(1), get_rlimit(ctx.proc, res)));
+}
+
+SysResult sys_setrlimit(SyscallContext& ctx) {
+  const int res = ctx.arg_int(0);
+  auto nw = ctx.read_obj<Rlimit>(ctx.arg(1));
+  if (!nw) return err(EFAULT);
+  auto old = do_prlimit(ctx.proc, res, &*nw);
+  return old ? SysResult::ok(0) : err(old.error().code);
+}
+
+// ---- randomness, identity ----
+
+constexpr unsigned kGrndNonblock = 1, kGrndRandom = 2, kGrndInsecure = 4;
+
+SysResult sys_getrandom(SyscallContext& ctx) {
+  const vaddr_t buf = ctx.arg(0);
+  std::uint64_t len = ctx.arg(1);
+  const auto flags = static_cast<unsigned>(ctx.arg(2));
+  if (flags & ~(kGrndNonblock | kGrndRandom | kGrndInsecure)) return err(EINVAL);
+  if ((flags & (kGrndInsecure | kGrndRandom)) == (kGrndInsecure | kGrndRandom)) return err(EINVAL);
+  len = std::min<std::uint64_t>(len, 0x7fffffff);
+  if (!access_ok(ctx.arch(), buf, len)) return err(EFAULT);
+  std::uint64_t done = 0;
+  while (done < len) {
+    std::vector<std::uint8_t> tmp(std::min<std::uint64_t>(len - done, 1 << 16));
+    guest_random_bytes(ctx.kernel, tmp);
+    const std::uint64_t c = copy_out_partial(ctx, buf + done, tmp.data(), tmp.size());
+    done += c;
+    if (c < tmp.size()) return done ? SysResult::ok(done) : err(EFAULT);
+  }
+  return SysResult::ok(done);
+}
+
+SysResult sys_uname(SyscallContext& ctx) {
+  struct ::utsname host;
+  ::uname(&host);
+  char u[6][65] = {};
+  const auto put = [&u](int i, const char* s) {
+    std::memcpy(u[i], s, std::min<std::size_t>(std::strlen(s), 64));
+  };
+  put(0, "Linux");
+  put(1, host.nodename);
+  put(2, host.release);
+  put(3, host.version);
+  put(4, ctx.arch() == Arch::X86_64 ? "x86_64" : "aarch64");
+  put(5, host.domainname);
+  return SysResult::from(ctx.write(ctx.arg(0), u, sizeof u));
+}
+
+SysResult sys_getuid(SyscallContext& ctx) {
+  return SysResult::ok(ctx.proc.uid);
+}
+SysResult sys_geteuid(SyscallContext& ctx) {
+  return SysResult::ok(ctx.proc.euid);
+}
+SysResult sys_getgid(SyscallContext& ctx) {
+  return SysResult::ok(ctx.proc.gid);
+}
+SysResult sys_getegid(SyscallContext& ctx) {
+  return SysResult::ok(ctx.proc.egid);
+}
+
+SysResult getres_common(SyscallContext& ctx, std::uint32_t r, std::uint32_t e) {
+  // The saved id follows the effective one (nothing changes ids here).
+  const std::uint32_t v[3] = {r, e, e};
+  for (unsigned i = 0; i < 3; ++i)
+    if (!ctx.write_obj(ctx.arg(i), v[i])) return err(EFAULT);
+  return SysResult::ok(0);
+}
+SysResult sys_getresuid(SyscallContext& ctx) {
+  return getres_common(ctx, ctx.proc.uid, ctx.proc.euid);
+}
+SysResult sys_getresgid(SyscallContext& ctx) {
+  return getres_common(ctx, ctx.proc.gid, ctx.proc.egid);
+}
+
+SysResult sys_umask(SyscallContext& ctx) {
+  const std::uint32_t old = ctx.proc.umask;
+  ctx.proc.umask = static_cast<std::uint32_t>(ctx.arg(0)) & 0777;
+  return SysResult::ok(old);
+}
+
+SysResult sys_sysinfo(SyscallContext& ctx) {
+  // struct sysinfo on 64-bit: 112 bytes. Memory is the emulated machine's.
+  std::uint8_t b[112] = {};
+  const auto put64 = [&b](std::size_t off, std::uint64_t v) { std::memcpy(b + off, &v, 8); };
+  timespec up;
+  ::clock_gettime(CLOCK_BOOTTIME, &up);
+  const PhysMem& phys = ctx.kernel.machine().phys;
+  put64(0, static_cast<std::uint64_t>(up.tv_sec));
+  put64(32, phys.size_bytes());
+  put64(40, phys.nr_free() << PAGE_SHIFT);
+  const auto procs = static_cast<std::uint16_t>(std::min(ctx.kernel.nr_live(), 65535));
+  std::memcpy(b + 80, &procs, 2);
+  const std::uint32_t unit = 1;
+  std::memcpy(b + 104, &unit, 4);
+  return SysResult::from(ctx.write(ctx.arg(0), b, sizeof b));
+}
+
+// ---- process groups and sessions ----
+
+Process* pid_or_self(SyscallContext& ctx, int pid) {
+  if (pid == 0 || pid == ctx.proc.pid) return &ctx.proc;
+  return ctx.kernel.find(pid);
+}
+
+SysResult sys_getpgid(SyscallContext& ctx) {
+  Process* p = pid_or_self(ctx, ctx.arg_int(0));
+  if (!p) return err(ESRCH);
+  return SysResult::ok(static_cast<std::uint64_t>(p->pgid));
+}
+
+SysResult sys_getpgrp(SyscallContext& ctx) {
+  return SysResult::ok(static_cast<std::uint64_t>(ctx.proc.pgid));
+}
+
+SysResult sys_getsid(SyscallContext& ctx) {
+  Process* p = pid_or_self(ctx, ctx.arg_int(0));
+  if (!p) return err(ESRCH);
+  return SysResult::ok(static_cast<std::uint64_t>(p->sid));
+}
+
+SysResult sys_setsid(SyscallContext& ctx) {
+  Process& p = ctx.proc;
+  // A process group leader cannot start a session; nor can anyone if a group with its
+  // pid exists.
+  for (Process* q : ctx.kernel.processes())
+    if (q->pgid == p.pid) return err(EPERM);
+  if (p.pgid == p.pid) return err(EPERM);
+  p.sid = p.pgid = p.pid;
+  return SysResult::ok(static_cast<std::uint64_t>(p.sid));
+}
+
+SysResult sys_setpgid(SyscallContext& ctx) {
+  int pid = ctx.arg_int(0), pgid = ctx.arg_int(1);
+  Process& me = ctx.proc;
+  if (pid == 0) pid = me.pid;
+  if (pgid == 0) pgid = pid;
+  if (pgid < 0) return err(EINVAL);
+  Process* p = pid == me.pid ? &me : ctx.kernel.find(pid);
+  if (!p || (p != &me && p->ppid != me.pid)) return err(ESRCH);
+  if (p != &me && p->sid != me.sid) return err(EPERM);
+  if (p->sid == p->pid) return err(EPERM);  // a session leader
+  if (pgid != p->pid) {
+    bool found = false;
+    for (Process* q : ctx.kernel.processes())
+      if (q->pgid == pgid && q->sid == me.sid) found = true;
+    if (me.pgid == pgid) found = true;
+    if (!found) return err(EPERM);
+  }
+  p->pgid = pgid;
+  return SysResult::ok(0);
+}
+
+// ---- scheduling, CPUs ----
+
+SysResult sys_sched_getaffinity(SyscallContext& ctx) {
+  // One CPU. The mask is returned in cpumask_size() bytes (one long).
+  const int pid = ctx.arg_int(0);
+  const std::uint64_t len = ctx.arg(1) & 0xffffffffULL;
+  if (!pid_or_self(ctx, pid)) return err(ESRCH);
+  if (len * 8 < 1 || (len & 7)) return err(EINVAL);
+  const std::uint64_t mask = 1;
+  if (!ctx.write_obj(ctx.arg(2), mask)) return err(EFAULT);
+  return SysResult::ok(8);
+}
+
+SysResult sys_sched_setaffinity(SyscallContext& ctx) {
+  if (!pid_or_self(ctx, ctx.arg_int(0))) return err(ESRCH);
+  const std::uint64_t len = ctx.arg(1) & 0xffffffffULL;
+  std::uint8_t first = 0;
+  if (len > 0 && !ctx.read(ctx.arg(2), &first, 1)) return err(EFAULT);
+  if (!(first & 1)) return err(EINVAL);  // no CPU of the mask exists
+  return SysResult::ok(0);
+}
+
+SysResult sys_getcpu(SyscallContext& ctx) {
+  const std::uint32_t zero = 0;
+  if (ctx.arg(0) && !ctx.write_obj(ctx.arg(0), zero)) return err(EFAULT);
+  if (ctx.arg(1) && !ctx.write_obj(ctx.arg(1), zero)) return err(EFAULT);
+  return SysResult::ok(0);
+}
+
+// ---- capabilities ----
+
+// The capabilities mmemu models are the ones that change mm behaviour (CAP_IPC_LOCK 14,
+// CAP_SYS_RAWIO 17, CAP_SYS_RESOURCE 24), held in the mm; capget reports those and
+// nothing else, capset can drop them (raising one not permitted is EPERM).
+constexpr std::uint32_t kCapV1 = 0x19980330, kCapV2 = 0x20071026, kCapV3 = 0x20080522;
+
+std::uint64_t caps_of(const Process& p) {
+  if (!p.has_mm()) return 0;
+  const std::uint32_t c = p.mm().caps;
+  return ((c & CAP_IPC_LOCK_BIT) ? 1ULL << 14 : 0) | ((c & CAP_SYS_RAWIO_BIT) ? 1ULL << 17 : 0) |
+         ((c & CAP_SYS_RESOURCE_BIT) ? 1ULL << 24 : 0);
+}
+
+// capget/capset's header check: EINVAL (with the preferred version written back) for an
+// unknown version; the data pointer may then be NULL.
+Result<unsigned> cap_header(SyscallContext& ctx, Process** target) {
+  auto version = ctx.read_obj<std::uint32_t>(ctx.arg(0));
+  auto pid = ctx.read_obj<std::int32_t>(ctx.arg(0) + 4);
+  if (!version || !pid) return fail(EFAULT);
+  if (*version != kCapV1 && *version != kCapV2 && *version != kCapV3) {
+    if (!ctx.write_obj(ctx.arg(0), kCapV3)) return fail(EFAULT);
+    return fail(EINVAL);
+  }
+  if (*pid < 0) return fail(EINVAL);
+  *target = pid_or_self(ctx, *pid);
+  if (!*target) return fail(ESRCH);
+  return *version == kCapV1 ? 1U : 2U;
+}
+
+SysResult sys_capget(SyscallContext& ctx) {
+  Process* p = nullptr;
+  auto words = cap_header(ctx, &p);
+  if (!words) {
+    if (words.error().code == EINVAL && ctx.arg(1) == 0) return SysResult::ok(0);
+    return err(words.error().code);
+  }
+  if (!ctx.arg(1)) return SysResult::ok(0);
+  const std::uint64_t caps = caps_of(*p);
+  std::uint32_t data[6] = {};  // {effective, permitted, inheritable} per 32-bit word
+  for (unsigned w = 0; w < *words; ++w) {
+    data[w * 3] = static_cast<std::uint32_t>(caps >> (32 * w));
+    data[w * 3 + 1] = data[w * 3];
+  }
+  return SysResult::from(ctx.write(ctx.arg(1), data, *words * 12));
+}
+
+SysResult sys_capset(SyscallContext& ctx) {
+  Process* p = nullptr;
+  auto words = cap_header(ctx, &p);
+  if (!words) return err(words.error().code);
+  if (p != &ctx.proc) return err(EPERM);
+  std::uint32_t data[6] = {};
+  if (!ctx.read(ctx.arg(1), data, *words * 12)) return err(EFAULT);
+  std::uint64_t eff = 0, perm = 0;
+  for (unsigned w = 0; w < *words; ++w) {
+    eff |= static_cast<std::uint64_t>(data[w * 3]) << (32 * w);
+    perm |= static_cast<std::uint64_t>(data[w * 3 + 1]) << (32 * w);
+  }
+  const std::uint64_t have = caps_of(*p);
+  if (perm & ~have) return err(EPERM);
+  if (eff & ~perm) return err(EPERM);
+  if (p->has_mm()) {
+    std::uint32_t& c = p->mm().caps;
+    c &= ~(CAP_IPC_LOCK_BIT | CAP_SYS_RAWIO_BIT | CAP_SYS_RESOURCE_BIT);
+    if (eff & (1ULL << 14)) c |= CAP_IPC_LOCK_BIT;
+    if (eff & (1ULL << 17)) c |= CAP_SYS_RAWIO_BIT;
+    if (eff & (1ULL << 24)) c |= CAP_SYS_RESOURCE_BIT;
+  }
+  return SysResult::ok(0);
+}
+
+// ---- odds and ends ----
+
+SysResult sys_personality(SyscallContext& ctx) {
+  // PER_LINUX and nothing else: queries and changes both answer the old value 0.
+  (void)ctx;
+  return SysResult::ok(0);
+}
+
+constexpr int kPrSetPdeathsig = 1, kPrGetPdeathsig = 2, kPrGetDumpable = 3, kPrSetDumpable = 4,
+              kPrSetName = 15, kPrGetName = 16;
+
+SysResult sys_prctl(SyscallContext& ctx) {
+  const int option = ctx.arg_int(0);
+  const std::uint64_t a2 = ctx.arg(1);
+  switch (option) {
+    case kPrSetName: {
+      char name[16] = {};
+      for (std::size_t i = 0; i < 15; ++i) {
+        auto c = ctx.read_obj<char>(a2 + i);
+        if (!c) return err(EFAULT);
+        name[i] = *c;
+        if (!*c) break;
+      }
+      ctx.proc.comm = name;
+      return SysResult::ok(0);
+    }
+    case kPrGetName: {
+      char name[16] = {};
+      std::memcpy(name, ctx.proc.comm.data(), std::min<std::size_t>(ctx.proc.comm.size(), 15));
+      return SysResult::from(ctx.write(a2, name, sizeof name));
+    }
+    case kPrGetDumpable:
+      return SysResult::ok(1);
+    case kPrSetDumpable:
+      return a2 <= 1 ? SysResult::ok(0) : err(EINVAL);
+    case kPrSetPdeathsig:
+      return a2 <= 64 ? SysResult::ok(0) : err(EINVAL);
+    case kPrGetPdeathsig: {
+      const std::int32_t none = 0;
+      return SysResult::from(ctx.write_obj(a2, none));
+    }
+    default:
+      return err(EINVAL);
+  }
+}
+
+SysResult sys_getrusage(SyscallContext& ctx) {
+  const int who = ctx.arg_int(0);
+  if (who != 0 && who != -1 && who != 1) return err(EINVAL);
+  std::int64_t ru[18] = {};  // utime, stime (timevals), then the 14 longs
+  if (who != -1) {
+    const std::uint64_t ns = ctx.proc.instructions;  // emulated CPU time (see time.cpp)
+    ru[0] = static_cast<std::int64_t>(ns / 1000000000ULL);
+    ru[1] = static_cast<std::int64_t>(ns % 1000000000ULL / 1000);
+    if (ctx.proc.has_mm()) {
+      const Mm& mm = ctx.proc.mm();
+      std::int64_t rss = 0;
+      for (auto v : mm.rss)
+        rss += std::max<std::int64_t>(v, 0);
+      ru[4] = rss * static_cast<std::int64_t>(PAGE_SIZE >> 10);  // ru_maxrss in KiB
+    }
+  }
+  return SysResult::from(ctx.write(ctx.arg(1), ru, sizeof ru));
+}
+
+}  // namespace
+
+void register_misc_syscalls(SyscallTable& t) {
+  t.add(Sys::arch_prctl, sys_arch_prctl);
+  t.add(Sys::set_robust_list, sys_set_robust_list);
+  t.add(Sys::get_robust_list, sys_get_robust_list);
+  t.add(Sys::rseq, sys_rseq);
+  t.add(Sys::prlimit64, sys_prlimit64);
+  t.add(Sys::getrlimit, sys_getrlimit);
+  t.add(Sys::setrlimit, sys_setrlimit);
+  t.add(Sys::getrandom, sys_getrandom);
+  t.add(Sys::uname, sys_uname);
+  t.add(Sys::getuid, sys_getuid);
+  t.add(Sys::geteuid, sys_geteuid);
+  t.add(Sys::getgid, sys_getgid);
+  t.add(Sys::getegid, sys_getegid);
+  t.add(Sys::getresuid, sys_getresuid);
+  t.add(Sys::getresgid, sys_getresgid);
+  t.add(Sys::umask, sys_umask);
+  t.add(Sys::sysinfo, sys_sysinfo);
+  t.add(Sys::futex, sys_futex);
+  t.add(Sys::getpgid, sys_getpgid);
+  t.add(Sys::getpgrp, sys_getpgrp);
+  t.add(Sys::getsid, sys_getsid);
+  t.add(Sys::setsid, sys_setsid);
+  t.add(Sys::setpgid, sys_setpgid);
+  t.add(Sys::sched_getaffinity, sys_sched_getaffinity);
+  t.add(Sys::sched_setaffinity, sys_sched_setaffinity);
+  t.add(Sys::getcpu, sys_getcpu);
+  t.add(Sys::capget, sys_capget);
+  t.add(Sys::capset, sys_capset);
+  t.add(Sys::personality, sys_personality);
+  t.add(Sys::prctl, sys_prctl);
+  t.add(Sys::getrusage, sys_getrusage);
+}
+
+}  // namespace mmemu
