@@ -13,7 +13,6 @@ namespace mmemu {
 
 namespace {
 constexpr std::uint64_t kBlockFrames = PMD_SIZE / PAGE_SIZE;  // 512 frames = 2 MiB
-constexpr pfn_t kNoPfn = ~pfn_t{0};
 }  // namespace
 
 // Frames are grouped in 2 MiB blocks. A block is either general (any allocation may use
@@ -147,6 +146,7 @@ bool PhysMem::put_page(pfn_t pfn) {
   if (d.refcount == 0) throw std::logic_error("put_page on free frame " + std::to_string(pfn));
   if (--d.refcount > 0) return false;
   live_->destroyed((d.flags & PG_pgtable) ? AllocSite::PgTable : AllocSite::Page, pfn);
+  flush_dcache_page(pfn);  // the frame will be reused: no CPU may run its old code
   d = PageDesc{};
   ++nr_free_;
   const std::uint64_t b = pfn / kBlockFrames;

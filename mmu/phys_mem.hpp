@@ -24,6 +24,19 @@ enum PageFlag : std::uint32_t {
   PG_reserved = 1U << 6,   // never handed out (the zero page)
   PG_pagecache = 1U << 7,  // page cache of a file; mapping is the file object
   PG_arch = 1U << 8,       // backs an arch mapping outside VMAs (vsyscall, trampoline)
+  // A CPU may hold code translated from this frame (set by the CPU backend when it fills
+  // an instruction fetch). Host writes into such a frame go through flush_dcache_page, as
+  // arm64 Linux tracks I-cache coherence with PG_dcache_clean.
+  PG_exec_cached = 1U << 9,
+};
+
+// Told when the host rewrites or frees a frame some CPU translated code from (the CPU
+// backend drops that code before it can run again). Called at most once per
+// PG_exec_cached marking: the flag is cleared first.
+class CodeFrameObserver {
+ public:
+  virtual ~CodeFrameObserver() = default;
+  virtual void code_frame_changed(pfn_t pfn) = 0;
 };
 
 struct PageDesc {
@@ -72,6 +85,19 @@ class PhysMem {
   pfn_t zero_pfn() const { return zero_pfn_; }
   void copy_frame(pfn_t dst, pfn_t src);
 
+  // The host (not a guest store) is about to write into pfn, or frees it: if a CPU holds
+  // code translated from it, the observer is told so the stale code cannot run. Every
+  // host write into a frame a guest may have mapped calls this (uaccess writes, shmem
+  // writes and truncation); freeing calls it by itself.
+  void flush_dcache_page(pfn_t pfn) {
+    PageDesc& d = descs_[pfn];
+    if (!(d.flags & PG_exec_cached)) return;
+    d.flags &= ~PG_exec_cached;
+    if (code_observer_) code_observer_->code_frame_changed(pfn);
+  }
+  void set_code_observer(CodeFrameObserver* o) { code_observer_ = o; }
+  CodeFrameObserver* code_observer() const { return code_observer_; }
+
   // 64-bit little-endian entry access inside a table frame.
   pte_t load_entry(pfn_t table, unsigned idx) const;
   void store_entry(pfn_t table, unsigned idx, pte_t value);
@@ -90,6 +116,7 @@ class PhysMem {
   pfn_t zero_pfn_ = 0;
   std::vector<PageDesc> descs_;
   std::unique_ptr<Impl> impl_;
+  CodeFrameObserver* code_observer_ = nullptr;
 };
 
 }  // namespace mmemu

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "tools/commands.hpp"
 #include "tools/dump.hpp"
@@ -38,8 +39,6 @@ struct RunArgs {
   std::string log;
   bool stats = false;
   bool check = false;
-  std::size_t tlb_entries = SoftTlb::kDefaultEntries;
-  bool no_tlb_coalesce = false;
   std::uint64_t slice = 200000;
   std::vector<std::string> env;
   bool clear_env = false;
@@ -129,12 +128,7 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
     }
     opts.dump = *w;
   }
-  if (a.tlb_entries < 2 || a.tlb_entries > 2048) {
-    std::cerr << "mmemu run: --tlb-entries: expected 2 to 2048\n";
-    return kExitUsage;
-  }
-  opts.tlb_entries = a.tlb_entries;
-  opts.tlb_coalesce = !a.no_tlb_coalesce;
+  opts.cpu_factory = unicorn_cpu_factory();
   opts.slice_instructions = a.slice;
   opts.check = a.check;
   opts.random_seed = a.seed;
@@ -266,11 +260,6 @@ void add_run_command(CLI::App& app, int& status) {
   sub->add_option("--trace", args->trace, "write a JSON-lines event trace to FILE");
   sub->add_flag("--stats", args->stats, "print event counts at the end");
   sub->add_flag("--check", args->check, "check every invariant after every mm operation");
-  sub->add_option("--tlb-entries", args->tlb_entries, "software TLB entries (Unicorn regions)")
-      ->capture_default_str();
-  sub->add_flag("--no-tlb-coalesce", args->no_tlb_coalesce,
-                "refill one page per TLB miss instead of the longest contiguous run (for "
-                "measuring)");
   sub->add_option("--slice", args->slice, "instructions per scheduling slice")
       ->capture_default_str();
   sub->add_option("--log", args->log, "write mmemu's own messages to FILE");

@@ -306,6 +306,7 @@ Result<void> for_each_user_chunk(Mm& mm, vaddr_t va, std::size_t n, Access acces
     if (!t) return fail(EFAULT);
     const std::size_t off = a & (PAGE_SIZE - 1);
     const std::size_t len = std::min<std::size_t>(n - done, PAGE_SIZE - off);
+    if (access == Access::Write) mm.phys().flush_dcache_page(t->pfn);
     fn(mm.phys().frame(t->pfn) + off, done, len);
     done += len;
   }

@@ -52,6 +52,7 @@ Result<std::size_t> shmem_file_write(File& file, std::uint64_t off,
       if (!done) return fail(pfn.error().code);
       break;
     }
+    phys.flush_dcache_page(*pfn);
     std::memcpy(phys.frame(*pfn) + in_page, buf.data() + done, chunk);
     phys.desc(*pfn).flags |= PG_dirty;
     done += chunk;
@@ -85,6 +86,7 @@ Result<void> shmem_setattr_size(File& file, std::uint64_t size) {
   if (size & ~PAGE_MASK) {
     if (const pfn_t pfn = file.cached_page(size >> PAGE_SHIFT)) {
       const std::size_t in_page = static_cast<std::size_t>(size & ~PAGE_MASK);
+      file.machine().phys.flush_dcache_page(pfn);
       std::memset(file.machine().phys.frame(pfn) + in_page, 0, PAGE_SIZE - in_page);
     }
   }

@@ -1,13 +1,15 @@
-// The CPU of one guest process, independent of the emulator behind it. The software TLB
-// maps guest pages onto host memory through map/unmap/protect and answers memory faults;
-// the process layer runs the CPU in instruction slices and handles what stops it.
-// Unicorn 2.0.1 implements it in emu/unicorn_cpu.*; a backend that feeds an emulator's
-// own TLB (Unicorn 2.1's TLB-fill hook) would implement the same interface.
+// The CPU of one guest process, independent of the emulator behind it. The CPU caches
+// translations in its own TLB; on a miss it asks its TlbMissHandler, which walks the
+// process's page tables the way a hardware walker does (emu/cpu/walker_tlb.hpp), and the
+// mm's flushes reach it through flush_tlb(). The process layer runs the CPU in instruction
+// slices and handles what stops it. Unicorn 2.1 implements it in emu/cpu/unicorn_cpu.*.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -18,7 +20,9 @@
 
 namespace mmemu {
 
-// Region permissions, combined as a bit set.
+class PhysMem;
+
+// Translation permissions, combined as a bit set.
 enum Perm : unsigned { PERM_NONE = 0, PERM_R = 1, PERM_W = 2, PERM_X = 4 };
 constexpr unsigned PERM_RW = PERM_R | PERM_W;
 constexpr unsigned PERM_RX = PERM_R | PERM_X;
@@ -27,25 +31,34 @@ constexpr unsigned PERM_RWX = PERM_R | PERM_W | PERM_X;
 // Access kinds are the walker's (mmu/walker.hpp): Read, Write, Exec (an instruction fetch).
 std::string_view access_name(Access a);  // "read", "write", "fetch"
 
-// A guest access that no region serves: either nothing is mapped there (Unmapped) or the
-// region lacks the permission (Protection).
+// A guest access the TLB could not translate: the miss handler found no translation that
+// allows it (and could not make one).
 struct MemFault {
-  vaddr_t va = 0;     // the exact faulting address (a straddling access reports each page)
-  unsigned size = 0;  // bytes of the access as the emulator split it
+  vaddr_t va = 0;  // the exact faulting address (a straddling access reports each page)
   Access access = Access::Read;
-  bool unmapped = true;  // false: a region is there but lacks the permission
-  // Where execution restarts. For reads and writes: the faulting instruction itself. For a
-  // fetch: the start of the block being translated (none of it has run yet); equal to va
-  // unless an instruction straddles into the missing page.
+  // Where execution restarts: the faulting instruction itself (for a fetch, its target;
+  // nothing of it has run).
   vaddr_t pc = 0;
 };
 
-// The TLB's answer to a fault, given inside the emulator's hook.
-enum class FaultAction : std::uint8_t {
-  Retry,  // a region now serves the access with the needed permission: repeat it
-  Stop,   // leave the run (run() returns MemFault); work outside, then run() restarts it
+// A TLB entry: the frame behind a page and what the entry allows (PERM_*; W only once the
+// page is dirty, so that the first store misses again and the walker can set D).
+struct TlbFill {
+  pfn_t pfn = 0;
+  unsigned perms = PERM_NONE;
 };
-using FaultHandler = std::function<FaultAction(const MemFault&)>;
+
+// Called inside the emulator on every TLB miss, like a hardware page-table walker. It may
+// resolve the fault (demand paging, copy-on-write) before answering. nullopt stops the run
+// with MemFault at the exact instruction.
+class TlbMissHandler {
+ public:
+  virtual ~TlbMissHandler() = default;
+  virtual std::optional<TlbFill> tlb_miss(vaddr_t va, Access access) = 0;
+  // The frame behind va for reading the guest's code (no accessed-bit update, no fault);
+  // kNoPfn when there is none.
+  virtual pfn_t peek(vaddr_t va) = 0;
+};
 
 // The answer to a system call, given inside the hook. Registers may be changed there.
 enum class SyscallAction : std::uint8_t {
@@ -57,7 +70,7 @@ using SyscallHandler = std::function<SyscallAction()>;
 
 enum class StopReason : std::uint8_t {
   Syscall,    // a system-call instruction completed; pc is past it; nr/args readable
-  MemFault,   // the fault handler answered Stop (or none is set); see RunResult::fault
+  MemFault,   // the miss handler found no translation; see RunResult::fault
   SliceEnd,   // max_instructions completed; pc is the next instruction
   Exception,  // illegal instruction, breakpoint, arithmetic trap, ...; see exception
   Exited,     // a syscall handler answered Exit
@@ -135,27 +148,27 @@ class Cpu {
   virtual CpuContext save_context() const = 0;
   virtual Result<> restore_context(const CpuContext& ctx) = 0;  // EINVAL: other arch
 
-  // Guest VA -> host memory. va, len and host page-aligned (EINVAL), len > 0. map: EEXIST
-  // if any page of the range is mapped. unmap/protect: ENOENT unless every page of the
-  // range is mapped; a region partly covered is split. Inside a fault handler, unmap and
-  // protect refuse (EBUSY) to re-create a region, or change X of one, near the instruction
-  // being executed (its page and one page either side); answer Stop and redo it outside.
-  virtual Result<> map(vaddr_t va, std::uint64_t len, std::uint8_t* host, unsigned perms) = 0;
-  virtual Result<> unmap(vaddr_t va, std::uint64_t len) = 0;
-  virtual Result<> protect(vaddr_t va, std::uint64_t len, unsigned perms) = 0;
-  virtual std::size_t region_count() const = 0;
-
-  // Handlers run inside the emulator: they may read and write registers and call
-  // map/unmap/protect, never run(). Without a handler, faults and syscalls stop the run.
-  virtual void set_fault_handler(FaultHandler h) = 0;
+  // Translation: the miss handler (none: every access faults) and the TLB flush. A flush
+  // drops every cached translation; it may be called inside the miss handler.
+  virtual void set_tlb_miss_handler(TlbMissHandler* h) = 0;
+  virtual void flush_tlb() = 0;
+  // Handlers run inside the emulator: they may read and write registers, never run().
+  // Without a handler, syscalls stop the run.
   virtual void set_syscall_handler(SyscallHandler h) = 0;
 
-  // Run from pc() until something stops it or max_instructions (0: no limit) complete.
-  // After a MemFault or Exception stop, pc() is where a restart or signal frame belongs.
-  // An instruction counts as completed unless the stop leaves pc() at it (a fault, ud2,
-  // arm64 brk); int3, syscalls and svc count.
+  // Run from pc() until something stops it or the slice of max_instructions (0: no limit)
+  // is used up. Slices end on translation-block boundaries: a run stops before a block
+  // that would take it past the budget (so `executed` <= max_instructions, except that a
+  // run always completes at least its first block). After a MemFault or Exception stop,
+  // pc() is where a restart or signal frame belongs. An instruction counts as completed
+  // unless the stop leaves pc() at it (a fault, ud2, arm64 brk); int3, syscalls and svc
+  // count.
   virtual RunResult run(std::uint64_t max_instructions) = 0;
   virtual std::uint64_t instructions() const = 0;  // completed over the CPU's life
 };
+
+// Creates the CPU of a new process (fork, execve, the first process) over the machine's
+// physical memory. The kernel is handed one, so it never names a backend.
+using CpuFactory = std::function<Result<std::unique_ptr<Cpu>>(Arch, PhysMem&)>;
 
 }  // namespace mmemu

@@ -1,9 +1,13 @@
-// The Unicorn 2.0.1 backend: engine setup, hooks, regions and the run loop.
+// The Unicorn 2.1 backend: engine setup, the TLB-fill, block and trap hooks, and the run
+// loop with its instruction accounting.
 #include "emu/cpu/unicorn_cpu.hpp"
+
+#include <capstone/capstone.h>
 
 #include <cstring>
 #include <limits>
 
+#include "emu/cpu/fault_address.hpp"
 #include "emu/cpu/unicorn_arch.hpp"
 
 namespace mmemu {
@@ -24,17 +28,6 @@ void uc_write_u64(uc_engine* uc, int id, std::uint64_t v) {
 
 namespace {
 
-constexpr std::uint32_t kUcProt[8] = {
-    UC_PROT_NONE,
-    UC_PROT_READ,
-    UC_PROT_WRITE,
-    UC_PROT_READ | UC_PROT_WRITE,
-    UC_PROT_EXEC,
-    UC_PROT_READ | UC_PROT_EXEC,
-    UC_PROT_WRITE | UC_PROT_EXEC,
-    UC_PROT_ALL,
-};
-
 // Unicorn (QEMU) exception numbers seen in UC_HOOK_INTR.
 constexpr std::uint32_t kX86DivideError = 0;
 constexpr std::uint32_t kX86Debug = 1;
@@ -46,16 +39,27 @@ constexpr std::uint32_t kArmBkpt = 7;
 constexpr std::uint32_t kArmHvc = 11;
 constexpr std::uint32_t kArmSmc = 13;
 
+unsigned uc_perms(unsigned perms) {
+  return ((perms & PERM_R) ? UC_PROT_READ : 0) | ((perms & PERM_W) ? UC_PROT_WRITE : 0) |
+         ((perms & PERM_X) ? UC_PROT_EXEC : 0);
+}
+
 }  // namespace
 
 // C entry points for Unicorn's hooks; they forward to the private members.
 struct UnicornHooks {
-  static void code(uc_engine*, std::uint64_t addr, std::uint32_t, void* self) {
-    static_cast<UnicornCpu*>(self)->on_code(addr);
+  static bool tlb_fill(uc_engine*, std::uint64_t va, uc_mem_type type, uc_tlb_entry* e,
+                       void* self) {
+    std::uint64_t paddr = 0;
+    unsigned perms = 0;
+    if (!static_cast<UnicornCpu*>(self)->on_tlb_fill(va, static_cast<int>(type), &paddr, &perms))
+      return false;
+    e->paddr = paddr;
+    e->perms = static_cast<uc_prot>(perms);
+    return true;
   }
-  static bool mem(uc_engine*, uc_mem_type type, std::uint64_t addr, int size, std::int64_t,
-                  void* self) {
-    return static_cast<UnicornCpu*>(self)->on_mem_invalid(static_cast<int>(type), addr, size);
+  static void block(uc_engine*, std::uint64_t addr, std::uint32_t size, void* self) {
+    static_cast<UnicornCpu*>(self)->on_block(addr, size);
   }
   static void syscall(uc_engine*, void* self) { static_cast<UnicornCpu*>(self)->on_syscall_insn(); }
   static void intr(uc_engine*, std::uint32_t intno, void* self) {
@@ -67,47 +71,67 @@ struct UnicornHooks {
   }
 };
 
-Result<std::unique_ptr<UnicornCpu>> UnicornCpu::create(Arch arch) {
+Result<std::unique_ptr<UnicornCpu>> UnicornCpu::create(Arch arch,
+                                                       std::shared_ptr<CodeCoherence> code) {
   const UnicornArchOps& ops = arch == Arch::X86_64 ? unicorn_x86_ops() : unicorn_arm64_ops();
   uc_engine* uc = nullptr;
   if (uc_open(ops.arch, ops.mode, &uc) != UC_ERR_OK) return fail(ENOMEM);
-  // Exits on, with none set: no address ends a run, and no stop invalidates code.
-  if (uc_ctl_exits_enable(uc) != UC_ERR_OK) {
+  PhysMem& phys = code->phys();
+  // The translation buffer first (it is sized when the engine initialises), then the
+  // virtual TLB, exits on with none set, and physical memory at 0.
+  bool ok = uc_ctl_set_tcg_buffer_size(uc, static_cast<std::uint32_t>(kTcgBufferBytes)) ==
+                UC_ERR_OK &&
+            uc_ctl_tlb_mode(uc, UC_TLB_VIRTUAL) == UC_ERR_OK &&
+            uc_ctl_exits_enable(uc) == UC_ERR_OK &&
+            uc_mem_map_ptr(uc, 0, phys.size_bytes(), UC_PROT_ALL, phys.host_base()) == UC_ERR_OK;
+  if (!ok) {
     uc_close(uc);
     return fail(ENOMEM);
   }
-  std::unique_ptr<UnicornCpu> cpu(new UnicornCpu(arch, uc));
+  std::unique_ptr<UnicornCpu> cpu(new UnicornCpu(arch, uc, std::move(code)));
   uc_hook h;
-  bool ok = uc_hook_add(uc, &h, UC_HOOK_CODE, reinterpret_cast<void*>(&UnicornHooks::code),
-                        cpu.get(), 1, 0) == UC_ERR_OK;
-  ok = ok && uc_hook_add(uc, &h, UC_HOOK_MEM_INVALID, reinterpret_cast<void*>(&UnicornHooks::mem),
-                         cpu.get(), 1, 0) == UC_ERR_OK;
-  ok = ok && uc_hook_add(uc, &h, UC_HOOK_INTR, reinterpret_cast<void*>(&UnicornHooks::intr),
-                         cpu.get(), 1, 0) == UC_ERR_OK;
+  void* self = cpu.get();
+  ok = uc_hook_add(uc, &h, UC_HOOK_TLB_FILL, reinterpret_cast<void*>(&UnicornHooks::tlb_fill),
+                   self, 1, 0) == UC_ERR_OK;
+  ok = ok && uc_hook_add(uc, &h, UC_HOOK_BLOCK, reinterpret_cast<void*>(&UnicornHooks::block),
+                         self, 1, 0) == UC_ERR_OK;
+  ok = ok && uc_hook_add(uc, &h, UC_HOOK_INTR, reinterpret_cast<void*>(&UnicornHooks::intr), self,
+                         1, 0) == UC_ERR_OK;
   ok = ok &&
        uc_hook_add(uc, &h, UC_HOOK_INSN_INVALID, reinterpret_cast<void*>(&UnicornHooks::invalid),
-                   cpu.get(), 1, 0) == UC_ERR_OK;
+                   self, 1, 0) == UC_ERR_OK;
   if (arch == Arch::X86_64) {
     ok = ok && uc_hook_add(uc, &h, UC_HOOK_INSN, reinterpret_cast<void*>(&UnicornHooks::syscall),
-                           cpu.get(), 1, 0, UC_X86_INS_SYSCALL) == UC_ERR_OK;
+                           self, 1, 0, UC_X86_INS_SYSCALL) == UC_ERR_OK;
   }
   if (!ok) return fail(ENOMEM);
   return cpu;
 }
 
-UnicornCpu::UnicornCpu(Arch arch, uc_struct* uc)
+UnicornCpu::UnicornCpu(Arch arch, uc_struct* uc, std::shared_ptr<CodeCoherence> code)
     : arch_(arch),
       uc_(uc),
-      ops_(arch == Arch::X86_64 ? &unicorn_x86_ops() : &unicorn_arm64_ops()) {}
+      ops_(arch == Arch::X86_64 ? &unicorn_x86_ops() : &unicorn_arm64_ops()),
+      code_(std::move(code)),
+      code_id_(code_->attach()) {}
 
 UnicornCpu::~UnicornCpu() {
+  code_->detach(code_id_);
+  if (csh_) {
+    csh h = csh_;
+    cs_close(&h);
+  }
   uc_close(uc_);
 }
 
-Result<std::unique_ptr<Cpu>> make_unicorn_cpu(Arch arch) {
-  auto cpu = UnicornCpu::create(arch);
-  if (!cpu) return std::unexpected(cpu.error());
-  return std::unique_ptr<Cpu>(std::move(*cpu));
+CpuFactory unicorn_cpu_factory() {
+  std::shared_ptr<CodeCoherence> shared;
+  return [shared](Arch arch, PhysMem& phys) mutable -> Result<std::unique_ptr<Cpu>> {
+    if (!shared || &shared->phys() != &phys) shared = std::make_shared<CodeCoherence>(phys);
+    auto cpu = UnicornCpu::create(arch, shared);
+    if (!cpu) return std::unexpected(cpu.error());
+    return std::unique_ptr<Cpu>(std::move(*cpu));
+  };
 }
 
 // ---- registers ----
@@ -188,116 +212,133 @@ Result<> UnicornCpu::restore_context(const CpuContext& ctx) {
   return {};
 }
 
-// ---- regions ----
+// ---- translation ----
 
-bool UnicornCpu::covered(vaddr_t va, std::uint64_t len) const {
-  vaddr_t end = va + len;
-  auto it = regions_.upper_bound(va);
-  if (it == regions_.begin()) return false;
-  --it;
-  while (va < end) {
-    if (it == regions_.end() || it->first > va || it->second.end <= va) return false;
-    va = it->second.end;
-    ++it;
+void UnicornCpu::flush_tlb() {
+  uc_ctl_flush_tlb(uc_);
+  ++stats_.tlb_flushes;
+  code_->tlb_flushed(code_id_);
+}
+
+void UnicornCpu::pay_coherence() {
+  const CodeCoherence::Owed owed = code_->owed(code_id_);
+  if (owed.drop_code) {
+    uc_ctl_flush_tb(uc_);
+    ++stats_.code_drops;
+    code_->code_dropped(code_id_);
+    icount_cache_.fill(IcountEntry{});
+  }
+  if (owed.drop_tlb) flush_tlb();
+}
+
+bool UnicornCpu::on_tlb_fill(std::uint64_t va, int type, std::uint64_t* paddr, unsigned* perms) {
+  const Access access = type == UC_MEM_WRITE   ? Access::Write
+                        : type == UC_MEM_FETCH ? Access::Exec
+                                               : Access::Read;
+  if (code_->owed(code_id_).drop_code) {
+    // Code this CPU translated is stale: stop, drop it outside, restart here.
+    ++stats_.coherence_stops;
+    pending_ = Pending::Coherence;
+    return false;
+  }
+  if (code_->owed(code_id_).drop_tlb) flush_tlb();
+  std::optional<TlbFill> f = miss_ ? miss_->tlb_miss(va, access) : std::nullopt;
+  // The miss handler may have run the fault handler, whose frees can leave code owed.
+  if (code_->owed(code_id_).drop_code) {
+    ++stats_.coherence_stops;
+    pending_ = Pending::Coherence;
+    return false;
+  }
+  if (!f) {
+    ++stats_.fill_faults;
+    fault_ = MemFault{va, access, 0};
+    pending_ = Pending::Fault;
+    return false;
+  }
+  ++stats_.fills;
+  if (access == Access::Exec) code_->fetch_filled(code_id_, f->pfn);
+  if (f->perms & PERM_W) code_->write_filled(code_id_, f->pfn);
+  // arm64 on 2.1.1 fills 1 KiB target pages: the address must carry the page offset.
+  *paddr = (f->pfn << PAGE_SHIFT) | (va & (PAGE_SIZE - 1));
+  *perms = uc_perms(f->perms);
+  return true;
+}
+
+// ---- instruction accounting ----
+
+std::uint32_t UnicornCpu::block_icount(std::uint64_t addr, std::uint32_t size) {
+  if (arch_ == Arch::Arm64) return size / 4;
+  IcountEntry& e = icount_cache_[(addr ^ (addr >> 12)) & (icount_cache_.size() - 1)];
+  if (e.addr == addr && e.size == size) return e.icount;
+  uc_tb tb{};
+  std::uint32_t n = uc_ctl_request_cache(uc_, addr, &tb) == UC_ERR_OK && tb.size == size
+                        ? tb.icount
+                        : static_cast<std::uint32_t>(count_insns(addr, addr + size));
+  e = IcountEntry{addr, size, n};
+  return n;
+}
+
+void UnicornCpu::on_block(std::uint64_t addr, std::uint32_t size) {
+  const std::uint32_t n = block_icount(addr, size);
+  if (executed_ > 0 && executed_ + n > budget_) {
+    block_icount_ = 0;  // the block does not run: stopping here stops before it
+    stop_with(Pending::Slice);
+    return;
+  }
+  block_start_ = addr;
+  block_size_ = size;
+  block_icount_ = n;
+  executed_ += n;
+}
+
+bool UnicornCpu::read_code(vaddr_t va, std::uint8_t* out, std::size_t n) {
+  PhysMem& phys = code_->phys();
+  for (std::size_t done = 0; done < n;) {
+    const vaddr_t a = va + done;
+    const pfn_t pfn = miss_ ? miss_->peek(a) : kNoPfn;
+    if (pfn == kNoPfn || !phys.valid_pfn(pfn)) return false;
+    const std::size_t off = a & (PAGE_SIZE - 1);
+    const std::size_t len = std::min(n - done, PAGE_SIZE - off);
+    std::memcpy(out + done, phys.frame(pfn) + off, len);
+    done += len;
   }
   return true;
 }
 
-bool UnicornCpu::allows(vaddr_t va, Access access) const {
-  auto it = regions_.upper_bound(va);
-  if (it == regions_.begin()) return false;
-  --it;
-  if (it->second.end <= va) return false;
-  unsigned need = access == Access::Read ? PERM_R : access == Access::Write ? PERM_W : PERM_X;
-  return (it->second.perms & need) != 0;
-}
-
-// Inside a hook, Unicorn must not lose the region under the running code (measured: on
-// x86, unmapping the region holding both the running code and the faulting address
-// crashes; protecting the region being fetched inside FETCH_PROT crashes). Refuse changes
-// that re-create or change X of any region near the current instruction: its page with one
-// page either side (a block or an instruction may straddle a page boundary).
-Result<> UnicornCpu::check_in_hook(vaddr_t va, std::uint64_t len, bool remaps,
-                                   unsigned perms) const {
-  if (!in_hook_) return {};
-  vaddr_t page = page_align_down(hook_pc_);
-  vaddr_t lo = page >= PAGE_SIZE ? page - PAGE_SIZE : 0;
-  vaddr_t hi = page + 2 * PAGE_SIZE;
-  // Splitting a region unmaps and maps it whole, so the whole regions count.
-  auto first = std::prev(regions_.upper_bound(va));
-  vaddr_t end = va + len;
-  for (auto it = first; it != regions_.end() && it->first < end; ++it) {
-    bool split = it->first < va || it->second.end > end;
-    bool touches = it->first < hi && lo < it->second.end;
-    if (touches && (remaps || split || ((it->second.perms ^ perms) & PERM_X))) return fail(EBUSY);
+std::uint64_t UnicornCpu::count_insns(vaddr_t from, vaddr_t to, bool* last_is_int) {
+  if (last_is_int) *last_is_int = false;
+  if (to <= from) return 0;
+  if (arch_ == Arch::Arm64) return (to - from) / 4;
+  if (!csh_) {
+    csh h = 0;
+    if (cs_open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK) return 0;
+    csh_ = h;
   }
-  return {};
-}
-
-static bool valid_range(vaddr_t va, std::uint64_t len) {
-  return len > 0 && page_aligned(va) && page_aligned(len) && va + len > va;
-}
-
-Result<> UnicornCpu::map(vaddr_t va, std::uint64_t len, std::uint8_t* host, unsigned perms) {
-  if (!valid_range(va, len) || !page_aligned(reinterpret_cast<std::uintptr_t>(host)) ||
-      perms > PERM_RWX)
-    return fail(EINVAL);
-  auto next = regions_.lower_bound(va);
-  if (next != regions_.end() && next->first < va + len) return fail(EEXIST);
-  if (next != regions_.begin() && std::prev(next)->second.end > va) return fail(EEXIST);
-  uc_err e = uc_mem_map_ptr(uc_, va, len, kUcProt[perms], host);
-  if (e == UC_ERR_NOMEM) return fail(ENOMEM);
-  if (e != UC_ERR_OK) return fail(EINVAL);
-  regions_.emplace(va, Region{va + len, host, perms});
-  return {};
-}
-
-// Splits the region containing addr (if any, and if addr is inside it) into two regions
-// meeting at addr, in Unicorn and in the mirror.
-Result<> UnicornCpu::split_at(vaddr_t addr) {
-  auto it = regions_.upper_bound(addr);
-  if (it == regions_.begin()) return {};
-  --it;
-  if (it->first == addr || it->second.end <= addr) return {};
-  vaddr_t start = it->first;
-  Region r = it->second;
-  if (uc_mem_unmap(uc_, start, r.end - start) != UC_ERR_OK) return fail(EINVAL);
-  regions_.erase(it);
-  std::uint8_t* host2 = r.host + (addr - start);
-  if (uc_mem_map_ptr(uc_, start, addr - start, kUcProt[r.perms], r.host) != UC_ERR_OK ||
-      uc_mem_map_ptr(uc_, addr, r.end - addr, kUcProt[r.perms], host2) != UC_ERR_OK)
-    return fail(ENOMEM);
-  regions_.emplace(start, Region{addr, r.host, r.perms});
-  regions_.emplace(addr, Region{r.end, host2, r.perms});
-  return {};
-}
-
-Result<> UnicornCpu::unmap(vaddr_t va, std::uint64_t len) {
-  if (!valid_range(va, len)) return fail(EINVAL);
-  if (!covered(va, len)) return fail(ENOENT);
-  if (auto r = check_in_hook(va, len, true, PERM_NONE); !r) return r;
-  if (auto r = split_at(va); !r) return r;
-  if (auto r = split_at(va + len); !r) return r;
-  for (auto it = regions_.lower_bound(va); it != regions_.end() && it->first < va + len;) {
-    if (uc_mem_unmap(uc_, it->first, it->second.end - it->first) != UC_ERR_OK) return fail(EINVAL);
-    it = regions_.erase(it);
+  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(to - from, 4096));
+  std::vector<std::uint8_t> bytes(n + 15);
+  if (!read_code(from, bytes.data(), bytes.size()) && !read_code(from, bytes.data(), n))
+    return 0;
+  const std::uint8_t* code = bytes.data();
+  std::size_t left = bytes.size();
+  std::uint64_t addr = from, count = 0;
+  cs_insn* insn = cs_malloc(csh_);
+  while (addr < to && cs_disasm_iter(csh_, &code, &left, &addr, insn)) {
+    ++count;
+    if (last_is_int) *last_is_int = insn->id == X86_INS_INT;
   }
-  return {};
+  cs_free(insn, 1);
+  return count;
 }
 
-Result<> UnicornCpu::protect(vaddr_t va, std::uint64_t len, unsigned perms) {
-  if (!valid_range(va, len) || perms > PERM_RWX) return fail(EINVAL);
-  if (!covered(va, len)) return fail(ENOENT);
-  if (auto r = check_in_hook(va, len, false, perms); !r) return r;
-  if (auto r = split_at(va); !r) return r;
-  if (auto r = split_at(va + len); !r) return r;
-  for (auto it = regions_.lower_bound(va); it != regions_.end() && it->first < va + len; ++it) {
-    if (it->second.perms == perms) continue;
-    if (uc_mem_protect(uc_, it->first, it->second.end - it->first, kUcProt[perms]) != UC_ERR_OK)
-      return fail(EINVAL);
-    it->second.perms = perms;
-  }
-  return {};
+vaddr_t UnicornCpu::exact_fault_va(vaddr_t page, Access access, vaddr_t at) {
+  if (access == Access::Exec)
+    return page_align_down(at) == page_align_down(page) && at >= page ? at : page;
+  std::uint8_t code[16] = {};
+  std::size_t n = sizeof code;
+  while (n > 0 && !read_code(at, code, n)) n = n > 4 ? n - 4 : 0;  // near an unmapped page
+  if (n == 0) return page;
+  return exact_fault_address(arch_, std::span<const std::uint8_t>(code, n), at, page,
+                             [this](std::string_view name) { return reg(name).value_or(0); });
 }
 
 // ---- hooks ----
@@ -307,60 +348,9 @@ void UnicornCpu::stop_with(Pending p) {
   uc_emu_stop(uc_);
 }
 
-void UnicornCpu::on_code(std::uint64_t addr) {
-  last_insn_pc_ = addr;
-  if (++started_ > budget_) stop_with(Pending::Slice);  // stops before this instruction
-}
-
-bool UnicornCpu::on_mem_invalid(int type, std::uint64_t addr, int size) {
-  // Already stopping: a store straddling into a missing page calls this once per byte.
-  if (pending_ != Pending::None) return false;
-  MemFault f;
-  f.va = addr;
-  f.size = static_cast<unsigned>(size);
-  switch (type) {
-    case UC_MEM_READ_UNMAPPED:
-      f.access = Access::Read;
-      break;
-    case UC_MEM_WRITE_UNMAPPED:
-      f.access = Access::Write;
-      break;
-    case UC_MEM_FETCH_UNMAPPED:
-      f.access = Access::Exec;
-      break;
-    case UC_MEM_READ_PROT:
-      f.access = Access::Read, f.unmapped = false;
-      break;
-    case UC_MEM_WRITE_PROT:
-      f.access = Access::Write, f.unmapped = false;
-      break;
-    default:
-      f.access = Access::Exec, f.unmapped = false;
-      break;
-  }
-  f.pc = pc();
-  if (fault_handler_) {
-    in_hook_ = true;
-    hook_pc_ = f.pc;
-    FaultAction a = fault_handler_(f);
-    in_hook_ = false;
-    // A Retry that left the access unserved would make Unicorn perform it regardless of
-    // the region's permissions (protection faults) or fail with UC_ERR_MAP: stop instead.
-    if (a == FaultAction::Retry && allows(addr, f.access)) return true;
-  }
-  fault_ = f;
-  stop_with(Pending::Fault);
-  return false;
-}
-
 void UnicornCpu::handle_syscall_arrival() {
   SyscallAction a = SyscallAction::Stop;
-  if (syscall_handler_) {
-    in_hook_ = true;
-    hook_pc_ = last_insn_pc_;
-    a = syscall_handler_();
-    in_hook_ = false;
-  }
+  if (syscall_handler_) a = syscall_handler_();
   if (a == SyscallAction::Stop) stop_with(Pending::Syscall);
   if (a == SyscallAction::Exit) stop_with(Pending::Exited);
 }
@@ -374,20 +364,23 @@ void UnicornCpu::on_syscall_insn() {
 }
 
 void UnicornCpu::on_interrupt(std::uint32_t intno) {
-  vaddr_t at = pc();
+  const vaddr_t at = pc();
   ExceptionInfo e;
   e.code = intno;
   e.pc = at;
   if (arch_ == Arch::X86_64) {
-    // Traps (int N) leave pc past the instruction, faults leave it at the instruction.
-    bool trap = at != last_insn_pc_;
+    // Traps (int3, int N, the debug trap) leave pc past the instruction, faults (#DE, #UD)
+    // at it; `int 0`/`int 6` are told from the faults by decoding the block.
+    bool is_int = false;
+    if (block_icount_ && at > block_start_) count_insns(block_start_, at, &is_int);
+    const bool trap = intno == kX86Breakpoint || intno == kX86Debug || is_int ||
+                      (intno != kX86DivideError && intno != kX86InvalidOpcode);
     if (trap) {
-      // int3 and the single-step trap (TF) raise SIGTRAP on Linux.
       e.kind = intno == kX86Breakpoint || intno == kX86Debug ? ExceptionKind::Breakpoint
                                                              : ExceptionKind::SoftwareInterrupt;
     } else if (intno == kX86DivideError) {
       e.kind = ExceptionKind::DivideError;
-    } else if (intno == kX86InvalidOpcode) {
+    } else {
       e.kind = ExceptionKind::IllegalInstruction;
     }
   } else {
@@ -405,7 +398,7 @@ void UnicornCpu::on_interrupt(std::uint32_t intno) {
       case kArmSmc:
         // Undefined at EL0 on Linux; Unicorn reports them with pc past the instruction.
         e.kind = ExceptionKind::IllegalInstruction;
-        if (at != last_insn_pc_) e.pc = at - 4;
+        e.pc = at - 4;
         break;
       default:
         break;
@@ -424,30 +417,44 @@ void UnicornCpu::on_invalid_insn() {
 
 RunResult UnicornCpu::run(std::uint64_t max_instructions) {
   budget_ = max_instructions ? max_instructions : std::numeric_limits<std::uint64_t>::max();
-  started_ = 0;
-  last_insn_pc_ = ~0ULL;
+  executed_ = 0;
   RunResult res;
   for (;;) {
+    pay_coherence();
     pending_ = Pending::None;
-    vaddr_t start = pc();
-    std::uint64_t started_before = started_;
-    uc_err err = uc_emu_start(uc_, start, 0, 0, 0);
+    block_icount_ = 0;
+    const vaddr_t start = pc();
+    const std::uint64_t before = executed_;
+    in_emulation_ = true;
+    const uc_err err = uc_emu_start(uc_, start, 0, 0, 0);
+    in_emulation_ = false;
+    if (pending_ == Pending::Exception) set_pc(exception_.pc);
+    // The block being executed ran up to the stop pc: count what completed of it.
+    if (block_icount_) {
+      const vaddr_t at = pc();
+      const vaddr_t end = block_start_ + block_size_;
+      if (at <= block_start_ || at > end) {
+        if (at == block_start_) executed_ -= block_icount_;  // stopped at its first insn
+      } else if (at < end) {
+        executed_ -= block_icount_;
+        executed_ += count_insns(block_start_, at);
+      }
+    }
+    if (pending_ == Pending::Coherence) continue;  // paid at the top, then restarted
     if (pending_ == Pending::None) {
       // Unicorn stopped on its own. x86 `hlt` and arm64 `wfi` halt the CPU with pc past
       // them; wfi is a hint at EL0 on Linux (go on), hlt raises SIGSEGV there.
-      bool progressed = started_ != started_before || pc() != start;
+      const bool progressed = executed_ != before || pc() != start;
       if (err == UC_ERR_OK && arch_ == Arch::Arm64 && progressed) continue;
-      bool halt = err == UC_ERR_OK && arch_ == Arch::X86_64;
+      const bool halt = err == UC_ERR_OK && arch_ == Arch::X86_64;
       exception_ = ExceptionInfo{halt ? ExceptionKind::Halt : ExceptionKind::Other,
                                  halt ? pc() - 1 : pc(), static_cast<std::uint32_t>(err)};
       pending_ = Pending::Exception;
+      set_pc(exception_.pc);
     }
     break;
   }
-  if (pending_ == Pending::Exception) set_pc(exception_.pc);
-  // The instruction at the stop pc was started (its hook fired) but did not complete.
-  res.executed = started_ - (started_ > 0 && pc() == last_insn_pc_ ? 1 : 0);
-  if (res.executed > budget_) res.executed = budget_;
+  res.executed = executed_;
   total_executed_ += res.executed;
   switch (pending_) {
     case Pending::Syscall:
@@ -456,6 +463,8 @@ RunResult UnicornCpu::run(std::uint64_t max_instructions) {
     case Pending::Fault:
       res.reason = StopReason::MemFault;
       res.fault = fault_;
+      res.fault.pc = pc();
+      res.fault.va = exact_fault_va(fault_.va, fault_.access, res.fault.pc);
       break;
     case Pending::Slice:
       res.reason = StopReason::SliceEnd;

@@ -1,21 +1,31 @@
-// Cpu over Unicorn 2.0.1 in flat mode (its paging off): Unicorn's memory regions are the
-// software TLB, its unmapped/protection hooks are the TLB misses. Facts this relies on
-// (measured on this project's machines with Unicorn 2.0.1):
-// - An instruction hook is always installed. Only with it does Unicorn 2.0.1 keep the PC
-//   exact at a faulting load/store (without it the PC is the start of the translation
-//   block while earlier instructions of the block have already run), and it provides the
-//   exact instruction count for slices.
-// - Exits are enabled with an empty exit list: passing an `until` address to
-//   uc_emu_start makes every stop invalidate the block holding until-1 (17 us/restart).
-// - Unmapping, inside a hook, the region holding the running code and the faulting
-//   address crashes on x86, and protecting the region being fetched inside FETCH_PROT
-//   crashes; hence unmap/protect refuse (EBUSY) pages near the current pc inside hooks.
+// Cpu over Unicorn 2.1 in virtual-TLB mode: the emulator's own TLB is filled by mmemu's
+// page-table walker through the TLB-fill hook, exactly as a hardware walker fills a real
+// TLB. Facts this relies on (measured on this project's machines, Unicorn 2.1.1):
+// - Emulated physical memory is mapped once, at physical address 0, over the host buffer
+//   of PhysMem; every CPU maps the same buffer, so frames are really shared.
+// - The fill hook sees READ, WRITE or FETCH and may run the fault handler. Returning false
+//   stops the run (UC_ERR_EXCEPTION) with the PC at the exact faulting instruction (for a
+//   fetch, its target) and no other hook called: the hook records what faulted.
+// - A TLB flush (uc_ctl_flush_tlb) is cheap (~0.35 us) and safe inside the fill hook; it
+//   keeps translated code. Dropping translated code (uc_ctl_flush_tb) happens only
+//   outside the emulator: a fill that finds code owed a drop stops the run, the drop is
+//   done, and the run restarts at the same instruction (see emu/cpu/code_coherence.hpp).
+// - arm64 fills use 1 KiB target pages in 2.1.1: the answer carries the page offset.
+// - Slices and instruction counts come from a block hook (one call per translation
+//   block, ~1 ns) instead of a per-instruction hook; a stop inside a block is counted
+//   exactly by decoding the block up to the stop PC (x86-64 with Capstone; arm64
+//   instructions are 4 bytes).
+// - Exits are enabled with an empty exit list: a non-zero `until` would retranslate the
+//   block holding it on every start.
+// - Each engine reserves a translation buffer (kTcgBufferBytes instead of Unicorn's 1 GiB)
+//   so that a thousand processes fit.
 #pragma once
 
+#include <array>
 #include <cstdint>
-#include <map>
 #include <memory>
 
+#include "emu/cpu/code_coherence.hpp"
 #include "emu/cpu/cpu.hpp"
 
 struct uc_struct;  // Unicorn's uc_engine
@@ -24,10 +34,18 @@ namespace mmemu {
 
 struct UnicornArchOps;  // per-architecture register tables (emu/cpu/unicorn_arch.hpp)
 
+struct UnicornCpuStats {
+  std::uint64_t fills = 0, fill_faults = 0;  // TLB misses answered / refused
+  std::uint64_t tlb_flushes = 0, code_drops = 0, coherence_stops = 0;
+};
+
 class UnicornCpu final : public Cpu {
  public:
-  // ENOMEM if Unicorn cannot create an engine.
-  static Result<std::unique_ptr<UnicornCpu>> create(Arch arch);
+  static constexpr std::size_t kTcgBufferBytes = 64ULL << 20;
+
+  // ENOMEM if Unicorn cannot create an engine or map the physical memory.
+  static Result<std::unique_ptr<UnicornCpu>> create(Arch arch,
+                                                    std::shared_ptr<CodeCoherence> code);
   ~UnicornCpu() override;
   UnicornCpu(const UnicornCpu&) = delete;
   UnicornCpu& operator=(const UnicornCpu&) = delete;
@@ -50,61 +68,67 @@ class UnicornCpu final : public Cpu {
   CpuContext save_context() const override;
   Result<> restore_context(const CpuContext& ctx) override;
 
-  Result<> map(vaddr_t va, std::uint64_t len, std::uint8_t* host, unsigned perms) override;
-  Result<> unmap(vaddr_t va, std::uint64_t len) override;
-  Result<> protect(vaddr_t va, std::uint64_t len, unsigned perms) override;
-  std::size_t region_count() const override { return regions_.size(); }
-
-  void set_fault_handler(FaultHandler h) override { fault_handler_ = std::move(h); }
+  void set_tlb_miss_handler(TlbMissHandler* h) override { miss_ = h; }
+  void flush_tlb() override;
   void set_syscall_handler(SyscallHandler h) override { syscall_handler_ = std::move(h); }
 
   RunResult run(std::uint64_t max_instructions) override;
   std::uint64_t instructions() const override { return total_executed_; }
 
+  const UnicornCpuStats& stats() const { return stats_; }
+
  private:
   friend struct UnicornHooks;  // C callbacks in unicorn_cpu.cpp
-  struct Region {
-    vaddr_t end;
-    std::uint8_t* host;
-    unsigned perms;
+  enum class Pending : std::uint8_t { None, Syscall, Fault, Slice, Exception, Exited, Coherence };
+  struct IcountEntry {
+    std::uint64_t addr = ~0ULL;
+    std::uint32_t size = 0, icount = 0;
   };
-  enum class Pending : std::uint8_t { None, Syscall, Fault, Slice, Exception, Exited };
 
-  UnicornCpu(Arch arch, uc_struct* uc);
+  UnicornCpu(Arch arch, uc_struct* uc, std::shared_ptr<CodeCoherence> code);
   std::uint64_t read_reg(int id) const;
   void write_reg(int id, std::uint64_t v);
-  bool covered(vaddr_t va, std::uint64_t len) const;
-  bool allows(vaddr_t va, Access access) const;
-  Result<> split_at(vaddr_t addr);  // make addr a region boundary
-  Result<> check_in_hook(vaddr_t va, std::uint64_t len, bool remaps, unsigned perms) const;
   void stop_with(Pending p);
+  void pay_coherence();  // outside the emulator: drop what the CPU owes
   void handle_syscall_arrival();
-  void on_code(std::uint64_t addr);
-  bool on_mem_invalid(int type, std::uint64_t addr, int size);
+  bool on_tlb_fill(std::uint64_t va, int type, std::uint64_t* paddr, unsigned* perms);
+  void on_block(std::uint64_t addr, std::uint32_t size);
   void on_syscall_insn();
   void on_interrupt(std::uint32_t intno);
   void on_invalid_insn();
+  std::uint32_t block_icount(std::uint64_t addr, std::uint32_t size);
+  // Instructions in [from, to) of straight-line code, and whether the last one is an x86
+  // `int N` (a trap, not a fault, when it stopped the run).
+  std::uint64_t count_insns(vaddr_t from, vaddr_t to, bool* last_is_int = nullptr);
+  bool read_code(vaddr_t va, std::uint8_t* out, std::size_t n);
+  // The fill hook saw only the refused page: the exact address from the instruction at pc.
+  vaddr_t exact_fault_va(vaddr_t page, Access access, vaddr_t at);
 
   Arch arch_;
   uc_struct* uc_;
   const UnicornArchOps* ops_;
-  std::map<vaddr_t, Region> regions_;  // keyed by start; mirrors Unicorn's region list
-  FaultHandler fault_handler_;
+  std::shared_ptr<CodeCoherence> code_;
+  int code_id_;
+  TlbMissHandler* miss_ = nullptr;
   SyscallHandler syscall_handler_;
+  std::array<IcountEntry, 4096> icount_cache_{};
+  std::size_t csh_ = 0;  // Capstone handle (x86-64), opened on first use
 
   // State of the current run().
-  std::uint64_t budget_ = 0;   // instructions allowed to start
-  std::uint64_t started_ = 0;  // instruction hooks fired
-  vaddr_t last_insn_pc_ = ~0ULL;
+  std::uint64_t budget_ = 0;
+  std::uint64_t executed_ = 0;  // instructions of blocks entered, less what a stop left
+  vaddr_t block_start_ = 0;     // the block being executed (valid while block_icount_)
+  std::uint32_t block_size_ = 0, block_icount_ = 0;
   Pending pending_ = Pending::None;
   MemFault fault_{};
   ExceptionInfo exception_{};
-  bool in_hook_ = false;
-  vaddr_t hook_pc_ = 0;
+  bool in_emulation_ = false;
   std::uint64_t total_executed_ = 0;
+  UnicornCpuStats stats_;
 };
 
-// The default backend for an architecture.
-Result<std::unique_ptr<Cpu>> make_unicorn_cpu(Arch arch);
+// The Unicorn backend as a CpuFactory: every CPU it makes over one PhysMem shares one
+// CodeCoherence (created with the first of them).
+CpuFactory unicorn_cpu_factory();
 
 }  // namespace mmemu

@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 
-#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/image/arch_pages.hpp"
 #include "emu/image/loader.hpp"
 #include "emu/kernel/kernel.hpp"
@@ -35,45 +34,47 @@ nlohmann::json exit_mmap_json(const ExitMmapReport& r) {
 
 void Kernel::attach_cpu(Process& p, std::unique_ptr<Cpu> cpu) {
   p.cpu = std::move(cpu);
-  p.tlb = std::make_unique<SoftTlb>(*p.cpu, p.mm(), opts_.tlb_entries);
-  p.tlb->set_coalescing(opts_.tlb_coalesce);
+  p.tlb = std::make_unique<WalkerTlb>(*p.cpu, p.mm());
   p.as->tlbs.attach(p.tlb.get());
+  p.tlb->set_tracking(opts_.check);
+  Process* proc = &p;
+  p.tlb->set_fault_handler([this, proc](const MemFault& f) { return resolve_fault(*proc, f); });
+  if (!trace_.on()) return;  // counts go into the stats when the CPU goes (release_tlb)
   const int pid = p.pid;
   p.tlb->on_event = [this, pid](const TlbEvent& e) {
     switch (e.kind) {
-      case TlbEvent::Kind::Refill:
-        stats_.add("tlb_refill_pages", (e.end - e.start) >> PAGE_SHIFT);
-        record("tlb_refill", pid,
-               {{"start", fmt::format("{:#x}", e.start)},
-                {"end", fmt::format("{:#x}", e.end)},
-                {"pfn", fmt::format("{:#x}", e.pfn)},
-                {"perms",
-                 fmt::format("{}{}{}", (e.perms & PERM_R) ? 'r' : '-',
-                             (e.perms & PERM_W) ? 'w' : '-', (e.perms & PERM_X) ? 'x' : '-')}});
-        break;
-      case TlbEvent::Kind::Evict:
-        record("tlb_evict", pid,
-               {{"start", fmt::format("{:#x}", e.start)}, {"end", fmt::format("{:#x}", e.end)}});
+      case TlbEvent::Kind::Fill:
+        trace_.emit("tlb_fill", pid,
+                    {{"addr", fmt::format("{:#x}", e.start)},
+                     {"pfn", fmt::format("{:#x}", e.pfn)},
+                     {"perms", fmt::format("{}{}{}", (e.perms & PERM_R) ? 'r' : '-',
+                                           (e.perms & PERM_W) ? 'w' : '-',
+                                           (e.perms & PERM_X) ? 'x' : '-')}});
         break;
       case TlbEvent::Kind::Flush:
-        record("tlb_flush", pid,
-               {{"start", fmt::format("{:#x}", e.start)},
-                {"end", fmt::format("{:#x}", e.end)},
-                {"dropped", e.dropped}});
+        trace_.emit("tlb_flush", pid,
+                    {{"start", fmt::format("{:#x}", e.start)}, {"end", fmt::format("{:#x}", e.end)}});
         break;
       case TlbEvent::Kind::Dirty:
-        record("tlb_dirty", pid, {{"addr", fmt::format("{:#x}", e.start)}});
+        trace_.emit("tlb_dirty", pid, {{"addr", fmt::format("{:#x}", e.start)}});
         break;
     }
   };
 }
 
+void Kernel::release_tlb(Process& p) {
+  if (!p.tlb) return;
+  const TlbStats& s = p.tlb->stats();
+  stats_.add("tlb_fill", s.fills);
+  stats_.add("tlb_dirty", s.dirty_fills);
+  stats_.add("tlb_flush", s.flush_calls);
+  if (p.as) p.as->tlbs.detach(p.tlb.get());
+  p.tlb.reset();
+}
+
 void Kernel::release_mm(Process& p) {
   if (!p.as) return;
-  if (p.tlb) {
-    p.as->tlbs.detach(p.tlb.get());
-    p.tlb.reset();
-  }
+  release_tlb(p);
   p.cpu.reset();
   std::shared_ptr<AddressSpace> as = std::move(p.as);
   if (as.use_count() == 1 && as->mm) {
@@ -143,7 +144,7 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
     return err(e, e == E2BIG ? "argument list too long"
                              : "cannot load the image: " + std::string(errno_name(e)));
   }
-  auto cpu = make_unicorn_cpu(img->arch);
+  auto cpu = make_cpu(img->arch);
   if (!cpu) return err(ENOMEM, "cannot create a CPU");
   (*cpu)->set_pc(loaded->entry);
   (*cpu)->set_sp(loaded->sp);

@@ -1,5 +1,5 @@
-// What stops the CPU other than a system call: memory faults the TLB could not serve in
-// its hook, and traps (illegal instruction, breakpoint, divide error, ...).
+// What stops the CPU other than a system call: memory faults (resolved inside the TLB's
+// fill, or outside when they end in a signal), and traps (illegal instruction, breakpoint, divide error, ...).
 #include <fmt/format.h>
 
 #include "emu/kernel/kernel.hpp"
@@ -40,20 +40,31 @@ std::string_view outcome_name(const TlbFaultOutcome& o) {
 
 }  // namespace
 
-void Kernel::handle_fault(Process& p, const MemFault& f) {
+TlbFaultOutcome Kernel::resolve_fault(Process& p, const MemFault& f) {
   machine_.inject.set_context(
       fmt::format("pid {}: {} fault at {:#x}", p.pid, access_name(f.access), f.va));
   const TlbFaultOutcome o = p.tlb->resolve(f);
-  record("fault", p.pid,
-         {{"access", access_name(f.access)},
-          {"addr", fmt::format("{:#x}", f.va)},
-          {"pc", fmt::format("{:#x}", f.pc)},
-          {"result", outcome_name(o)}});
+  nlohmann::json ev{{"access", access_name(f.access)},
+                    {"addr", fmt::format("{:#x}", f.va)},
+                    {"result", outcome_name(o)}};
+  // Inside the emulator (the TLB's fill) the CPU's pc is not exact yet: left out there.
+  if (f.pc) ev["pc"] = fmt::format("{:#x}", f.pc);
+  record("fault", p.pid, std::move(ev));
   stats_.add(fmt::format("fault.{}", outcome_name(o)));
   if (opts_.check) check_mm(p, "fault");
+  if (o.kind == TlbFaultOutcome::Kind::Retry) p.oom_retries = 0;
+  return o;
+}
+
+void Kernel::handle_fault(Process& p, const MemFault& f) {
+  // The TLB's fill usually ran the fault handler already; otherwise (no handler, or a
+  // fault the walker sends outside) resolve it now.
+  std::optional<TlbFaultOutcome> taken = p.tlb->take_outcome();
+  TlbFaultOutcome o = taken ? *taken : resolve_fault(p, f);
+  // Inside the fill only the page was known; the stop decoded the exact address.
+  if (taken && o.kind == TlbFaultOutcome::Kind::Signal && o.code != 0x80) o.addr = f.va;
   switch (o.kind) {
     case TlbFaultOutcome::Kind::Retry:
-      p.oom_retries = 0;
       return;
     case TlbFaultOutcome::Kind::Oom:
       // VM_FAULT_OOM: the kernel reclaims/kills and retries. One more try; a second

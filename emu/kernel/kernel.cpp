@@ -136,7 +136,7 @@ Kernel::~Kernel() {
   for (auto& [pid, p] : procs_)
     detach_waiter(*p);
   for (auto& [pid, p] : procs_) {
-    p->tlb.reset();
+    release_tlb(*p);
     p->cpu.reset();
     p->as.reset();
     if (p->fds) p->fds->close_all();
@@ -222,6 +222,11 @@ void Kernel::dump(DumpKind kind, int pid, const Mm& mm, std::string label,
   record("dump", pid, {{"when", dump_kind_name(kind)}, {"label", label}});
   if (dump_hook_)
     dump_hook_(DumpPoint{kind, pid, std::move(label), std::move(detail)}, mm, machine_);
+}
+
+Result<std::unique_ptr<Cpu>> Kernel::make_cpu(Arch arch) {
+  if (!opts_.cpu_factory) return fail(ENOSYS);
+  return opts_.cpu_factory(arch, machine_.phys);
 }
 
 void Kernel::check_mm(Process& p, std::string_view after) {

@@ -69,8 +69,8 @@ struct KernelOptions {
   // natively; Machine::kNoCommitLimit refuses nothing.
   std::optional<std::uint64_t> commit_limit_pages;
   ForkRecovery fork_recovery = ForkRecovery::TreeMax;
-  std::size_t tlb_entries = SoftTlb::kDefaultEntries;
-  bool tlb_coalesce = true;  // off: one page per refill (--no-tlb-coalesce, for measuring)
+  // Makes each process's CPU (the backend: tools/ and tests hand in Unicorn's).
+  CpuFactory cpu_factory;
   std::uint64_t slice_instructions = 200000;
   bool check = false;  // validate_mm after every mm-changing syscall and fault
   DumpWhen dump;
@@ -196,7 +196,9 @@ class Kernel {
   void retry_blocked(Process& p);
   void finish_syscall(Process& p, std::uint64_t nr, int sys, const SysResult& r,
                       const std::array<std::uint64_t, 6>& args);
-  // Faults and traps (fault.cpp).
+  // Faults and traps (fault.cpp). resolve_fault runs handle_mm_fault for p's fault with
+  // the trace, stats and --check around it; the TLB calls it from inside the emulator.
+  TlbFaultOutcome resolve_fault(Process& p, const MemFault& f);
   void handle_fault(Process& p, const MemFault& f);
   void handle_exception(Process& p, const ExceptionInfo& e);
   // Signals (signal_delivery.cpp): false when p died.
@@ -206,7 +208,9 @@ class Kernel {
   std::expected<void, ExecError> load_program(Process& p, const std::string& path,
                                               const std::vector<std::string>& argv,
                                               const std::vector<std::string>& envp);
+  Result<std::unique_ptr<Cpu>> make_cpu(Arch arch);
   void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
+  void release_tlb(Process& p);  // the TLB leaves p's address space; its counts go to stats
   void release_mm(Process& p);
   std::uint64_t next_random();
   void arm_injections();

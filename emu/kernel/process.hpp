@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "emu/cpu/cpu.hpp"
-#include "emu/cpu/soft_tlb.hpp"
+#include "emu/cpu/walker_tlb.hpp"
 #include "emu/fs/fd.hpp"
 #include "emu/signal/signal.hpp"
 #include "emu/syscalls/sys_result.hpp"
@@ -78,10 +78,10 @@ class Process {
   ProcState state = ProcState::Runnable;
 
   // --- machine state; null once the process is a zombie ---
-  // Destroyed in reverse order: tlb (drops its regions from cpu) before cpu; the address
-  // space is released explicitly at exit (exit_mm), after the tlb left its group.
+  // Destroyed in reverse order: tlb (stops being cpu's miss handler) before cpu; the
+  // address space is released explicitly at exit (exit_mm), after the tlb left its group.
   std::unique_ptr<Cpu> cpu;
-  std::unique_ptr<SoftTlb> tlb;
+  std::unique_ptr<WalkerTlb> tlb;
   std::shared_ptr<AddressSpace> as;
   Mm& mm() const { return *as->mm; }
   bool has_mm() const { return as && as->mm; }

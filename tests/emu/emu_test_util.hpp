@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/kernel.hpp"
 
 extern char** environ;
@@ -25,6 +26,13 @@ extern char** environ;
 namespace mmemu::test {
 
 namespace fs = std::filesystem;
+
+// Kernel options with the Unicorn backend, as `mmemu run` makes them.
+inline KernelOptions kernel_options() {
+  KernelOptions o;
+  o.cpu_factory = unicorn_cpu_factory();
+  return o;
+}
 
 // ${build}/guests: $MMEMU_GUEST_DIR, or next to the test binary's directory.
 inline std::string guest_dir() {
@@ -65,7 +73,7 @@ struct GuestRun {
 };
 
 struct RunOptions {
-  KernelOptions kernel;
+  KernelOptions kernel = kernel_options();
   bool trace = false;
   std::function<void(Kernel&)> before_run;  // arm injections, set hooks...
 };

@@ -113,7 +113,7 @@ TEST(GuestRun, DirectoryIs126) {
 }
 
 TEST(GuestRun, KilledGuestGives128PlusTheSignal) {
-  KernelOptions o;
+  KernelOptions o = test::kernel_options();
   Kernel k(o);
   std::ostringstream log;
   k.log().set_stream(&log);

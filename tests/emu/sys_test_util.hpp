@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "emu/syscalls/syscall.hpp"
 #include "vma/fault.hpp"
@@ -81,6 +82,7 @@ class SysTest : public ::testing::TestWithParam<Arch> {
 
   static KernelOptions options() {
     KernelOptions o;
+    o.cpu_factory = unicorn_cpu_factory();
     o.phys_bytes = 64ULL << 20;
     o.random_seed = 42;
     return o;
