@@ -50,13 +50,13 @@ struct WalkFault {
 std::expected<Translation, WalkFault> walk(PageTable& pt, vaddr_t va, Access access,
                                            bool set_ad = true);
 
-std::string_view walk_fault_name(const WalkFault& f);
+std::string_view walk_fault_name(const WalkFault& f);  // "not-present", "read-only", ...
 
 // PKRU's verdict for a data access to a page of protection key `key` (AD bit 2*key, WD bit
 // 2*key + 1; key 0 is checked like any other).
 constexpr bool pkey_denies(std::uint32_t pkru, unsigned key, Access access) {
   const std::uint32_t bits = pkru >> (2 * key);
   return (bits & 1) || (access == Access::Write && (bits & 2));
-}  // "not-present", "read-only", ...
+}
 
 }  // namespace mmemu

@@ -1,4 +1,5 @@
-// Per-architecture register tables of the Unicorn backend (internal to emu/unicorn_*).
+// Per-architecture register tables of the Unicorn backend (internal to emu/cpu/: the
+// UnicornCpu and the plain-Unicorn runner of flat_unicorn.hpp).
 #pragma once
 
 #include <unicorn/unicorn.h>

@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "mm_test_util.hpp"
+#include "inject_sweep.hpp"
 #include "vma/file.hpp"
 
 namespace mmemu::test {
@@ -54,30 +54,10 @@ void workload(MmFixture& f, const std::function<void()>& step) {
 
 TEST(InjectMm, EveryAllocationOfTheWorkloadCanFail) {
   for (Arch arch : {Arch::X86_64, Arch::Arm64}) {
-    // Count the attempts of a clean run.
-    std::array<std::uint64_t, kAllocSites> attempts{};
-    {
-      MmFixture f(arch);
-      f.m.inject.reset_counts();
-      workload(f, [] {});
-      for (AllocSite s : kAllAllocSites)
-        attempts[static_cast<std::size_t>(s)] = f.m.inject.attempts(s);
-    }
-    EXPECT_GT(attempts[static_cast<std::size_t>(AllocSite::MapleNode)], 0U);
-    EXPECT_GT(attempts[static_cast<std::size_t>(AllocSite::PgTable)], 0U);
-    for (AllocSite site : kAllAllocSites) {
-      for (std::uint64_t n = 1; n <= attempts[static_cast<std::size_t>(site)]; ++n) {
-        SCOPED_TRACE(std::string(arch_name(arch)) + " " + std::string(site_name(site)) + ":" +
-                     std::to_string(n));
-        MmFixture f(arch);
-        f.m.inject.fail_nth(site, n);
-        workload(f, [&] { ASSERT_EQ(f.problems(), ""); });
-        EXPECT_EQ(f.m.inject.failures(site), 1U);
-        f.mm.reset();
-        for (AllocSite s : kAllAllocSites)
-          EXPECT_EQ(f.m.live.live(s), 0) << site_name(s);
-      }
-    }
+    const SiteAttempts attempts = inject_clean_run(arch, workload);
+    EXPECT_GT(attempts[AllocSite::MapleNode], 0U);
+    EXPECT_GT(attempts[AllocSite::PgTable], 0U);
+    inject_sweep(arch, workload, attempts);
   }
 }
 
