@@ -46,96 +46,149 @@ unsigned uc_perms(unsigned perms) {
 
 }  // namespace
 
-// C entry points for Unicorn's hooks; they forward to the private members.
+// C entry points for Unicorn's hooks; `slot` points at the CPU using the engine.
 struct UnicornHooks {
+  static UnicornCpu* cpu(void* slot) { return *static_cast<UnicornCpu**>(slot); }
   static bool tlb_fill(uc_engine*, std::uint64_t va, uc_mem_type type, uc_tlb_entry* e,
-                       void* self) {
+                       void* slot) {
     std::uint64_t paddr = 0;
     unsigned perms = 0;
-    if (!static_cast<UnicornCpu*>(self)->on_tlb_fill(va, static_cast<int>(type), &paddr, &perms))
-      return false;
+    if (!cpu(slot)->on_tlb_fill(va, static_cast<int>(type), &paddr, &perms)) return false;
     e->paddr = paddr;
     e->perms = static_cast<uc_prot>(perms);
     return true;
   }
-  static void block(uc_engine*, std::uint64_t addr, std::uint32_t size, void* self) {
-    static_cast<UnicornCpu*>(self)->on_block(addr, size);
+  static void block(uc_engine*, std::uint64_t addr, std::uint32_t size, void* slot) {
+    cpu(slot)->on_block(addr, size);
   }
-  static void syscall(uc_engine*, void* self) { static_cast<UnicornCpu*>(self)->on_syscall_insn(); }
-  static void intr(uc_engine*, std::uint32_t intno, void* self) {
-    static_cast<UnicornCpu*>(self)->on_interrupt(intno);
-  }
-  static bool invalid(uc_engine*, void* self) {
-    static_cast<UnicornCpu*>(self)->on_invalid_insn();
+  static void syscall(uc_engine*, void* slot) { cpu(slot)->on_syscall_insn(); }
+  static void intr(uc_engine*, std::uint32_t intno, void* slot) { cpu(slot)->on_interrupt(intno); }
+  static bool invalid(uc_engine*, void* slot) {
+    cpu(slot)->on_invalid_insn();
     return false;
   }
 };
 
-Result<std::unique_ptr<UnicornCpu>> UnicornCpu::create(Arch arch,
-                                                       std::shared_ptr<CodeCoherence> code) {
+Result<UnicornEngine> UnicornCpu::open_engine(Arch arch, CodeCoherence& code) {
   const UnicornArchOps& ops = arch == Arch::X86_64 ? unicorn_x86_ops() : unicorn_arm64_ops();
-  uc_engine* uc = nullptr;
-  if (uc_open(ops.arch, ops.mode, &uc) != UC_ERR_OK) return fail(ENOMEM);
-  PhysMem& phys = code->phys();
+  UnicornEngine e;
+  if (uc_open(ops.arch, ops.mode, &e.uc) != UC_ERR_OK) return fail(ENOMEM);
+  PhysMem& phys = code.phys();
+  bool ok = true;
 #if UC_API_MAJOR * 10000 + UC_API_MINOR * 100 + UC_API_PATCH >= 20102
   // From 2.1.2 arm64 can use 4 KiB target pages (one fill per page instead of four).
-  if (arch == Arch::Arm64 && uc_ctl_set_page_size(uc, 4096) != UC_ERR_OK) {
-    uc_close(uc);
-    return fail(ENOMEM);
-  }
+  if (arch == Arch::Arm64) ok = uc_ctl_set_page_size(e.uc, 4096) == UC_ERR_OK;
 #endif
   // The translation buffer first (it is sized when the engine initialises), then the
   // virtual TLB, exits on with none set, and physical memory at 0.
-  bool ok = uc_ctl_set_tcg_buffer_size(uc, static_cast<std::uint32_t>(kTcgBufferBytes)) ==
-                UC_ERR_OK &&
-            uc_ctl_tlb_mode(uc, UC_TLB_VIRTUAL) == UC_ERR_OK &&
-            uc_ctl_exits_enable(uc) == UC_ERR_OK &&
-            uc_mem_map_ptr(uc, 0, phys.size_bytes(), UC_PROT_ALL, phys.host_base()) == UC_ERR_OK;
+  ok = ok &&
+       uc_ctl_set_tcg_buffer_size(e.uc, static_cast<std::uint32_t>(kTcgBufferBytes)) ==
+           UC_ERR_OK &&
+       uc_ctl_tlb_mode(e.uc, UC_TLB_VIRTUAL) == UC_ERR_OK &&
+       uc_ctl_exits_enable(e.uc) == UC_ERR_OK &&
+       uc_mem_map_ptr(e.uc, 0, phys.size_bytes(), UC_PROT_ALL, phys.host_base()) == UC_ERR_OK;
+  e.slot = std::make_unique<UnicornCpu*>(nullptr);
+  uc_hook h;
+  void* slot = e.slot.get();
+  ok = ok && uc_hook_add(e.uc, &h, UC_HOOK_TLB_FILL,
+                         reinterpret_cast<void*>(&UnicornHooks::tlb_fill), slot, 1, 0) == UC_ERR_OK;
+  ok = ok && uc_hook_add(e.uc, &h, UC_HOOK_BLOCK, reinterpret_cast<void*>(&UnicornHooks::block),
+                         slot, 1, 0) == UC_ERR_OK;
+  ok = ok && uc_hook_add(e.uc, &h, UC_HOOK_INTR, reinterpret_cast<void*>(&UnicornHooks::intr),
+                         slot, 1, 0) == UC_ERR_OK;
+  ok = ok && uc_hook_add(e.uc, &h, UC_HOOK_INSN_INVALID,
+                         reinterpret_cast<void*>(&UnicornHooks::invalid), slot, 1, 0) == UC_ERR_OK;
+  if (arch == Arch::X86_64) {
+    ok = ok && uc_hook_add(e.uc, &h, UC_HOOK_INSN, reinterpret_cast<void*>(&UnicornHooks::syscall),
+                           slot, 1, 0, UC_X86_INS_SYSCALL) == UC_ERR_OK;
+  }
   if (!ok) {
-    uc_close(uc);
+    uc_close(e.uc);
     return fail(ENOMEM);
   }
-  std::unique_ptr<UnicornCpu> cpu(new UnicornCpu(arch, uc, std::move(code)));
-  uc_hook h;
-  void* self = cpu.get();
-  ok = uc_hook_add(uc, &h, UC_HOOK_TLB_FILL, reinterpret_cast<void*>(&UnicornHooks::tlb_fill),
-                   self, 1, 0) == UC_ERR_OK;
-  ok = ok && uc_hook_add(uc, &h, UC_HOOK_BLOCK, reinterpret_cast<void*>(&UnicornHooks::block),
-                         self, 1, 0) == UC_ERR_OK;
-  ok = ok && uc_hook_add(uc, &h, UC_HOOK_INTR, reinterpret_cast<void*>(&UnicornHooks::intr), self,
-                         1, 0) == UC_ERR_OK;
-  ok = ok &&
-       uc_hook_add(uc, &h, UC_HOOK_INSN_INVALID, reinterpret_cast<void*>(&UnicornHooks::invalid),
-                   self, 1, 0) == UC_ERR_OK;
-  if (arch == Arch::X86_64) {
-    ok = ok && uc_hook_add(uc, &h, UC_HOOK_INSN, reinterpret_cast<void*>(&UnicornHooks::syscall),
-                           self, 1, 0, UC_X86_INS_SYSCALL) == UC_ERR_OK;
+  e.code_id = code.attach();
+  return e;
+}
+
+void UnicornCpu::close_engine(UnicornEngine& e, CodeCoherence& code) {
+  if (!e.uc) return;
+  code.detach(e.code_id);
+  uc_close(e.uc);
+  e.uc = nullptr;
+}
+
+Result<std::unique_ptr<UnicornCpu>> UnicornCpu::create(Arch arch,
+                                                       std::shared_ptr<CodeCoherence> code,
+                                                       std::shared_ptr<UnicornPool> pool) {
+  std::optional<UnicornEngine> pooled;
+  if (pool) pooled = pool->take(arch);
+  const bool warm = pooled.has_value();
+  if (!pooled) {
+    auto e = open_engine(arch, *code);
+    if (!e) return std::unexpected(e.error());
+    pooled = std::move(*e);
   }
-  if (!ok) return fail(ENOMEM);
+  std::unique_ptr<UnicornCpu> cpu(
+      new UnicornCpu(arch, std::move(*pooled), std::move(code), std::move(pool)));
+  if (warm) {
+    // A new process: the registers of a fresh CPU, no translation of the last one.
+    cpu->restore_context(arch == Arch::X86_64 ? CpuContext{X86Context{}}
+                                              : CpuContext{Arm64Context{}})
+        .value();
+    cpu->flush_tlb();
+  }
   return cpu;
 }
 
-UnicornCpu::UnicornCpu(Arch arch, uc_struct* uc, std::shared_ptr<CodeCoherence> code)
+UnicornCpu::UnicornCpu(Arch arch, UnicornEngine engine, std::shared_ptr<CodeCoherence> code,
+                       std::shared_ptr<UnicornPool> pool)
     : arch_(arch),
-      uc_(uc),
+      engine_(std::move(engine)),
+      uc_(engine_.uc),
       ops_(arch == Arch::X86_64 ? &unicorn_x86_ops() : &unicorn_arm64_ops()),
       code_(std::move(code)),
-      code_id_(code_->attach()) {}
+      pool_(std::move(pool)),
+      code_id_(engine_.code_id) {
+  *engine_.slot = this;
+}
 
 UnicornCpu::~UnicornCpu() {
-  code_->detach(code_id_);
   if (csh_) {
     csh h = csh_;
     cs_close(&h);
   }
-  uc_close(uc_);
+  *engine_.slot = nullptr;
+  if (pool_ && pool_->put(arch_, engine_)) return;
+  close_engine(engine_, *code_);
+}
+
+UnicornPool::~UnicornPool() {
+  for (auto& engines : free_)
+    for (UnicornEngine& e : engines)
+      UnicornCpu::close_engine(e, *code_);
+}
+
+std::optional<UnicornEngine> UnicornPool::take(Arch arch) {
+  auto& engines = free_[arch == Arch::X86_64 ? 0 : 1];
+  if (engines.empty()) return std::nullopt;
+  UnicornEngine e = std::move(engines.back());
+  engines.pop_back();
+  return e;
+}
+
+bool UnicornPool::put(Arch arch, UnicornEngine& e) {
+  auto& engines = free_[arch == Arch::X86_64 ? 0 : 1];
+  if (engines.size() >= kMaxPooled) return false;
+  engines.push_back(std::move(e));
+  return true;
 }
 
 CpuFactory unicorn_cpu_factory() {
-  std::shared_ptr<CodeCoherence> shared;
-  return [shared](Arch arch, PhysMem& phys) mutable -> Result<std::unique_ptr<Cpu>> {
-    if (!shared || &shared->phys() != &phys) shared = std::make_shared<CodeCoherence>(phys);
-    auto cpu = UnicornCpu::create(arch, shared);
+  std::shared_ptr<UnicornPool> pool;
+  return [pool](Arch arch, PhysMem& phys) mutable -> Result<std::unique_ptr<Cpu>> {
+    if (!pool || &pool->code()->phys() != &phys)
+      pool = std::make_shared<UnicornPool>(std::make_shared<CodeCoherence>(phys));
+    auto cpu = UnicornCpu::create(arch, pool->code(), pool);
     if (!cpu) return std::unexpected(cpu.error());
     return std::unique_ptr<Cpu>(std::move(*cpu));
   };
