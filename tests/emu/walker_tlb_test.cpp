@@ -143,11 +143,6 @@ struct Rig {
         ++out.outside;
         o = tlb->resolve(r.fault);
       }
-      if (std::getenv("WALKER_TLB_DEBUG"))
-        std::fprintf(stderr, "fault %s at %#llx pc %#llx -> %d\n",
-                     std::string(access_name(r.fault.access)).c_str(),
-                     static_cast<unsigned long long>(r.fault.va),
-                     static_cast<unsigned long long>(r.fault.pc), static_cast<int>(o->kind));
       if (o->kind != TlbFaultOutcome::Kind::Retry) {
         out.fault = o;
         out.fault_pc = r.fault.pc;
