@@ -316,7 +316,10 @@ bool UnicornCpu::on_tlb_fill(std::uint64_t va, int type, std::uint64_t* paddr, u
     return false;
   }
   ++stats_.fills;
-  if (access == Access::Exec) code_->fetch_filled(code_id_, f->pfn);
+  // Any entry that allows fetching registers the frame as code this CPU may translate: a
+  // read or write fill of an executable page serves the later fetches from it too, with
+  // no fetch fill of their own (an RWX page written, then run).
+  if (f->perms & PERM_X) code_->fetch_filled(code_id_, f->pfn);
   if (f->perms & PERM_W) code_->write_filled(code_id_, f->pfn);
   // arm64 on 2.1.1 fills 1 KiB target pages: the address must carry the page offset.
   *paddr = (f->pfn << PAGE_SHIFT) | (va & (PAGE_SIZE - 1));
