@@ -492,6 +492,10 @@ RunResult UnicornCpu::run(std::uint64_t max_instructions) {
     const uc_err err = uc_emu_start(uc_, start, 0, 0, 0);
     in_emulation_ = false;
     if (pending_ == Pending::Exception) set_pc(exception_.pc);
+    // x86 `hlt` stops Unicorn cleanly with pc past it; Linux reports it at the hlt, which
+    // has not completed: back to it before the block is counted, like any other stop there.
+    const bool halted = pending_ == Pending::None && err == UC_ERR_OK && arch_ == Arch::X86_64;
+    if (halted) set_pc(pc() - 1);
     // The block being executed ran up to the stop pc: count what completed of it.
     if (block_icount_) {
       const vaddr_t at = pc();
@@ -506,12 +510,12 @@ RunResult UnicornCpu::run(std::uint64_t max_instructions) {
     if (pending_ == Pending::Coherence) continue;  // paid at the top, then restarted
     if (pending_ == Pending::None) {
       // Unicorn stopped on its own. x86 `hlt` and arm64 `wfi` halt the CPU with pc past
-      // them; wfi is a hint at EL0 on Linux (go on), hlt raises SIGSEGV there.
+      // them; wfi is a hint at EL0 on Linux (go on), hlt raises SIGSEGV there (pc is
+      // already back at it).
       const bool progressed = executed_ != before || pc() != start;
       if (err == UC_ERR_OK && arch_ == Arch::Arm64 && progressed) continue;
-      const bool halt = err == UC_ERR_OK && arch_ == Arch::X86_64;
-      exception_ = ExceptionInfo{halt ? ExceptionKind::Halt : ExceptionKind::Other,
-                                 halt ? pc() - 1 : pc(), static_cast<std::uint32_t>(err)};
+      exception_ = ExceptionInfo{halted ? ExceptionKind::Halt : ExceptionKind::Other, pc(),
+                                 static_cast<std::uint32_t>(err)};
       pending_ = Pending::Exception;
       set_pc(exception_.pc);
     }
