@@ -23,7 +23,7 @@ std::uint64_t read_named(Arch arch, std::string_view name, const RegReader& reg)
   }
   if (n == "rip") return reg("rip");
   if (n.size() == 3 && n[0] == 'e') return reg("r" + n.substr(1)) & 0xffffffffULL;  // eax
-  if (n.size() >= 3 && n[0] == 'r' && n.back() == 'd') {                          // r8d
+  if (n.size() >= 3 && n[0] == 'r' && n.back() == 'd') {                            // r8d
     return reg(n.substr(0, n.size() - 1)) & 0xffffffffULL;
   }
   return reg(n);
@@ -44,8 +44,8 @@ std::vector<vaddr_t> x86_candidates(csh h, const cs_insn& insn, const RegReader&
   for (std::uint8_t i = 0; i < x.op_count; ++i) {
     const cs_x86_op& op = x.operands[i];
     if (op.type != X86_OP_MEM) continue;
-    std::uint64_t ea = value(op.mem.base) + value(op.mem.index) * static_cast<std::uint64_t>(
-                                                                      op.mem.scale) +
+    std::uint64_t ea = value(op.mem.base) +
+                       value(op.mem.index) * static_cast<std::uint64_t>(op.mem.scale) +
                        static_cast<std::uint64_t>(op.mem.disp);
     if (op.mem.segment == X86_REG_FS) ea += reg("fs_base");
     if (op.mem.segment == X86_REG_GS) ea += reg("gs_base");
@@ -86,8 +86,8 @@ std::vector<vaddr_t> arm64_candidates(csh h, const cs_insn& insn, const RegReade
                            : 0;
     if (op.mem.index != ARM64_REG_INVALID) {
       std::uint64_t idx = read_named(Arch::Arm64, cs_reg_name(h, op.mem.index), reg);
-      if (op.ext == ARM64_EXT_SXTW) idx = static_cast<std::uint64_t>(
-                                        static_cast<std::int64_t>(static_cast<std::int32_t>(idx)));
+      if (op.ext == ARM64_EXT_SXTW)
+        idx = static_cast<std::uint64_t>(static_cast<std::int64_t>(static_cast<std::int32_t>(idx)));
       if (op.shift.type == ARM64_SFT_LSL) idx <<= op.shift.value;
       ea += idx;
     }
@@ -101,8 +101,8 @@ std::vector<vaddr_t> arm64_candidates(csh h, const cs_insn& insn, const RegReade
 
 }  // namespace
 
-vaddr_t exact_fault_address(Arch arch, std::span<const std::uint8_t> code, vaddr_t pc,
-                            vaddr_t page, const RegReader& reg) {
+vaddr_t exact_fault_address(Arch arch, std::span<const std::uint8_t> code, vaddr_t pc, vaddr_t page,
+                            const RegReader& reg) {
   csh h = 0;
   const bool x86 = arch == Arch::X86_64;
   if (cs_open(x86 ? CS_ARCH_X86 : CS_ARCH_ARM64, x86 ? CS_MODE_64 : CS_MODE_ARM, &h) != CS_ERR_OK)

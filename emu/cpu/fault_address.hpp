@@ -20,7 +20,7 @@ using RegReader = std::function<std::uint64_t(std::string_view)>;
 
 // code: the instruction bytes at pc (up to 16; fewer near an unreadable page). page: the
 // refused page as the fill hook saw it (aligned to the emulator's target page).
-vaddr_t exact_fault_address(Arch arch, std::span<const std::uint8_t> code, vaddr_t pc,
-                            vaddr_t page, const RegReader& reg);
+vaddr_t exact_fault_address(Arch arch, std::span<const std::uint8_t> code, vaddr_t pc, vaddr_t page,
+                            const RegReader& reg);
 
 }  // namespace mmemu

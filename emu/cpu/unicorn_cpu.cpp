@@ -82,8 +82,7 @@ Result<UnicornEngine> UnicornCpu::open_engine(Arch arch, CodeCoherence& code) {
   // The translation buffer first (it is sized when the engine initialises), then the
   // virtual TLB, exits on with none set, and physical memory at 0.
   ok = ok &&
-       uc_ctl_set_tcg_buffer_size(e.uc, static_cast<std::uint32_t>(kTcgBufferBytes)) ==
-           UC_ERR_OK &&
+       uc_ctl_set_tcg_buffer_size(e.uc, static_cast<std::uint32_t>(kTcgBufferBytes)) == UC_ERR_OK &&
        uc_ctl_tlb_mode(e.uc, UC_TLB_VIRTUAL) == UC_ERR_OK &&
        uc_ctl_exits_enable(e.uc) == UC_ERR_OK &&
        uc_mem_map_ptr(e.uc, 0, phys.size_bytes(), UC_PROT_ALL, phys.host_base()) == UC_ERR_OK;
@@ -94,8 +93,8 @@ Result<UnicornEngine> UnicornCpu::open_engine(Arch arch, CodeCoherence& code) {
                          reinterpret_cast<void*>(&UnicornHooks::tlb_fill), slot, 1, 0) == UC_ERR_OK;
   ok = ok && uc_hook_add(e.uc, &h, UC_HOOK_BLOCK, reinterpret_cast<void*>(&UnicornHooks::block),
                          slot, 1, 0) == UC_ERR_OK;
-  ok = ok && uc_hook_add(e.uc, &h, UC_HOOK_INTR, reinterpret_cast<void*>(&UnicornHooks::intr),
-                         slot, 1, 0) == UC_ERR_OK;
+  ok = ok && uc_hook_add(e.uc, &h, UC_HOOK_INTR, reinterpret_cast<void*>(&UnicornHooks::intr), slot,
+                         1, 0) == UC_ERR_OK;
   ok = ok && uc_hook_add(e.uc, &h, UC_HOOK_INSN_INVALID,
                          reinterpret_cast<void*>(&UnicornHooks::invalid), slot, 1, 0) == UC_ERR_OK;
   if (arch == Arch::X86_64) {
@@ -379,8 +378,7 @@ std::uint64_t UnicornCpu::count_insns(vaddr_t from, vaddr_t to, bool* last_is_in
   }
   const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(to - from, 4096));
   std::vector<std::uint8_t> bytes(n + 15);
-  if (!read_code(from, bytes.data(), bytes.size()) && !read_code(from, bytes.data(), n))
-    return 0;
+  if (!read_code(from, bytes.data(), bytes.size()) && !read_code(from, bytes.data(), n)) return 0;
   const std::uint8_t* code = bytes.data();
   std::size_t left = bytes.size();
   std::uint64_t addr = from, count = 0;
@@ -398,7 +396,8 @@ vaddr_t UnicornCpu::exact_fault_va(vaddr_t page, Access access, vaddr_t at) {
     return page_align_down(at) == page_align_down(page) && at >= page ? at : page;
   std::uint8_t code[16] = {};
   std::size_t n = sizeof code;
-  while (n > 0 && !read_code(at, code, n)) n = n > 4 ? n - 4 : 0;  // near an unmapped page
+  while (n > 0 && !read_code(at, code, n))
+    n = n > 4 ? n - 4 : 0;  // near an unmapped page
   if (n == 0) return page;
   return exact_fault_address(arch_, std::span<const std::uint8_t>(code, n), at, page,
                              [this](std::string_view name) { return reg(name).value_or(0); });

@@ -79,8 +79,7 @@ class UnicornCpu final : public Cpu {
 
   // ENOMEM if Unicorn cannot create an engine or map the physical memory. With a pool, a
   // pooled engine is taken when there is one, and the engine goes back to it at the end.
-  static Result<std::unique_ptr<UnicornCpu>> create(Arch arch,
-                                                    std::shared_ptr<CodeCoherence> code,
+  static Result<std::unique_ptr<UnicornCpu>> create(Arch arch, std::shared_ptr<CodeCoherence> code,
                                                     std::shared_ptr<UnicornPool> pool = nullptr);
   // A new engine of its own (never pooled): for create and the pool.
   static Result<UnicornEngine> open_engine(Arch arch, CodeCoherence& code);

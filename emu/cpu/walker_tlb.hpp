@@ -53,8 +53,8 @@ struct TlbFaultOutcome {
 struct TlbStats {
   std::uint64_t fills = 0, dirty_fills = 0, refused = 0;  // misses answered / refused
   std::uint64_t flush_calls = 0;
-  std::uint64_t mm_faults = 0;        // handle_mm_fault calls
-  std::uint64_t hook_faults = 0;      // faults the handler resolved inside the emulator
+  std::uint64_t mm_faults = 0;    // handle_mm_fault calls
+  std::uint64_t hook_faults = 0;  // faults the handler resolved inside the emulator
 };
 
 class WalkerTlb final : public TlbFlusher, public TlbMissHandler {

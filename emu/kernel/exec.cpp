@@ -52,8 +52,9 @@ void Kernel::attach_cpu(Process& p, std::unique_ptr<Cpu> cpu) {
                                            (e.perms & PERM_X) ? 'x' : '-')}});
         break;
       case TlbEvent::Kind::Flush:
-        trace_.emit("tlb_flush", pid,
-                    {{"start", fmt::format("{:#x}", e.start)}, {"end", fmt::format("{:#x}", e.end)}});
+        trace_.emit(
+            "tlb_flush", pid,
+            {{"start", fmt::format("{:#x}", e.start)}, {"end", fmt::format("{:#x}", e.end)}});
         break;
       case TlbEvent::Kind::Dirty:
         trace_.emit("tlb_dirty", pid, {{"addr", fmt::format("{:#x}", e.start)}});

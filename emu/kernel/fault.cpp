@@ -1,5 +1,6 @@
 // What stops the CPU other than a system call: memory faults (resolved inside the TLB's
-// fill, or outside when they end in a signal), and traps (illegal instruction, breakpoint, divide error, ...).
+// fill, or outside when they end in a signal), and traps (illegal instruction, breakpoint, divide
+// error, ...).
 #include <fmt/format.h>
 
 #include "emu/kernel/kernel.hpp"
