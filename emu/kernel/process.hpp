@@ -1,5 +1,5 @@
 // A guest process: pid and parent, address space (Mm, shared only by a vfork child), CPU and
-// its software TLB, descriptor table, signal state, wait state and exit status, and the
+// the walker behind its TLB, descriptor table, signal state, wait state and exit status, and the
 // per-thread words glibc registers (clear_child_tid, robust list, rseq). One thread per
 // process (no CLONE_THREAD): pid == tid == tgid.
 #pragma once

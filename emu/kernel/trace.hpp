@@ -39,9 +39,11 @@ class Trace {
   bool on() const { return out_ != nullptr; }
   void set_stream(std::ostream* out) { out_ = out; }
   // Writes {"seq":N,"ev":ev,"pid":pid, ...fields} on one line. Event names in use:
-  //   fault        access, addr, pc, result ("ok", "segv-maperr", "segv-accerr", "sigbus", "oom")
-  //   tlb_refill   start, end, pfn, perms        tlb_evict  start, end
-  //   tlb_flush    start, end, dropped           tlb_dirty  addr
+  //   fault        access, addr, pc (when the fault stopped the CPU), result ("ok",
+  //                "segv-maperr", "segv-accerr", "segv-pkuerr", "segv-gp", "sigbus", "oom")
+  //   tlb_fill     addr, pfn, perms              tlb_dirty  addr (a write fill set D)
+  //   tlb_flush    start, end
+  // (the tlb_* events are traced, and counted in the stats when the CPU goes)
   //   pgtable_alloc pfn                          pgtable_free pfn
   //   inject       site, attempt (an injected allocation failure)
   //   fork         child, ok, recovery, failed_step, ...   exec  path
