@@ -8,43 +8,16 @@
  * image that ran generated code. The output is the same on every run and natively. */
 #include "guest.h"
 
-typedef long (*fn_t)(long);
-
-/* Writes "return x * 3 + imm" (imm < 4096) for the running architecture at p. */
-static void emit_fn(void* p, unsigned imm) {
-#if defined(__x86_64__)
-  /* lea rax,[rdi+rdi*2]; add rax,imm32; ret */
-  unsigned char c[12] = {0x48, 0x8d, 0x04, 0x7f, 0x48, 0x05, 0, 0, 0, 0, 0xc3, 0x90};
-  memcpy(c + 6, &imm, 4);
-  memcpy(p, c, sizeof c);
-  __builtin___clear_cache((char*)p, (char*)p + sizeof c);
-#elif defined(__aarch64__)
-  uint32_t insn[3] = {0x8b000400u,                          /* add x0, x0, x0, lsl #1 */
-                      0x91000000u | ((imm & 0xfffu) << 10), /* add x0, x0, #imm */
-                      0xd65f03c0u};                         /* ret */
-  memcpy(p, insn, sizeof insn);
-  __builtin___clear_cache((char*)p, (char*)p + sizeof insn);
-#else
-#error "unsupported architecture"
-#endif
-}
-
-static long call(void* p, long x) {
-  fn_t f;
-  memcpy(&f, &p, sizeof f);
-  return f(x);
-}
-
-/* Maps a page, puts "x * 3 + imm" in it, runs it over `n` values; returns the checksum. */
+/* Maps a page, puts "x + imm" in it (g_emit_add), runs it over `n` values; returns the checksum. */
 static unsigned long run_generated(unsigned imm, int n, int keep_mapped) {
   char* p = mmap(NULL, 4 * G_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   CHECK(p != MAP_FAILED);
   memset(p + G_PAGE, 0xab, 3 * G_PAGE); /* data pages too: more frames to reuse */
-  emit_fn(p, imm);
+  g_emit_add(p, imm);
   CHECK(mprotect(p, G_PAGE, PROT_READ | PROT_EXEC) == 0);
   unsigned long sum = 0;
   for (int i = 0; i < n; i++)
-    sum = sum * 31 + (unsigned long)call(p, i) + (unsigned char)p[G_PAGE + i];
+    sum = sum * 31 + (unsigned long)g_call(p, i) + (unsigned char)p[G_PAGE + i];
   if (!keep_mapped) CHECK(munmap(p, 4 * G_PAGE) == 0);
   return sum;
 }

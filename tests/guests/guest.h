@@ -338,3 +338,29 @@ static inline int all_zero(const void* p, size_t len) {
     if (c[i]) return 0;
   return 1;
 }
+
+/* Generated code, for the guests that run code they write (smc, shared_code, exec_reuse):
+ * g_emit_add writes "return x + imm" (imm < 4096) for the running architecture at p and
+ * returns its size; g_call calls the code at p. */
+typedef long (*g_fn_t)(long);
+static inline size_t g_emit_add(void* p, unsigned imm) {
+#if defined(__x86_64__)
+  unsigned char c[8] = {0x48, 0x8d, 0x87, 0, 0, 0, 0, 0xc3}; /* lea rax,[rdi+imm32]; ret */
+  memcpy(c + 3, &imm, 4);
+  memcpy(p, c, sizeof c);
+  __builtin___clear_cache((char*)p, (char*)p + sizeof c);
+  return sizeof c;
+#elif defined(__aarch64__)
+  uint32_t insn[2] = {0x91000000u | ((imm & 0xfffu) << 10), 0xd65f03c0u}; /* add; ret */
+  memcpy(p, insn, sizeof insn);
+  __builtin___clear_cache((char*)p, (char*)p + sizeof insn);
+  return sizeof insn;
+#else
+#error "unsupported architecture"
+#endif
+}
+static inline long g_call(void* p, long x) {
+  g_fn_t f;
+  memcpy(&f, &p, sizeof f);
+  return f(x);
+}

@@ -8,30 +8,6 @@
  * - a private mapping next to it is not affected by either side's patches. */
 #include "guest.h"
 
-typedef long (*fn_t)(long);
-
-/* Writes "return x + imm" (imm < 4096) for the running architecture at p. */
-static void emit_add(void* p, unsigned imm) {
-#if defined(__x86_64__)
-  unsigned char c[8] = {0x48, 0x8d, 0x87, 0, 0, 0, 0, 0xc3}; /* lea rax,[rdi+imm32]; ret */
-  memcpy(c + 3, &imm, 4);
-  memcpy(p, c, sizeof c);
-  __builtin___clear_cache((char*)p, (char*)p + sizeof c);
-#elif defined(__aarch64__)
-  uint32_t insn[2] = {0x91000000u | ((imm & 0xfffu) << 10), 0xd65f03c0u}; /* add; ret */
-  memcpy(p, insn, sizeof insn);
-  __builtin___clear_cache((char*)p, (char*)p + sizeof insn);
-#else
-#error "unsupported architecture"
-#endif
-}
-
-static long call(void* p, long x) {
-  fn_t f;
-  memcpy(&f, &p, sizeof f);
-  return f(x);
-}
-
 static void put(int fd, long v) {
   CHECK(write(fd, &v, sizeof v) == (ssize_t)sizeof v);
 }
@@ -50,37 +26,37 @@ int main(void) {
   char* priv = mmap(NULL, G_PAGE, PROT_READ | PROT_WRITE | PROT_EXEC,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   CHECK(priv != MAP_FAILED);
-  emit_add(priv, 5);
+  g_emit_add(priv, 5);
 
   /* The child patches, the parent runs. */
-  emit_add(code, 1000);
-  expect_long("parent runs the shared code", call(code, 42), 1042);
+  g_emit_add(code, 1000);
+  expect_long("parent runs the shared code", g_call(code, 42), 1042);
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
-    int ok = call(code, 0) == 1000; /* the child runs it too before patching */
-    emit_add(code, 2000);
-    emit_add(priv, 6); /* its own copy */
-    _exit(ok && call(code, 0) == 2000 ? 0 : 1);
+    int ok = g_call(code, 0) == 1000; /* the child runs it too before patching */
+    g_emit_add(code, 2000);
+    g_emit_add(priv, 6); /* its own copy */
+    _exit(ok && g_call(code, 0) == 2000 ? 0 : 1);
   }
   int st = 0;
   CHECK(waitpid(pid, &st, 0) == pid);
   expect_str("child ran and patched", wstatus_str(st), "exited 0");
-  expect_long("parent runs the child's patch", call(code, 42), 2042);
-  expect_long("parent's private code unchanged", call(priv, 0), 5);
+  expect_long("parent runs the child's patch", g_call(code, 42), 2042);
+  expect_long("parent's private code unchanged", g_call(priv, 0), 5);
 
   /* The parent patches through RW, the child runs from its R+X view. */
   int to_child[2], to_parent[2];
   CHECK(pipe(to_child) == 0 && pipe(to_parent) == 0);
-  emit_add(code, 3000);
+  g_emit_add(code, 3000);
   pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     CHECK(mprotect(code, G_PAGE, PROT_READ | PROT_EXEC) == 0);
-    put(to_parent[1], call(code, 0));
+    put(to_parent[1], g_call(code, 0));
     for (int i = 0; i < ROUNDS; i++) {
       get(to_child[0]); /* patched */
-      put(to_parent[1], call(code, 1) + call(priv, 0));
+      put(to_parent[1], g_call(code, 1) + g_call(priv, 0));
     }
     _exit(0);
   }
@@ -89,7 +65,7 @@ int main(void) {
   long sum = 0;
   int all = 1;
   for (int i = 0; i < ROUNDS; i++) {
-    emit_add(code, 100 + (unsigned)i);
+    g_emit_add(code, 100 + (unsigned)i);
     put(to_child[1], i);
     long got = get(to_parent[0]);
     if (got != 101 + i + 5) all = 0;
@@ -100,6 +76,6 @@ int main(void) {
   CHECK(waitpid(pid, &st, 0) == pid);
   expect_str("child", wstatus_str(st), "exited 0");
   CHECK(mprotect(code, G_PAGE, PROT_READ | PROT_EXEC) == 0);
-  expect_long("parent runs the last patch", call(code, 0), 100 + ROUNDS - 1);
+  expect_long("parent runs the last patch", g_call(code, 0), 100 + ROUNDS - 1);
   return g_finish();
 }

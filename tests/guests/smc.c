@@ -7,42 +7,12 @@
  * Output is the functions' results only (the same on both architectures). */
 #include "guest.h"
 
-typedef long (*fn_t)(long);
-
-/* Writes "return x + imm" (imm < 4096) for the running architecture at p. */
-static size_t emit_add(void* p, unsigned imm) {
-#if defined(__x86_64__)
-  unsigned char* c = (unsigned char*)p;
-  c[0] = 0x48; /* lea rax, [rdi + imm32] */
-  c[1] = 0x8d;
-  c[2] = 0x87;
-  memcpy(c + 3, &imm, 4);
-  c[7] = 0xc3; /* ret */
-  __builtin___clear_cache((char*)p, (char*)p + 8);
-  return 8;
-#elif defined(__aarch64__)
-  uint32_t insn[2] = {0x91000000u | ((imm & 0xfffu) << 10), /* add x0, x0, #imm */
-                      0xd65f03c0u};                          /* ret */
-  memcpy(p, insn, sizeof insn);
-  __builtin___clear_cache((char*)p, (char*)p + sizeof insn);
-  return sizeof insn;
-#else
-#error "unsupported architecture"
-#endif
-}
-
-static long call(void* p, long x) {
-  fn_t f;
-  memcpy(&f, &p, sizeof f);
-  return f(x);
-}
-
 /* Calls p(0); "ok", or the fault it raised ("SEGV_ACCERR"...). */
 static const char* probe_call(void* p) {
   g_probe_install();
   if (sigsetjmp(g_probe_jmp, 1) == 0) {
     g_probe_armed = 1;
-    call(p, 0);
+    g_call(p, 0);
     g_probe_armed = 0;
     return "ok";
   }
@@ -53,37 +23,37 @@ static const char* probe_call(void* p) {
 int main(void) {
   /* RW -> R+X -> RW -> R+X. */
   char* page = map_anon(1);
-  emit_add(page, 1000);
+  g_emit_add(page, 1000);
   CHECK(mprotect(page, G_PAGE, PROT_READ | PROT_EXEC) == 0);
-  expect_long("first code", call(page, 42), 1042);
+  expect_long("first code", g_call(page, 42), 1042);
   CHECK(mprotect(page, G_PAGE, PROT_READ | PROT_WRITE) == 0);
   expect_str("calling the page while RW", probe_call(page), "SEGV_ACCERR");
-  emit_add(page, 2000);
+  g_emit_add(page, 2000);
   CHECK(mprotect(page, G_PAGE, PROT_READ | PROT_EXEC) == 0);
-  expect_long("second code", call(page, 42), 2042);
+  expect_long("second code", g_call(page, 42), 2042);
   expect_str("write to the R+X page", probe_write(page, 0), "SEGV_ACCERR");
-  expect_long("code intact after the refused write", call(page, 1), 2001);
+  expect_long("code intact after the refused write", g_call(page, 1), 2001);
   CHECK(munmap(page, G_PAGE) == 0);
 
   /* RWX: rewritten while executable. */
   char* rwx = mmap(NULL, G_PAGE, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
   CHECK(rwx != MAP_FAILED);
-  emit_add(rwx + 2048, 7); /* a neighbour in the same page */
-  emit_add(rwx, 1);
-  expect_long("rwx first", call(rwx, 100), 101);
-  emit_add(rwx, 3);
-  expect_long("rwx rewritten", call(rwx, 100), 103);
+  g_emit_add(rwx + 2048, 7); /* a neighbour in the same page */
+  g_emit_add(rwx, 1);
+  expect_long("rwx first", g_call(rwx, 100), 101);
+  g_emit_add(rwx, 3);
+  expect_long("rwx rewritten", g_call(rwx, 100), 103);
   long sum = 0;
   for (unsigned i = 0; i < 200; i++) {
-    emit_add(rwx, i);
-    sum += call(rwx, 1) + call(rwx + 2048, 0);
+    g_emit_add(rwx, i);
+    sum += g_call(rwx, 1) + g_call(rwx + 2048, 0);
   }
   expect_long("rwx 200 rewrites, sum of results", sum, 200 + 19900 + 200 * 7);
-  expect_long("neighbour intact", call(rwx + 2048, 5), 12);
+  expect_long("neighbour intact", g_call(rwx + 2048, 5), 12);
 
   /* Rewrite one byte of the immediate only (a store inside an instruction). */
-  emit_add(rwx, 10);
+  g_emit_add(rwx, 10);
 #if defined(__x86_64__)
   rwx[3] = 20;
   __builtin___clear_cache(rwx, rwx + 8);
@@ -96,27 +66,27 @@ int main(void) {
     __builtin___clear_cache(rwx, rwx + 4);
   }
 #endif
-  expect_long("immediate patched in place", call(rwx, 0), 20);
+  expect_long("immediate patched in place", g_call(rwx, 0), 20);
 
   /* A private RWX page after fork: the child's rewrite is its own (copy-on-write). */
-  emit_add(rwx, 30);
+  g_emit_add(rwx, 30);
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
-    emit_add(rwx, 40);
-    _exit(call(rwx, 0) == 40 ? 0 : 1);
+    g_emit_add(rwx, 40);
+    _exit(g_call(rwx, 0) == 40 ? 0 : 1);
   }
   int st = 0;
   CHECK(waitpid(pid, &st, 0) == pid);
   expect_str("child ran its own rewrite", wstatus_str(st), "exited 0");
-  expect_long("parent's code unchanged by the child", call(rwx, 0), 30);
+  expect_long("parent's code unchanged by the child", g_call(rwx, 0), 30);
   CHECK(munmap(rwx, G_PAGE) == 0);
 
   /* The same address mapped again: new contents, new code. */
   char* again = mmap(rwx, G_PAGE, PROT_READ | PROT_WRITE | PROT_EXEC,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   CHECK(again == rwx);
-  emit_add(again, 50);
-  expect_long("remapped page runs its new code", call(again, 0), 50);
+  g_emit_add(again, 50);
+  expect_long("remapped page runs its new code", g_call(again, 0), 50);
   return g_finish();
 }
