@@ -12,6 +12,7 @@
 #include "vma/anon_vma.hpp"
 #include "vma/fault.hpp"
 #include "vma/file.hpp"
+#include "vma/proc_maps.hpp"
 #include "vma/validate.hpp"
 
 namespace mmemu::script {
@@ -36,7 +37,7 @@ std::optional<pfn_t> frame_at(const Mm& mm, vaddr_t va) {
 }
 
 std::string vma_key(const Mm& mm, const Vma& v) {
-  std::string s = dump::maps_line(mm, v) + " | " + vm_flags_names(v.vm_flags);
+  std::string s = maps_line(mm, v) + " | " + vm_flags_names(v.vm_flags);
   if (v.anon_vma) s += fmt::format(" | anon_vma #{}", anon_vma_id(v.anon_vma));
   return s;
 }
