@@ -27,7 +27,6 @@ SysResult err(int e) {
 
 constexpr int kArchSetGs = 0x1001, kArchSetFs = 0x1002, kArchGetFs = 0x1003, kArchGetGs = 0x1004,
               kArchGetCpuid = 0x1011, kArchSetCpuid = 0x1012;
-constexpr vaddr_t kX86TaskSizeMax = (1ULL << 47) - PAGE_SIZE;
 
 SysResult sys_arch_prctl(SyscallContext& ctx) {
   const int code = ctx.arg_int(0);
@@ -36,7 +35,7 @@ SysResult sys_arch_prctl(SyscallContext& ctx) {
   switch (code) {
     case kArchSetFs:
     case kArchSetGs:
-      if (addr >= kX86TaskSizeMax) return err(EPERM);
+      if (addr >= arch_params(Arch::X86_64).task_size_max) return err(EPERM);
       if (!cpu) return err(EINVAL);
       if (code == kArchSetFs) {
         cpu->set_tls(addr);
