@@ -143,7 +143,7 @@ std::string status_text(Process& p) {
     o += "HugetlbPages:\t       0 kB\n";
   }
   o += "CoreDumping:\t0\nTHP_enabled:\t0\nThreads:\t1\n";
-  o += fmt::format("SigQ:\t{}/{}\n", p.sig.rt_queue.size(), p.rlimits[11].cur);
+  o += fmt::format("SigQ:\t{}/{}\n", p.sig.rt_queue.size(), p.rlimits[Rlim::Sigpending].cur);
   std::uint64_t ign = 0, cgt = 0;
   for (int s = 1; s <= kNSig; ++s) {
     const KSigAction& a = p.sig.act(s);
@@ -191,8 +191,8 @@ std::string stat_text(Process& p) {
       "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 0 {} {} {} {} {} {} 0 0 {} {} "
       "{} {} 0 0 0 {} 0 0 0 0 0 0 {} {} {} {} {} {} {} {}\n",
       p.pid, p.comm, state_letter(p.state), p.ppid, p.pgid, p.sid, vsize, rss,
-      p.rlimits[5].cur == RLIM_INFINITY_ ? std::string("18446744073709551615")
-                                         : std::to_string(p.rlimits[5].cur),
+      p.rlimits[Rlim::Rss].cur == RLIM_INFINITY_ ? std::string("18446744073709551615")
+                                                 : std::to_string(p.rlimits[Rlim::Rss].cur),
       startcode, endcode, startstack, p.sig.pending_set() & 0x7fffffff, p.sig.blocked & 0x7fffffff,
       ign & 0x7fffffff, cgt & 0x7fffffff, p.exit_signal, start_data, end_data, start_brk, arg_start,
       arg_end, env_start, env_end, exit_code);

@@ -34,6 +34,7 @@ nlohmann::json exit_mmap_json(const ExitMmapReport& r) {
 }  // namespace
 
 void Kernel::attach_cpu(Process& p, std::unique_ptr<Cpu> cpu) {
+  p.mm().set_rlimits(&p.rlimits);
   p.cpu = std::move(cpu);
   p.tlb = std::make_unique<SoftTlb>(*p.cpu, p.mm(), opts_.tlb_entries);
   p.tlb->set_coalescing(opts_.tlb_coalesce);
@@ -76,10 +77,17 @@ void Kernel::release_mm(Process& p) {
   }
   p.cpu.reset();
   std::shared_ptr<AddressSpace> as = std::move(p.as);
-  if (as.use_count() == 1 && as->mm) {
+  if (!as->mm) return;
+  if (as.use_count() == 1) {
     machine_.inject.set_context(fmt::format("pid {}: exit_mmap", p.pid));
     as.reset();  // mmput -> exit_mmap (its trace event fires there)
+    return;
   }
+  // A vfork child leaving (exec or exit) gives the mm back to its parent, or the parent died
+  // first: the mm reads the remaining user's limits, never those of p, which may go.
+  as->mm->set_rlimits(nullptr);
+  for (const auto& [pid, q] : procs_)
+    if (q->as == as) as->mm->set_rlimits(&q->rlimits);
 }
 
 std::expected<void, ExecError> Kernel::load_program(Process& p, const std::string& path,
@@ -166,6 +174,11 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
   p.as = std::move(as);
   p.arch = img->arch;
   p.comm = base_name(path);
+  // The new mm was built against the default RLIMIT_DATA/STACK/MEMLOCK/AS (the stack size
+  // and mmap_base come from them), and the process takes those: behaviour kept from when an
+  // mm held these four itself. Linux keeps every limit across execve.
+  for (Rlim r : {Rlim::Data, Rlim::Stack, Rlim::Memlock, Rlim::As})
+    p.rlimits[r] = kDefaultRlimits[r];
   attach_cpu(p, std::move(*cpu));
   return {};
 }

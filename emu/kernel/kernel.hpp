@@ -206,7 +206,10 @@ class Kernel {
   std::expected<void, ExecError> load_program(Process& p, const std::string& path,
                                               const std::vector<std::string>& argv,
                                               const std::vector<std::string>& envp);
+  // Pairs p's new CPU and a TLB with p.as; the mm reads p's resource limits from then on.
   void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
+  // p gives up its address space: mmput, or, when a vfork partner still uses it, the mm
+  // reads that process's limits again.
   void release_mm(Process& p);
   std::uint64_t next_random();
   void arm_injections();

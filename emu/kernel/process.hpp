@@ -52,10 +52,6 @@ struct BlockedCall {
   unsigned retries = 0;  // wake-ups so far (SyscallContext::retry)
 };
 
-// rlimit resources held by the process; RLIMIT_MEMLOCK/AS/STACK/DATA live in the Mm
-// (mm.rlimit_*) and prlimit64 must use those fields for them.
-inline constexpr int kRlimNlimits = 16;
-
 class Process {
  public:
   Process(Kernel& k, int pid, int ppid, Arch arch);
@@ -74,7 +70,7 @@ class Process {
   std::string cwd = "/";  // host path relative opens resolve against (getcwd)
   std::uint32_t uid = 0, euid = 0, gid = 0, egid = 0;  // the host user's ids
   std::uint32_t umask = 022;
-  std::array<Rlimit, kRlimNlimits> rlimits{};  // indexed by RLIMIT_*; see kRlimNlimits
+  Rlimits rlimits;  // the mm the process runs on reads them (Kernel::attach_cpu)
   ProcState state = ProcState::Runnable;
 
   // --- machine state; null once the process is a zombie ---

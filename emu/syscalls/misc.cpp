@@ -129,42 +129,26 @@ SysResult sys_rseq(SyscallContext& ctx) {
 
 // ---- resource limits ----
 
-constexpr int kRlimitData = 2, kRlimitStack = 3, kRlimitNofile = 7, kRlimitMemlock = 8,
-              kRlimitAs = 9;
 constexpr std::uint64_t kNrOpen = 1048576;  // /proc/sys/fs/nr_open
 
-Rlimit* rlimit_slot(Process& p, int res) {
-  switch (res) {
-    case kRlimitData:
-      return p.has_mm() ? &p.mm().rlimit_data : &p.rlimits[res];
-    case kRlimitStack:
-      return p.has_mm() ? &p.mm().rlimit_stack : &p.rlimits[res];
-    case kRlimitMemlock:
-      return p.has_mm() ? &p.mm().rlimit_memlock : &p.rlimits[res];
-    case kRlimitAs:
-      return p.has_mm() ? &p.mm().rlimit_as : &p.rlimits[res];
-    default:
-      return &p.rlimits[static_cast<std::size_t>(res)];
-  }
-}
-
-Rlimit get_rlimit(Process& p, int res) {
-  Rlimit r = *rlimit_slot(p, res);
-  if (res == kRlimitNofile && p.fds) r.cur = static_cast<std::uint64_t>(p.fds->max_fds());
+Rlimit get_rlimit(const Process& p, Rlim res) {
+  Rlimit r = p.rlimits[res];
+  if (res == Rlim::Nofile && p.fds) r.cur = static_cast<std::uint64_t>(p.fds->max_fds());
   return r;
 }
 
 // do_prlimit: checks, then the old value, then the new one.
-Result<Rlimit> do_prlimit(Process& p, int res, const Rlimit* nw) {
-  if (res < 0 || res >= kRlimNlimits) return fail(EINVAL);
-  const Rlimit old = get_rlimit(p, res);
+Result<Rlimit> do_prlimit(Process& p, std::int64_t number, const Rlimit* nw) {
+  const std::optional<Rlim> res = Rlimits::from_number(number);
+  if (!res) return fail(EINVAL);
+  const Rlimit old = get_rlimit(p, *res);
   if (nw) {
     if (nw->cur > nw->max) return fail(EINVAL);
-    if (res == kRlimitNofile && nw->max > kNrOpen) return fail(EPERM);
+    if (*res == Rlim::Nofile && nw->max > kNrOpen) return fail(EPERM);
     const bool privileged = p.has_mm() && (p.mm().caps & CAP_SYS_RESOURCE_BIT);
     if (nw->max > old.max && !privileged) return fail(EPERM);
-    *rlimit_slot(p, res) = *nw;
-    if (res == kRlimitNofile && p.fds)
+    p.rlimits[*res] = *nw;
+    if (*res == Rlim::Nofile && p.fds)
       p.fds->set_max_fds(static_cast<int>(std::min<std::uint64_t>(nw->cur, kNrOpen)));
   }
   return old;
@@ -189,9 +173,9 @@ SysResult sys_prlimit64(SyscallContext& ctx) {
 }
 
 SysResult sys_getrlimit(SyscallContext& ctx) {
-  const int res = ctx.arg_int(0);
-  if (res < 0 || res >= kRlimNlimits) return err(EINVAL);
-  return SysResult::from(ctx.write_obj(ctx.arg(1), get_rlimit(ctx.proc, res)));
+  const std::optional<Rlim> res = Rlimits::from_number(ctx.arg_int(0));
+  if (!res) return err(EINVAL);
+  return SysResult::from(ctx.write_obj(ctx.arg(1), get_rlimit(ctx.proc, *res)));
 }
 
 SysResult sys_setrlimit(SyscallContext& ctx) {

@@ -17,13 +17,14 @@ class SysMiscTest : public SysTest {
 
 constexpr std::uint64_t kInf = ~0ULL;
 
-TEST_P(SysMiscTest, PrlimitUsesTheMmAndTheFdTable) {
+TEST_P(SysMiscTest, PrlimitUsesTheProcessLimitsAndTheFdTable) {
   EXPECT_EQ(call(Sys::prlimit64, 0, 8 /*MEMLOCK*/, 0, kBuf), 0);
   EXPECT_EQ(get<std::uint64_t>(kBuf), 8u << 20);
   put(kBuf, std::array<std::uint64_t, 2>{4096, 8u << 20});
   EXPECT_EQ(call(Sys::prlimit64, 0, 8, kBuf, kBuf + 16), 0);
   EXPECT_EQ(get<std::uint64_t>(kBuf + 16), 8u << 20);  // the old value
-  EXPECT_EQ(mm_().rlimit_memlock.cur, 4096u);
+  EXPECT_EQ(p.rlimits[Rlim::Memlock].cur, 4096u);
+  EXPECT_EQ(mm_().rlimit(Rlim::Memlock), 4096u);  // the mm reads the process's set
   // Raising the hard limit needs CAP_SYS_RESOURCE.
   put(kBuf, std::array<std::uint64_t, 2>{4096, 16u << 20});
   EXPECT_EQ(call(Sys::prlimit64, 0, 8, kBuf, 0), E(EPERM));
@@ -43,9 +44,9 @@ TEST_P(SysMiscTest, PrlimitUsesTheMmAndTheFdTable) {
   EXPECT_EQ(call(Sys::fcntl, 0, 0 /*F_DUPFD*/, 16), E(EINVAL));
   put(kBuf, std::array<std::uint64_t, 2>{16, 2u << 20});
   EXPECT_EQ(call(Sys::prlimit64, 0, 7, kBuf, 0), E(EPERM));  // above nr_open
-  // STACK, AS and DATA live in the mm too; others in the process.
+  // STACK, AS and DATA, which the mm reads, are in the same set.
   EXPECT_EQ(call(Sys::prlimit64, 0, 3, 0, kBuf), 0);
-  EXPECT_EQ(get<std::uint64_t>(kBuf), mm_().rlimit_stack.cur);
+  EXPECT_EQ(get<std::uint64_t>(kBuf), mm_().rlimit(Rlim::Stack));
   EXPECT_EQ(call(Sys::prlimit64, 0, 9, 0, kBuf), 0);
   EXPECT_EQ(get<std::uint64_t>(kBuf + 8), kInf);
   if (has(Sys::getrlimit)) {
@@ -53,7 +54,7 @@ TEST_P(SysMiscTest, PrlimitUsesTheMmAndTheFdTable) {
     EXPECT_EQ(get<std::uint64_t>(kBuf), 16u);
     put(kBuf, std::array<std::uint64_t, 2>{1 << 20, kInf});
     EXPECT_EQ(call(Sys::setrlimit, 2 /*DATA*/, kBuf), 0);
-    EXPECT_EQ(mm_().rlimit_data.cur, 1u << 20);
+    EXPECT_EQ(mm_().rlimit(Rlim::Data), 1u << 20);
     EXPECT_EQ(call(Sys::getrlimit, 99, kBuf), E(EINVAL));
   }
 }

@@ -91,6 +91,7 @@ class SysTest : public ::testing::TestWithParam<Arch> {
     auto mm = Mm::create(k.machine(), GetParam());
     EXPECT_TRUE(mm.has_value());
     p.as->mm = std::move(*mm);
+    p.as->mm->set_rlimits(&p.rlimits);
     p.fds = std::make_unique<FdTable>();
     p.uid = static_cast<std::uint32_t>(::getuid());
     p.euid = static_cast<std::uint32_t>(::geteuid());
