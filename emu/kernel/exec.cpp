@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 
-#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/image/arch_pages.hpp"
 #include "emu/image/loader.hpp"
 #include "emu/kernel/kernel.hpp"
@@ -151,7 +150,7 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
     return err(e, e == E2BIG ? "argument list too long"
                              : "cannot load the image: " + std::string(errno_name(e)));
   }
-  auto cpu = make_unicorn_cpu(img->arch);
+  auto cpu = make_cpu_(img->arch);
   if (!cpu) return err(ENOMEM, "cannot create a CPU");
   (*cpu)->set_pc(loaded->entry);
   (*cpu)->set_sp(loaded->sp);

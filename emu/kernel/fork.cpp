@@ -2,7 +2,6 @@
 // of the parent's address space (dup_mm with the chosen recovery) and of its registers.
 #include <fmt/format.h>
 
-#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "vma/fault.hpp"
 #include "vma/file.hpp"
@@ -121,7 +120,7 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
     as->exe_file = parent.as->exe_file;
     if (as->exe_file) as->exe_file->get();
   }
-  auto cpu = make_unicorn_cpu(parent.arch);
+  auto cpu = make_cpu_(parent.arch);
   if (!cpu) return fail(ENOMEM);  // `as` goes (exit_mmap) if it was a copy
   if (!(*cpu)->restore_context(parent.cpu->save_context())) return fail(EINVAL);
   (*cpu)->set_syscall_ret(0);

@@ -105,9 +105,10 @@ std::string_view dump_kind_name(DumpKind k) {
 
 // ---- kernel ----
 
-Kernel::Kernel(KernelOptions opts)
+Kernel::Kernel(KernelOptions opts, CpuFactory make_cpu)
     : machine_(opts.phys_bytes),
       opts_(std::move(opts)),
+      make_cpu_(std::move(make_cpu)),
       next_pid_(opts_.first_pid),
       rng_state_(opts_.random_seed ^ 0x9e3779b97f4a7c15ULL) {
   machine_.commit_limit_pages = opts_.commit_limit_pages.value_or(host_commit_limit_pages());

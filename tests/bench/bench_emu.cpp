@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/kernel.hpp"
 
 namespace {
@@ -123,7 +124,7 @@ GuestResult run_mmemu(const std::string& path, const std::vector<std::string>& a
   o.stdio_fds = {devnull, ::fileno(out), devnull};
   std::ostringstream log;
   {
-    Kernel k(o);
+    Kernel k(o, make_unicorn_cpu);
     k.log().set_stream(&log);
     std::vector<std::string> argv{path};
     argv.insert(argv.end(), args.begin(), args.end());

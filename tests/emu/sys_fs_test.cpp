@@ -435,7 +435,7 @@ INSTANTIATE_SYS_ARCHES(SysFsTest);
 // statm, the fd directory) need a process the kernel knows: a spawned guest (not run).
 class SpawnedProcTest : public ::testing::TestWithParam<Arch> {
  protected:
-  SpawnedProcTest() : k(SysTest::options()) {
+  SpawnedProcTest() : k(SysTest::options(), make_unicorn_cpu) {
     auto r = k.spawn(sys_guest_path(GetParam(), "hello"), {"hello", "arg1"}, {"E=1"});
     EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
     if (r) p = *r;

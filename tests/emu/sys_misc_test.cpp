@@ -66,7 +66,7 @@ TEST_P(SysMiscTest, GetrandomIsDeterministicPerRun) {
   EXPECT_EQ(call(Sys::getrandom, kBuf, 32, 0), 32);
   EXPECT_NE(bytes(kBuf, 32), first);  // the stream moves on
   // A kernel with the same seed hands out the same stream.
-  Kernel k2(options());
+  Kernel k2(options(), make_unicorn_cpu);
   Process p2(k2, 1000, 1, arch());
   p2.as = p.as;
   p2.fds = std::make_unique<FdTable>();

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "emu/syscalls/syscall.hpp"
 #include "vma/fault.hpp"
@@ -86,7 +87,7 @@ class SysTest : public ::testing::TestWithParam<Arch> {
     return o;
   }
 
-  SysTest() : k(options()), p(k, 1000, 1, GetParam()) {
+  SysTest() : k(options(), make_unicorn_cpu), p(k, 1000, 1, GetParam()) {
     p.as = std::make_shared<AddressSpace>();
     auto mm = Mm::create(k.machine(), GetParam());
     EXPECT_TRUE(mm.has_value());
