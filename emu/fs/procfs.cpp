@@ -105,10 +105,11 @@ std::uint64_t text_kb(const Mm& mm) {
 
 std::string status_text(Process& p) {
   std::string o;
-  o += fmt::format("Name:\t{}\nUmask:\t{:04o}\nState:\t{}\n", p.comm, p.umask, state_name(p.state));
+  o += fmt::format("Name:\t{}\nUmask:\t{:04o}\nState:\t{}\n", p.comm, p.fs.umask,
+                   state_name(p.state));
   o += fmt::format("Tgid:\t{0}\nNgid:\t0\nPid:\t{0}\nPPid:\t{1}\nTracerPid:\t0\n", p.pid, p.ppid);
-  o += fmt::format("Uid:\t{0}\t{1}\t{1}\t{1}\nGid:\t{2}\t{3}\t{3}\t{3}\n", p.uid, p.euid, p.gid,
-                   p.egid);
+  o += fmt::format("Uid:\t{0}\t{1}\t{1}\t{1}\nGid:\t{2}\t{3}\t{3}\t{3}\n", p.cred.uid, p.cred.euid,
+                   p.cred.gid, p.cred.egid);
   o +=
       fmt::format("FDSize:\t{0}\nGroups:\t\nNStgid:\t{1}\nNSpid:\t{1}\nNSpgid:\t{2}\nNSsid:\t{3}\n",
                   64, p.pid, p.pgid, p.sid);

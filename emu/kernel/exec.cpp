@@ -96,7 +96,7 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
     return std::unexpected(ExecError{e, fmt::format("{}: {}", path, std::move(msg))});
   };
   // Resolve like execve: relative to the process's working directory.
-  const std::string host_path = path.starts_with('/') ? path : p.cwd + "/" + path;
+  const std::string host_path = path.starts_with('/') ? path : p.fs.cwd + "/" + path;
   if (path.empty()) return err(ENOENT, "No such file or directory");
   if (::access(host_path.c_str(), F_OK) != 0) return err(errno, std::strerror(errno));
   auto file = open_host_file(host_path);
@@ -140,10 +140,10 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
     const std::uint64_t r = next_random();
     std::memcpy(lp.random.data() + i, &r, 8);
   }
-  lp.uid = p.uid;
-  lp.euid = p.euid;
-  lp.gid = p.gid;
-  lp.egid = p.egid;
+  lp.uid = p.cred.uid;
+  lp.euid = p.cred.euid;
+  lp.gid = p.cred.gid;
+  lp.egid = p.cred.egid;
   auto loaded = load_elf(*as->mm, *img, *exe, lp);
   if (!loaded) {
     const int e = loaded.error().code;
@@ -198,10 +198,7 @@ std::expected<void, ExecError> Kernel::exec_process(Process& p, const std::strin
   p.sig.altstack = AltStack{};
   p.sig.saved_mask.reset();
   p.clear_child_tid = 0;
-  p.robust_list = 0;
-  p.robust_list_len = 0;
-  p.rseq_area = 0;
-  p.rseq_len = 0;
+  p.areas = {};
   p.last_trap = {};
   record("exec", p.pid, {{"path", path}});
   return {};

@@ -247,12 +247,9 @@ std::expected<Process*, ExecError> Kernel::spawn(const std::string& path,
                                                  const std::vector<std::string>& envp) {
   const int pid = next_pid_;
   auto p = std::make_unique<Process>(*this, pid, 1, Arch::X86_64);
-  p->uid = ::getuid();
-  p->euid = ::geteuid();
-  p->gid = ::getgid();
-  p->egid = ::getegid();
+  p->cred = {::getuid(), ::geteuid(), ::getgid(), ::getegid()};
   char cwd[PATH_MAX];
-  if (::getcwd(cwd, sizeof cwd)) p->cwd = cwd;
+  if (::getcwd(cwd, sizeof cwd)) p->fs.cwd = cwd;
   p->fds = std::make_unique<FdTable>();
   for (int fd = 0; fd < 3; ++fd) {
     const int host = opts_.stdio_fds[static_cast<std::size_t>(fd)];

@@ -70,8 +70,8 @@ constexpr std::uint64_t kRobustListHeadSize = 24;
 
 SysResult sys_set_robust_list(SyscallContext& ctx) {
   if (ctx.arg(1) != kRobustListHeadSize) return err(EINVAL);
-  ctx.proc.robust_list = ctx.arg(0);
-  ctx.proc.robust_list_len = ctx.arg(1);
+  ctx.proc.areas.robust_list = ctx.arg(0);
+  ctx.proc.areas.robust_list_len = ctx.arg(1);
   return SysResult::ok(0);
 }
 
@@ -79,8 +79,8 @@ SysResult sys_get_robust_list(SyscallContext& ctx) {
   const int pid = ctx.arg_int(0);
   Process* p = pid == 0 ? &ctx.proc : ctx.kernel.find(pid);
   if (!p || p->state == ProcState::Zombie) return err(ESRCH);
-  if (!ctx.write_obj(ctx.arg(2), p->robust_list_len)) return err(EFAULT);
-  if (!ctx.write_obj(ctx.arg(1), p->robust_list)) return err(EFAULT);
+  if (!ctx.write_obj(ctx.arg(2), p->areas.robust_list_len)) return err(EFAULT);
+  if (!ctx.write_obj(ctx.arg(1), p->areas.robust_list)) return err(EFAULT);
   return SysResult::ok(0);
 }
 
@@ -98,21 +98,21 @@ SysResult sys_rseq(SyscallContext& ctx) {
   Process& p = ctx.proc;
   if (flags & kRseqFlagUnregister) {
     if (flags & ~kRseqFlagUnregister) return err(EINVAL);
-    if (!p.rseq_area || p.rseq_area != rseq) return err(EINVAL);
-    if (len != p.rseq_len) return err(EINVAL);
-    if (p.rseq_sig != sig) return err(EPERM);
+    if (!p.areas.rseq_area || p.areas.rseq_area != rseq) return err(EINVAL);
+    if (len != p.areas.rseq_len) return err(EINVAL);
+    if (p.areas.rseq_sig != sig) return err(EPERM);
     // rseq_reset_rseq_cpu_node_id: cpu_id back to RSEQ_CPU_ID_UNINITIALIZED.
     const std::uint32_t reset[2] = {0, ~0U};
     if (!ctx.write(rseq, reset, sizeof reset)) return err(EFAULT);
-    p.rseq_area = 0;
-    p.rseq_len = 0;
-    p.rseq_sig = 0;
+    p.areas.rseq_area = 0;
+    p.areas.rseq_len = 0;
+    p.areas.rseq_sig = 0;
     return SysResult::ok(0);
   }
   if (flags) return err(EINVAL);
-  if (p.rseq_area) {
-    if (p.rseq_area != rseq || len != p.rseq_len) return err(EINVAL);
-    if (p.rseq_sig != sig) return err(EPERM);
+  if (p.areas.rseq_area) {
+    if (p.areas.rseq_area != rseq || len != p.areas.rseq_len) return err(EINVAL);
+    if (p.areas.rseq_sig != sig) return err(EPERM);
     return err(EBUSY);
   }
   // struct rseq is 32-byte aligned; a longer (extended) area keeps that alignment.
@@ -121,9 +121,9 @@ SysResult sys_rseq(SyscallContext& ctx) {
   const std::uint32_t cpu[2] = {0, 0};
   const std::uint32_t ids[3] = {0, 0, 0};  // flags, node_id, mm_cid
   if (!ctx.write(rseq, cpu, sizeof cpu) || !ctx.write(rseq + 20, ids + 1, 8)) return err(EFAULT);
-  p.rseq_area = rseq;
-  p.rseq_len = len;
-  p.rseq_sig = sig;
+  p.areas.rseq_area = rseq;
+  p.areas.rseq_len = len;
+  p.areas.rseq_sig = sig;
   return SysResult::ok(0);
 }
 
@@ -226,16 +226,16 @@ SysResult sys_uname(SyscallContext& ctx) {
 }
 
 SysResult sys_getuid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.uid);
+  return SysResult::ok(ctx.proc.cred.uid);
 }
 SysResult sys_geteuid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.euid);
+  return SysResult::ok(ctx.proc.cred.euid);
 }
 SysResult sys_getgid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.gid);
+  return SysResult::ok(ctx.proc.cred.gid);
 }
 SysResult sys_getegid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.egid);
+  return SysResult::ok(ctx.proc.cred.egid);
 }
 
 SysResult getres_common(SyscallContext& ctx, std::uint32_t r, std::uint32_t e) {
@@ -246,15 +246,15 @@ SysResult getres_common(SyscallContext& ctx, std::uint32_t r, std::uint32_t e) {
   return SysResult::ok(0);
 }
 SysResult sys_getresuid(SyscallContext& ctx) {
-  return getres_common(ctx, ctx.proc.uid, ctx.proc.euid);
+  return getres_common(ctx, ctx.proc.cred.uid, ctx.proc.cred.euid);
 }
 SysResult sys_getresgid(SyscallContext& ctx) {
-  return getres_common(ctx, ctx.proc.gid, ctx.proc.egid);
+  return getres_common(ctx, ctx.proc.cred.gid, ctx.proc.cred.egid);
 }
 
 SysResult sys_umask(SyscallContext& ctx) {
-  const std::uint32_t old = ctx.proc.umask;
-  ctx.proc.umask = static_cast<std::uint32_t>(ctx.arg(0)) & 0777;
+  const std::uint32_t old = ctx.proc.fs.umask;
+  ctx.proc.fs.umask = static_cast<std::uint32_t>(ctx.arg(0)) & 0777;
   return SysResult::ok(old);
 }
 

@@ -95,10 +95,10 @@ TEST_P(SysMiscTest, UnameNamesTheGuestMachine) {
 }
 
 TEST_P(SysMiscTest, IdsAndUmask) {
-  p.uid = 1001;
-  p.euid = 1002;
-  p.gid = 2001;
-  p.egid = 2002;
+  p.cred.uid = 1001;
+  p.cred.euid = 1002;
+  p.cred.gid = 2001;
+  p.cred.egid = 2002;
   EXPECT_EQ(call(Sys::getuid), 1001);
   EXPECT_EQ(call(Sys::geteuid), 1002);
   EXPECT_EQ(call(Sys::getgid), 2001);
@@ -112,7 +112,7 @@ TEST_P(SysMiscTest, IdsAndUmask) {
 
 TEST_P(SysMiscTest, RobustListAndRseqRegistration) {
   EXPECT_EQ(call(Sys::set_robust_list, kBuf, 24), 0);
-  EXPECT_EQ(p.robust_list, kBuf);
+  EXPECT_EQ(p.areas.robust_list, kBuf);
   EXPECT_EQ(call(Sys::set_robust_list, kBuf, 23), E(EINVAL));
   EXPECT_EQ(call(Sys::get_robust_list, 0, kBuf + 64, kBuf + 72), 0);
   EXPECT_EQ(get<std::uint64_t>(kBuf + 64), kBuf);
@@ -132,7 +132,7 @@ TEST_P(SysMiscTest, RobustListAndRseqRegistration) {
   EXPECT_EQ(call(Sys::rseq, area + 32, 32, 0, 0x53053053), E(EINVAL));
   EXPECT_EQ(call(Sys::rseq, area, 32, 1, 0x1), E(EPERM));
   EXPECT_EQ(call(Sys::rseq, area, 32, 1, 0x53053053), 0);
-  EXPECT_EQ(p.rseq_area, 0u);
+  EXPECT_EQ(p.areas.rseq_area, 0u);
   EXPECT_EQ(get<std::uint32_t>(area + 4), 0xffffffffU);         // RSEQ_CPU_ID_UNINITIALIZED
   EXPECT_EQ(call(Sys::rseq, 0, 32, 1, 0x53053053), E(EINVAL));  // nothing registered
   EXPECT_EQ(call(Sys::rseq, area, 32, 1, 0x53053053), E(EINVAL));

@@ -94,11 +94,11 @@ class SysTest : public ::testing::TestWithParam<Arch> {
     p.as->mm = std::move(*mm);
     p.as->mm->set_rlimits(&p.rlimits);
     p.fds = std::make_unique<FdTable>();
-    p.uid = static_cast<std::uint32_t>(::getuid());
-    p.euid = static_cast<std::uint32_t>(::geteuid());
+    p.cred.uid = static_cast<std::uint32_t>(::getuid());
+    p.cred.euid = static_cast<std::uint32_t>(::geteuid());
     p.comm = "systest";
     char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd)) p.cwd = cwd;
+    if (::getcwd(cwd, sizeof cwd)) p.fs.cwd = cwd;
     register_mem_syscalls(table);
     register_file_syscalls(table);
     register_time_syscalls(table);
