@@ -24,13 +24,15 @@ std::string base_name(const std::string& path) {
   return b.substr(0, 15);  // TASK_COMM_LEN - 1
 }
 
-nlohmann::json exit_mmap_json(const ExitMmapReport& r) {
-  return {{"vmas_removed", r.vmas_removed}, {"map_count", r.map_count},
-          {"met_xa_zero", r.met_xa_zero},   {"empty", r.empty},
-          {"pages_freed", r.pages_freed},   {"tables_freed", r.tables_freed}};
-}
-
 }  // namespace
+
+std::shared_ptr<AddressSpace> Kernel::make_address_space(std::unique_ptr<Mm> mm, int pid) {
+  auto as = std::make_shared<AddressSpace>();
+  as->mm = std::move(mm);
+  as->mm->set_flusher(&as->tlbs);
+  as->mm->on_exit_mmap = [this, pid](Mm&, const ExitMmapReport& r) { record("exit_mmap", pid, r); };
+  return as;
+}
 
 void Kernel::attach_cpu(Process& p, std::unique_ptr<Cpu> cpu) {
   p.mm().set_rlimits(&p.rlimits);
@@ -124,13 +126,7 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
   machine_.inject.set_context(fmt::format("pid {}: execve", p.pid));
   auto mm = Mm::create(machine_, img->arch);
   if (!mm) return err(ENOMEM, "out of memory creating the address space");
-  auto as = std::make_shared<AddressSpace>();
-  as->mm = std::move(*mm);
-  as->mm->set_flusher(&as->tlbs);
-  const int pid = p.pid;
-  as->mm->on_exit_mmap = [this, pid](Mm&, const ExitMmapReport& r) {
-    record("exit_mmap", pid, exit_mmap_json(r));
-  };
+  auto as = make_address_space(std::move(*mm), p.pid);
   if (auto r = map_arch_pages(*as->mm); !r) return err(ENOMEM, "out of memory mapping arch pages");
   LoadParams lp;
   lp.execfn = path;

@@ -211,6 +211,9 @@ class Kernel {
   std::expected<void, ExecError> load_program(Process& p, const std::string& path,
                                               const std::vector<std::string>& argv,
                                               const std::vector<std::string>& envp);
+  // An address space around a new mm (exec's, or fork's copy) whose exit_mmap is traced
+  // under `pid`.
+  std::shared_ptr<AddressSpace> make_address_space(std::unique_ptr<Mm> mm, int pid);
   // Pairs p's new CPU and a TLB with p.as; the mm reads p's resource limits from then on.
   void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
   // p gives up its address space: mmput, or, when a vfork partner still uses it, the mm
