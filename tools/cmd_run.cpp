@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "tools/commands.hpp"
 #include "tools/dump.hpp"
@@ -181,7 +182,7 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
   std::ostream& out = out_file ? *out_file : std::cerr;
   const bool json = a.format == "json";
 
-  Kernel k(opts);
+  Kernel k(opts, make_unicorn_cpu);
   if (log_file) k.log().set_stream(log_file.get());
   if (trace_file) k.trace().set_stream(trace_file.get());
   k.set_dump_hook([&out, json](const DumpPoint& at, const Mm& mm, const Machine& m) {

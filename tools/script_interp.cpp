@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "emu/kernel/trace.hpp"
 #include "tools/dump.hpp"
 #include "tools/script_spec.hpp"
 #include "vma/exit_mmap.hpp"
@@ -106,13 +107,7 @@ std::string Interp::mm_label(const Mm& mm) const {
 }
 
 json Interp::exit_report_json(const ExitMmapReport& r) {
-  return {{"vmas_removed", r.vmas_removed},
-          {"map_count", r.map_count},
-          {"nr_accounted", r.nr_accounted},
-          {"met_xa_zero", r.met_xa_zero},
-          {"empty", r.empty},
-          {"pages_freed", r.pages_freed},
-          {"tables_freed", r.tables_freed}};
+  return r;  // the same JSON as the exit_mmap trace event (emu/kernel/trace.hpp)
 }
 
 StepOut Interp::exit_mm(const std::string& name) {

@@ -62,6 +62,11 @@ struct DumpPoint {
 // Renders a dump (tools/ owns the renderers; emu/ never includes tools/).
 using DumpHook = std::function<void(const DumpPoint&, const Mm&, const Machine&)>;
 
+// Creates a process's CPU (the emu/cpu/cpu.hpp interface) for an architecture; ENOMEM when
+// the backend cannot. The kernel never names a backend: whoever builds the kernel chooses
+// one from emu/cpu/ (`mmemu run` and the tests do).
+using CpuFactory = std::function<Result<std::unique_ptr<Cpu>>(Arch)>;
+
 struct KernelOptions {
   std::uint64_t phys_bytes = 1ULL << 30;
   // The overcommit limit in pages (vm.overcommit_memory = 0 refuses one request of more):
@@ -112,7 +117,7 @@ struct RunSummary {
 
 class Kernel {
  public:
-  explicit Kernel(KernelOptions opts);
+  Kernel(KernelOptions opts, CpuFactory make_cpu);
   ~Kernel();
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
@@ -206,13 +211,20 @@ class Kernel {
   std::expected<void, ExecError> load_program(Process& p, const std::string& path,
                                               const std::vector<std::string>& argv,
                                               const std::vector<std::string>& envp);
+  // An address space around a new mm (exec's, or fork's copy) whose exit_mmap is traced
+  // under `pid`.
+  std::shared_ptr<AddressSpace> make_address_space(std::unique_ptr<Mm> mm, int pid);
+  // Pairs p's new CPU and a TLB with p.as; the mm reads p's resource limits from then on.
   void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
+  // p gives up its address space: mmput, or, when a vfork partner still uses it, the mm
+  // reads that process's limits again.
   void release_mm(Process& p);
   std::uint64_t next_random();
   void arm_injections();
 
   Machine machine_;  // first: outlives every mm
   KernelOptions opts_;
+  CpuFactory make_cpu_;
   Log log_;
   Trace trace_;
   Stats stats_;

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "emu/cpu/flat_unicorn.hpp"
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/image/elf.hpp"
 #include "emu/kernel/kernel.hpp"
 
@@ -121,7 +122,7 @@ GuestResult run_mmemu(const std::string& path, const std::vector<std::string>& a
   o.stdio_fds = {devnull, ::fileno(out), devnull};
   std::ostringstream log;
   {
-    Kernel k(o);
+    Kernel k(o, make_unicorn_cpu);
     k.log().set_stream(&log);
     std::vector<std::string> argv{path};
     argv.insert(argv.end(), args.begin(), args.end());

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/kernel.hpp"
 
 extern char** environ;
@@ -79,7 +80,7 @@ inline GuestRun run_path(const std::string& path, const std::vector<std::string>
   o.kernel.stdio_fds = {devnull, ::fileno(out), ::fileno(err)};
   std::ostringstream log, trace;
   {
-    Kernel k(o.kernel);
+    Kernel k(o.kernel, make_unicorn_cpu);
     k.log().set_stream(&log);
     if (o.trace) k.trace().set_stream(&trace);
     if (o.before_run) o.before_run(k);

@@ -114,7 +114,7 @@ TEST(GuestRun, DirectoryIs126) {
 
 TEST(GuestRun, KilledGuestGives128PlusTheSignal) {
   KernelOptions o;
-  Kernel k(o);
+  Kernel k(o, make_unicorn_cpu);
   std::ostringstream log;
   k.log().set_stream(&log);
   const std::string path = test::guest_path(Arch::X86_64, "hello");

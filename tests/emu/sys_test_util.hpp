@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "emu/syscalls/syscall.hpp"
 #include "vma/fault.hpp"
@@ -86,17 +87,18 @@ class SysTest : public ::testing::TestWithParam<Arch> {
     return o;
   }
 
-  SysTest() : k(options()), p(k, 1000, 1, GetParam()) {
+  SysTest() : k(options(), make_unicorn_cpu), p(k, 1000, 1, GetParam()) {
     p.as = std::make_shared<AddressSpace>();
     auto mm = Mm::create(k.machine(), GetParam());
     EXPECT_TRUE(mm.has_value());
     p.as->mm = std::move(*mm);
+    p.as->mm->set_rlimits(&p.rlimits);
     p.fds = std::make_unique<FdTable>();
-    p.uid = static_cast<std::uint32_t>(::getuid());
-    p.euid = static_cast<std::uint32_t>(::geteuid());
+    p.cred.uid = static_cast<std::uint32_t>(::getuid());
+    p.cred.euid = static_cast<std::uint32_t>(::geteuid());
     p.comm = "systest";
     char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd)) p.cwd = cwd;
+    if (::getcwd(cwd, sizeof cwd)) p.fs.cwd = cwd;
     register_mem_syscalls(table);
     register_file_syscalls(table);
     register_time_syscalls(table);
