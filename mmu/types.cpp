@@ -3,13 +3,16 @@
 namespace mmemu {
 
 const ArchParams& arch_params(Arch a) {
-  // x86_64: TASK_SIZE_MAX = (1 << 47) - PAGE_SIZE; FIRST_USER_ADDRESS 0; ceiling 0 (top).
-  static constexpr ArchParams x86{0, 0, (1ULL << 47) - PAGE_SIZE, 65536};
+  // x86_64: TASK_SIZE = TASK_SIZE_MAX = (1 << 47) - PAGE_SIZE; FIRST_USER_ADDRESS 0;
+  // ceiling 0 (top).
+  static constexpr ArchParams x86{0, 0, (1ULL << 47) - PAGE_SIZE, 65536, (1ULL << 47) - PAGE_SIZE};
   // arm64: TASK_SIZE is the 48-bit space minus its last 2 MiB, where mmemu keeps the
   // signal-return trampoline mapped with no VMA. USER_PGTABLES_CEILING = TASK_SIZE (as 32-bit
   // ARM with LPAE does for its shared pmd), so munmap of the stack below it never frees the
-  // PMD table the trampoline's PTE table hangs from; only exit frees them.
-  static constexpr ArchParams arm{0, (1ULL << 48) - PMD_SIZE, (1ULL << 48) - PMD_SIZE, 65536};
+  // PMD table the trampoline's PTE table hangs from; only exit frees them. TASK_SIZE_MAX is
+  // the whole 48-bit space (1 << VA_BITS).
+  static constexpr ArchParams arm{0, (1ULL << 48) - PMD_SIZE, (1ULL << 48) - PMD_SIZE, 65536,
+                                  1ULL << 48};
   return a == Arch::X86_64 ? x86 : arm;
 }
 

@@ -67,6 +67,7 @@ struct ArchParams {
   vaddr_t user_pgtables_ceiling;  // USER_PGTABLES_CEILING: 0 means the top of the address space
   vaddr_t task_size;              // TASK_SIZE: first address user mappings may not reach
   vaddr_t mmap_min_addr;          // vm.mmap_min_addr default
+  vaddr_t task_size_max;          // TASK_SIZE_MAX: the end of the user range (access_ok)
 };
 const ArchParams& arch_params(Arch a);
 

@@ -128,7 +128,6 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
     }
     opts.dump = *w;
   }
-  opts.cpu_factory = unicorn_cpu_factory();
   opts.slice_instructions = a.slice;
   opts.check = a.check;
   opts.random_seed = a.seed;
@@ -175,7 +174,7 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
   std::ostream& out = out_file ? *out_file : std::cerr;
   const bool json = a.format == "json";
 
-  Kernel k(opts);
+  Kernel k(opts, unicorn_cpu_factory());
   if (log_file) k.log().set_stream(log_file.get());
   if (trace_file) k.trace().set_stream(trace_file.get());
   k.set_dump_hook([&out, json](const DumpPoint& at, const Mm& mm, const Machine& m) {

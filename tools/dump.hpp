@@ -17,13 +17,8 @@ using json = nlohmann::json;
 
 std::string hex(std::uint64_t v);  // "0x1f000"
 
-// The name /proc/PID/maps shows for a VMA: the file name, "/dev/zero (deleted)" for shared
-// anonymous memory, "[heap]", "[stack]", or empty.
-std::string maps_name(const Mm& mm, const Vma& v);
-// One /proc/PID/maps line, byte for byte as Linux prints it (no newline).
-std::string maps_line(const Mm& mm, const Vma& v);
-
-// VMAs: the maps line of each, then its vm_flags (smaps VmFlags mnemonics) and anon_vma.
+// VMAs: the maps line of each (maps_line of vma/proc_maps.hpp, what /proc/PID/maps shows),
+// then its vm_flags (smaps VmFlags mnemonics) and anon_vma.
 std::string vmas_text(const Mm& mm);
 json vmas_json(const Mm& mm);
 

@@ -1,42 +1,15 @@
-// VMA dumps: /proc/PID/maps lines plus flags and anon_vma links.
+// VMA dumps: the /proc/PID/maps line of each VMA (vma/proc_maps), its flags and anon_vma links.
 #include <fmt/format.h>
 
 #include "tools/dump.hpp"
 #include "vma/anon_vma.hpp"
 #include "vma/file.hpp"
+#include "vma/proc_maps.hpp"
 
 namespace mmemu::dump {
 
 std::string hex(std::uint64_t v) {
   return fmt::format("{:#x}", v);
-}
-
-std::string maps_name(const Mm& mm, const Vma& v) {
-  if (v.vm_file) return v.vm_file->name();
-  // Linux: vma_is_initial_heap / vma_is_initial_stack.
-  if (v.vm_start <= mm.brk && v.vm_end >= mm.start_brk && mm.start_brk != 0) return "[heap]";
-  if (v.vm_start <= mm.start_stack && v.vm_end >= mm.start_stack && mm.start_stack != 0)
-    return "[stack]";
-  return {};
-}
-
-std::string maps_line(const Mm& mm, const Vma& v) {
-  std::uint64_t off = 0, dev = 0, ino = 0;
-  if (v.vm_file) {
-    off = v.vm_pgoff << PAGE_SHIFT;
-    dev = v.vm_file->dev();
-    ino = v.vm_file->ino();
-  }
-  std::string s = fmt::format("{:08x}-{:08x} {} {:08x} {:02x}:{:02x} {} ", v.vm_start, v.vm_end,
-                              vm_flags_perm_string(v.vm_flags), off, dev >> 8, dev & 0xff, ino);
-  const std::string name = maps_name(mm, v);
-  if (!name.empty()) {
-    // seq_setwidth(25 + 6 * sizeof(void*) - 1), seq_pad(' '): the name starts at column 74.
-    if (s.size() < 72) s.append(72 - s.size(), ' ');
-    s += ' ';
-    s += name;
-  }
-  return s;  // without a name, Linux leaves the blank after the inode number
 }
 
 namespace {
@@ -78,9 +51,7 @@ json vmas_json(const Mm& mm) {
         {"perms", vm_flags_perm_string(v->vm_flags)},
         {"pgoff", v->vm_pgoff},
         {"offset", hex(v->vm_file ? v->vm_pgoff << PAGE_SHIFT : 0)},
-        {"dev", v->vm_file
-                    ? fmt::format("{:02x}:{:02x}", v->vm_file->dev() >> 8, v->vm_file->dev() & 0xff)
-                    : "00:00"},
+        {"dev", maps_dev(v->vm_file ? v->vm_file->dev() : 0)},
         {"inode", v->vm_file ? v->vm_file->ino() : 0},
         {"name", maps_name(mm, *v)},
         {"vm_flags", hex(v->vm_flags)},

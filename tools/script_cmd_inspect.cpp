@@ -3,6 +3,7 @@
 // `expect bytes` reads as the program would (and so may fault a page in).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "tools/dump.hpp"
@@ -11,6 +12,7 @@
 #include "vma/anon_vma.hpp"
 #include "vma/fault.hpp"
 #include "vma/file.hpp"
+#include "vma/proc_maps.hpp"
 #include "vma/validate.hpp"
 
 namespace mmemu::script {
@@ -35,7 +37,7 @@ std::optional<pfn_t> frame_at(const Mm& mm, vaddr_t va) {
 }
 
 std::string vma_key(const Mm& mm, const Vma& v) {
-  std::string s = dump::maps_line(mm, v) + " | " + vm_flags_names(v.vm_flags);
+  std::string s = maps_line(mm, v) + " | " + vm_flags_names(v.vm_flags);
   if (v.anon_vma) s += fmt::format(" | anon_vma #{}", anon_vma_id(v.anon_vma));
   return s;
 }
@@ -201,154 +203,179 @@ SnapDiff compare(const Snapshot& a, const Snapshot& b, const PteFormat& f) {
 
 }  // namespace
 
-StepOut Interp::cmd_expect(const Stmt& st) {
-  const std::string sub = st.cmd.substr(7);  // after "expect "
-  StepOut o;
-  if (sub == "ok" || sub == "errno" || sub == "fault") {
-    std::string want = sub == "ok" ? "ok" : st.pos[0].value;
-    if (want == "OK") want = "ok";
-    o = verdict(last_status == want, fmt::format("last result {}", last_status));
-  } else if (sub == "value") {
-    const std::uint64_t a = pos_expr(st, 0), b = pos_expr(st, 1);
-    o = verdict(a == b, fmt::format("{:#x} {} {:#x}", a, a == b ? "==" : "!=", b));
-  } else if (sub == "vmas") {
-    const Mm& mm = mm_arg(st, 0);
-    const std::uint64_t n = pos_expr(st, 1);
-    const std::size_t have = mm.vmas().size();
-    o = verdict(have == n && static_cast<std::uint64_t>(mm.map_count) == n,
-                fmt::format("{} VMAs (map_count {}), expected {}", have, mm.map_count, n));
-  } else if (sub == "vma") {
-    const Mm& mm = mm_arg(st, 0);
-    const vaddr_t a = pos_expr(st, 1);
-    const Vma* v = mm.vma_lookup(a);
-    const std::string have = v ? vm_flags_perm_string(v->vm_flags) : "none";
-    const std::string where = v ? fmt::format("{:#x}-{:#x} {}", v->vm_start, v->vm_end, have)
-                                : fmt::format("no VMA at {:#x}", a);
-    o = verdict(have == st.pos[2].value, where);
-  } else if (sub == "rss") {
-    const Mm& mm = mm_arg(st, 0);
-    const std::string& t = st.pos[1].value;
-    const int idx = t == "anon"    ? MM_ANONPAGES
-                    : t == "file"  ? MM_FILEPAGES
-                    : t == "shmem" ? MM_SHMEMPAGES
-                                   : MM_SWAPENTS;
-    const std::int64_t have = mm.rss[static_cast<std::size_t>(idx)];
-    const std::uint64_t n = pos_expr(st, 2);
-    o = verdict(have >= 0 && static_cast<std::uint64_t>(have) == n,
-                fmt::format("rss {} {}, expected {}", t, have, n));
-  } else if (sub == "tables") {
-    const Mm& mm = mm_arg(st, 0);
-    const std::uint64_t n = pos_expr(st, 1);
-    std::size_t have = mm.pt().nr_tables_total();
-    std::string what = "tables";
-    if (const Arg* l = st.key("level")) {
-      const Level lv = l->value == "pgd"   ? Level::Pgd
-                       : l->value == "pud" ? Level::Pud
-                       : l->value == "pmd" ? Level::Pmd
-                                           : Level::Pte;
-      have = mm.pt().nr_tables(lv);
-      what = l->value + " tables";
-    }
-    o = verdict(have == n, fmt::format("{} {}, expected {}", have, what, n));
-  } else if (sub == "live") {
-    const AllocSite s = *parse_site(st.pos[0].value);
-    const std::int64_t have = machine.live.live(s);
-    const std::uint64_t n = pos_expr(st, 1);
-    o = verdict(have >= 0 && static_cast<std::uint64_t>(have) == n,
-                fmt::format("{} live {}, expected {}", have, site_name(s), n));
-  } else if (sub == "bytes") {
-    Mm& mm = mm_arg(st, 0);
-    const vaddr_t a = pos_expr(st, 1);
-    const std::string want = *unescape(st.pos[2].value);
-    // Read as the program would (copy_from_user): a page not yet mapped is faulted in.
-    std::string have(want.size(), '\0');
-    if (auto r = copy_from_user(mm, have.data(), a, have.size()); !r)
-      o = verdict(false, fmt::format("reading {:#x}: {}", a, errno_name(r.error().code)));
-    else
-      o = verdict(have == want,
-                  have == want ? fmt::format("{} bytes match", want.size()) : "bytes differ");
-  } else if (sub == "mapcount") {
-    const Mm& mm = mm_arg(st, 0);
-    const vaddr_t a = pos_expr(st, 1);
-    const std::uint64_t n = pos_expr(st, 2);
-    const auto p = frame_at(mm, a);
-    if (!p) {
-      o = verdict(false, fmt::format("{:#x} is not mapped", a));
-    } else {
-      const std::int32_t have = mm.phys().desc(*p).mapcount;
-      o = verdict(have >= 0 && static_cast<std::uint64_t>(have) == n,
-                  fmt::format("frame {:#x} mapcount {}, expected {}", *p, have, n));
-    }
-  } else if (sub == "shared" || sub == "distinct") {
-    const Mm& a = mm_arg(st, 0);
-    const Mm& b = mm_arg(st, 2);
-    const vaddr_t va = pos_expr(st, 1), vb = pos_expr(st, 3);
-    const auto pa = frame_at(a, va), pb = frame_at(b, vb);
-    if (!pa || !pb) {
-      o = verdict(false, fmt::format("{:#x} not mapped", !pa ? va : vb));
-    } else {
-      const bool same = *pa == *pb;
-      o = verdict(same == (sub == "shared"), same
-                                                 ? fmt::format("both map frame {:#x}", *pa)
-                                                 : fmt::format("frames {:#x} and {:#x}", *pa, *pb));
-    }
-  } else if (sub == "unchanged") {
-    MmSlot& sl = slot(st, 0);
-    if (!sl.snap) fail(st, &st.pos[0], fmt::format("no snapshot of '{}' yet", sl.name));
-    const SnapDiff d = compare(*sl.snap, take_snapshot(*sl.mm), sl.mm->fmt());
-    if (d.diffs.empty()) {
-      std::string what = fmt::format("{} VMAs, {} PTEs, {} tables, {} frames as in the snapshot",
-                                     sl.snap->vmas.size(), sl.snap->ptes.size(),
-                                     sl.snap->tables.size(), sl.snap->frames.size());
-      if (d.wrprotected)
-        what += fmt::format(" ({} PTEs now write-protected for COW, as Linux leaves them)",
-                            d.wrprotected);
-      o = verdict(true, what);
-    } else {
-      o = verdict(false,
-                  fmt::format("{} difference{}", d.diffs.size(), d.diffs.size() == 1 ? "" : "s"));
-      for (std::size_t i = 0; i < d.diffs.size() && i < 20; ++i)
-        o.detail.push_back(d.diffs[i]);
-    }
-    o.data["wrprotected"] = d.wrprotected;
-    o.data["differences"] = d.diffs;
-  } else if (sub == "no-leaks-since") {
-    MmSlot& sl = slot(st, 0);
-    if (!sl.snap) fail(st, &st.pos[0], fmt::format("no snapshot of '{}' yet", sl.name));
-    const std::uint64_t mark = sl.snap->attempt_mark;
-    std::vector<LiveObjects::Record> left;
-    for (const auto& r : machine.live.records())
-      if (r.attempt > mark) left.push_back(r);
-    const std::uint64_t made = machine.inject.attempts_total() - mark;
-    if (left.empty()) {
-      o = verdict(true, fmt::format("every object allocated since the snapshot of {} is freed "
-                                    "({} allocation attempts)",
-                                    sl.name, made));
-    } else {
-      o = verdict(false, fmt::format("{} object{} allocated since the snapshot of {} still live",
-                                     left.size(), left.size() == 1 ? "" : "s", sl.name));
-      for (std::size_t i = 0; i < left.size() && i < 20; ++i) {
-        const auto& r = left[i];
-        const bool pfn = r.site == AllocSite::Page || r.site == AllocSite::PgTable;
-        o.detail.push_back(fmt::format("{}{} from '{}' (allocation #{})", site_name(r.site),
-                                       pfn ? fmt::format(" {:#x}", r.key) : std::string(),
-                                       r.context, r.attempt));
-      }
-    }
-  } else if (sub == "walker") {
-    if (!last_fork) fail(st, nullptr, "no fork has run yet");
-    const std::string& name = st.pos[0].value;
-    const auto it = std::find_if(last_fork->walkers.begin(), last_fork->walkers.end(),
-                                 [&](const WalkerReport& w) { return w.walker == name; });
-    if (it == last_fork->walkers.end())
-      o = verdict(false, fmt::format("walker {} did not run in the last fork", name));
-    else
-      o = verdict(it->outcome == st.pos[1].value, fmt::format("{} {}", name, it->outcome));
-  } else {
-    fail(st, nullptr, "unknown expect form " + sub);
+// ---------------------------------------------------------------- the expect family
+// Each returns its verdict; the statement loop counts the failed ones.
+
+StepOut Interp::expect_status(const Stmt& st) {
+  std::string want = st.pos.empty() ? "ok" : st.pos[0].value;  // "expect ok" has no argument
+  if (want == "OK") want = "ok";
+  return verdict(last_status == want, fmt::format("last result {}", last_status));
+}
+
+StepOut Interp::expect_value(const Stmt& st) {
+  const std::uint64_t a = pos_expr(st, 0), b = pos_expr(st, 1);
+  return verdict(a == b, fmt::format("{:#x} {} {:#x}", a, a == b ? "==" : "!=", b));
+}
+
+StepOut Interp::expect_vmas(const Stmt& st) {
+  const Mm& mm = mm_arg(st, 0);
+  const std::uint64_t n = pos_expr(st, 1);
+  const std::size_t have = mm.vmas().size();
+  return verdict(have == n && static_cast<std::uint64_t>(mm.map_count) == n,
+                 fmt::format("{} VMAs (map_count {}), expected {}", have, mm.map_count, n));
+}
+
+StepOut Interp::expect_vma(const Stmt& st) {
+  const Mm& mm = mm_arg(st, 0);
+  const vaddr_t a = pos_expr(st, 1);
+  const Vma* v = mm.vma_lookup(a);
+  const std::string have = v ? vm_flags_perm_string(v->vm_flags) : "none";
+  const std::string where = v ? fmt::format("{:#x}-{:#x} {}", v->vm_start, v->vm_end, have)
+                              : fmt::format("no VMA at {:#x}", a);
+  return verdict(have == st.pos[2].value, where);
+}
+
+StepOut Interp::expect_rss(const Stmt& st) {
+  const Mm& mm = mm_arg(st, 0);
+  const std::string& t = st.pos[1].value;
+  const int idx = t == "anon"    ? MM_ANONPAGES
+                  : t == "file"  ? MM_FILEPAGES
+                  : t == "shmem" ? MM_SHMEMPAGES
+                                 : MM_SWAPENTS;
+  const std::int64_t have = mm.rss[static_cast<std::size_t>(idx)];
+  const std::uint64_t n = pos_expr(st, 2);
+  return verdict(have >= 0 && static_cast<std::uint64_t>(have) == n,
+                 fmt::format("rss {} {}, expected {}", t, have, n));
+}
+
+StepOut Interp::expect_tables(const Stmt& st) {
+  const Mm& mm = mm_arg(st, 0);
+  const std::uint64_t n = pos_expr(st, 1);
+  std::size_t have = mm.pt().nr_tables_total();
+  std::string what = "tables";
+  if (const Arg* l = st.key("level")) {
+    const Level lv = l->value == "pgd"   ? Level::Pgd
+                     : l->value == "pud" ? Level::Pud
+                     : l->value == "pmd" ? Level::Pmd
+                                         : Level::Pte;
+    have = mm.pt().nr_tables(lv);
+    what = l->value + " tables";
   }
-  if (!o.ok) ++expect_failures;
+  return verdict(have == n, fmt::format("{} {}, expected {}", have, what, n));
+}
+
+StepOut Interp::expect_live(const Stmt& st) {
+  const AllocSite s = *parse_site(st.pos[0].value);
+  const std::int64_t have = machine.live.live(s);
+  const std::uint64_t n = pos_expr(st, 1);
+  return verdict(have >= 0 && static_cast<std::uint64_t>(have) == n,
+                 fmt::format("{} live {}, expected {}", have, site_name(s), n));
+}
+
+StepOut Interp::expect_bytes(const Stmt& st) {
+  Mm& mm = mm_arg(st, 0);
+  const vaddr_t a = pos_expr(st, 1);
+  const std::string want = *unescape(st.pos[2].value);
+  // Read as the program would (copy_from_user): a page not yet mapped is faulted in.
+  std::string have(want.size(), '\0');
+  if (auto r = copy_from_user(mm, have.data(), a, have.size()); !r)
+    return verdict(false, fmt::format("reading {:#x}: {}", a, errno_name(r.error().code)));
+  return verdict(have == want,
+                 have == want ? fmt::format("{} bytes match", want.size()) : "bytes differ");
+}
+
+StepOut Interp::expect_mapcount(const Stmt& st) {
+  const Mm& mm = mm_arg(st, 0);
+  const vaddr_t a = pos_expr(st, 1);
+  const std::uint64_t n = pos_expr(st, 2);
+  const auto p = frame_at(mm, a);
+  if (!p) return verdict(false, fmt::format("{:#x} is not mapped", a));
+  const std::int32_t have = mm.phys().desc(*p).mapcount;
+  return verdict(have >= 0 && static_cast<std::uint64_t>(have) == n,
+                 fmt::format("frame {:#x} mapcount {}, expected {}", *p, have, n));
+}
+
+namespace {
+
+// expect shared / expect distinct: whether MM ADDR MM ADDR map the same frame.
+StepOut same_frame(Interp& in, const Stmt& st, bool want_same) {
+  const Mm& a = in.mm_arg(st, 0);
+  const Mm& b = in.mm_arg(st, 2);
+  const vaddr_t va = in.pos_expr(st, 1), vb = in.pos_expr(st, 3);
+  const auto pa = frame_at(a, va), pb = frame_at(b, vb);
+  if (!pa || !pb) return verdict(false, fmt::format("{:#x} not mapped", !pa ? va : vb));
+  const bool same = *pa == *pb;
+  return verdict(same == want_same, same ? fmt::format("both map frame {:#x}", *pa)
+                                         : fmt::format("frames {:#x} and {:#x}", *pa, *pb));
+}
+
+}  // namespace
+
+StepOut Interp::expect_shared(const Stmt& st) {
+  return same_frame(*this, st, true);
+}
+
+StepOut Interp::expect_distinct(const Stmt& st) {
+  return same_frame(*this, st, false);
+}
+
+StepOut Interp::expect_unchanged(const Stmt& st) {
+  MmSlot& sl = slot(st, 0);
+  if (!sl.snap) fail(st, &st.pos[0], fmt::format("no snapshot of '{}' yet", sl.name));
+  const SnapDiff d = compare(*sl.snap, take_snapshot(*sl.mm), sl.mm->fmt());
+  StepOut o;
+  if (d.diffs.empty()) {
+    std::string what = fmt::format("{} VMAs, {} PTEs, {} tables, {} frames as in the snapshot",
+                                   sl.snap->vmas.size(), sl.snap->ptes.size(),
+                                   sl.snap->tables.size(), sl.snap->frames.size());
+    if (d.wrprotected)
+      what += fmt::format(" ({} PTEs now write-protected for COW, as Linux leaves them)",
+                          d.wrprotected);
+    o = verdict(true, what);
+  } else {
+    o = verdict(false,
+                fmt::format("{} difference{}", d.diffs.size(), d.diffs.size() == 1 ? "" : "s"));
+    for (std::size_t i = 0; i < d.diffs.size() && i < 20; ++i)
+      o.detail.push_back(d.diffs[i]);
+  }
+  o.data["wrprotected"] = d.wrprotected;
+  o.data["differences"] = d.diffs;
   return o;
+}
+
+StepOut Interp::expect_no_leaks_since(const Stmt& st) {
+  MmSlot& sl = slot(st, 0);
+  if (!sl.snap) fail(st, &st.pos[0], fmt::format("no snapshot of '{}' yet", sl.name));
+  const std::uint64_t mark = sl.snap->attempt_mark;
+  std::vector<LiveObjects::Record> left;
+  for (const auto& r : machine.live.records())
+    if (r.attempt > mark) left.push_back(r);
+  const std::uint64_t made = machine.inject.attempts_total() - mark;
+  if (left.empty())
+    return verdict(true, fmt::format("every object allocated since the snapshot of {} is freed "
+                                     "({} allocation attempts)",
+                                     sl.name, made));
+  StepOut o =
+      verdict(false, fmt::format("{} object{} allocated since the snapshot of {} still live",
+                                 left.size(), left.size() == 1 ? "" : "s", sl.name));
+  for (std::size_t i = 0; i < left.size() && i < 20; ++i) {
+    const auto& r = left[i];
+    const bool pfn = r.site == AllocSite::Page || r.site == AllocSite::PgTable;
+    o.detail.push_back(fmt::format("{}{} from '{}' (allocation #{})", site_name(r.site),
+                                   pfn ? fmt::format(" {:#x}", r.key) : std::string(), r.context,
+                                   r.attempt));
+  }
+  return o;
+}
+
+StepOut Interp::expect_walker(const Stmt& st) {
+  if (!last_fork) fail(st, nullptr, "no fork has run yet");
+  const std::string& name = st.pos[0].value;
+  const auto it = std::find_if(last_fork->walkers.begin(), last_fork->walkers.end(),
+                               [&](const WalkerReport& w) { return w.walker == name; });
+  if (it == last_fork->walkers.end())
+    return verdict(false, fmt::format("walker {} did not run in the last fork", name));
+  return verdict(it->outcome == st.pos[1].value, fmt::format("{} {}", name, it->outcome));
 }
 
 }  // namespace mmemu::script

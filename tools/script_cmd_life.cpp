@@ -1,8 +1,10 @@
 // Script commands of the address-space lifecycle: fork (dup_mm with a recovery and the
-// registered walkers), exit, failure injection, recovery and walker selection.
+// registered walkers), exit, failure injection (inject, inject random, inject off), the
+// recovery of later forks, and walker selection (walker, walker clear).
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "tools/script_interp.hpp"
 #include "vma/fork_report.hpp"
@@ -22,6 +24,14 @@ json walker_json(const WalkerReport& w) {
           {"vmas_seen", w.vmas_seen},
           {"checks", w.checks},
           {"pages_reaped", w.pages_reaped}};
+}
+
+// The step of a command that cannot fail once its arguments parsed.
+StepOut done(std::string result) {
+  StepOut o;
+  o.status = "ok";
+  o.result = std::move(result);
+  return o;
 }
 
 }  // namespace
@@ -86,59 +96,57 @@ StepOut Interp::cmd_exit(const Stmt& st) {
 }
 
 StepOut Interp::cmd_inject(const Stmt& st) {
-  StepOut o;
-  o.status = "ok";
-  FaultInjector& inj = machine.inject;
-  if (st.cmd == "inject off") {
-    inj.disarm();
-    o.result = "injector disarmed";
-    return o;
-  }
-  if (st.cmd == "inject random") {
-    const double p = std::stod(st.pos[0].value);
-    const std::uint64_t s = pos_expr(st, 2);
-    std::optional<AllocSite> site;
-    if (const Arg* sa = st.key("site")) site = parse_site(sa->value);
-    inj.fail_random(p, s, site);
-    o.result = fmt::format("each {} allocation fails with probability {} (seed {})",
-                           site ? site_name(*site) : "any", p, s);
-    return o;
-  }
   std::string_view rest = st.pos[0].value;
   std::string desc;
   while (true) {
     const auto comma = rest.find(',');
     const InjectRule rule = *parse_inject_rule(rest.substr(0, comma));
     if (rule.site)
-      inj.fail_nth(*rule.site, rule.nth, rule.persistent);
+      machine.inject.fail_nth(*rule.site, rule.nth, rule.persistent);
     else
-      inj.fail_nth_any(rule.nth, rule.persistent);
+      machine.inject.fail_nth_any(rule.nth, rule.persistent);
     desc += fmt::format("{}{} allocation #{}{} from now", desc.empty() ? "" : ", ",
                         rule.site ? site_name(*rule.site) : "any", rule.nth,
                         rule.persistent ? " and every later one" : "");
     if (comma == std::string_view::npos) break;
     rest = rest.substr(comma + 1);
   }
-  o.result = "armed: " + desc + " fails";
-  return o;
+  return done("armed: " + desc + " fails");
+}
+
+StepOut Interp::cmd_inject_random(const Stmt& st) {
+  const double p = std::stod(st.pos[0].value);
+  const std::uint64_t s = pos_expr(st, 2);
+  std::optional<AllocSite> site;
+  if (const Arg* sa = st.key("site")) site = parse_site(sa->value);
+  machine.inject.fail_random(p, s, site);
+  return done(fmt::format("each {} allocation fails with probability {} (seed {})",
+                          site ? site_name(*site) : "any", p, s));
+}
+
+StepOut Interp::cmd_inject_off(const Stmt&) {
+  machine.inject.disarm();
+  return done("injector disarmed");
+}
+
+StepOut Interp::cmd_recovery(const Stmt& st) {
+  recovery = *parse_recovery(st.pos[0].value);
+  return done(fmt::format("later forks recover with {}", recovery_name(recovery)));
 }
 
 StepOut Interp::cmd_walker(const Stmt& st) {
-  StepOut o;
-  o.status = "ok";
-  if (st.cmd == "walker clear") {
-    walkers.clear();
-    o.result = "no walkers at the lock-drop point";
-    return o;
-  }
   const auto parsed = parse_walker(st.pos[0].value);
   if (!parsed) fail(st, &st.pos[0], "unknown walker " + st.pos[0].value);
   walkers.push_back(make_walker(parsed->first, parsed->second));
   std::string names;
   for (const auto& w : walkers)
     names += (names.empty() ? "" : ", ") + w->name();
-  o.result = "walkers at the lock-drop point: " + names;
-  return o;
+  return done("walkers at the lock-drop point: " + names);
+}
+
+StepOut Interp::cmd_walker_clear(const Stmt&) {
+  walkers.clear();
+  return done("no walkers at the lock-drop point");
 }
 
 }  // namespace mmemu::script

@@ -52,6 +52,13 @@ StepOut with_vmas(StepOut o, const Mm& mm) {
   return o;
 }
 
+// The mlock family's step: the status, the VMA count and, on success, locked_vm.
+StepOut lock_result(Result<void> r, const Mm& mm) {
+  StepOut o = with_vmas(Interp::errno_result(r), mm);
+  if (o.ok) o.result += fmt::format(", locked_vm {}", mm.locked_vm);
+  return o;
+}
+
 std::string escape_bytes(const std::uint8_t* p, std::size_t n) {
   std::string s = "\"";
   for (std::size_t i = 0; i < n; ++i) {
@@ -187,23 +194,27 @@ StepOut Interp::cmd_madvise(const Stmt& st) {
 
 StepOut Interp::cmd_mlock(const Stmt& st) {
   Mm& mm = mm_arg(st, 0);
-  Result<void> r;
-  if (st.cmd == "mlock") {
-    r = do_mlock(mm, pos_expr(st, 1), pos_expr(st, 2), st.flag("onfault") ? MLOCK_ONFAULT : 0U);
-  } else if (st.cmd == "munlock") {
-    r = do_munlock(mm, pos_expr(st, 1), pos_expr(st, 2));
-  } else if (st.cmd == "mlockall") {
-    int flags = 0;
-    if (st.flag("current")) flags |= MCL_CURRENT;
-    if (st.flag("future")) flags |= MCL_FUTURE;
-    if (st.flag("onfault")) flags |= MCL_ONFAULT;
-    r = do_mlockall(mm, flags);
-  } else {
-    r = do_munlockall(mm);
-  }
-  StepOut o = with_vmas(errno_result(r), mm);
-  if (o.ok) o.result += fmt::format(", locked_vm {}", mm.locked_vm);
-  return o;
+  return lock_result(
+      do_mlock(mm, pos_expr(st, 1), pos_expr(st, 2), st.flag("onfault") ? MLOCK_ONFAULT : 0U), mm);
+}
+
+StepOut Interp::cmd_munlock(const Stmt& st) {
+  Mm& mm = mm_arg(st, 0);
+  return lock_result(do_munlock(mm, pos_expr(st, 1), pos_expr(st, 2)), mm);
+}
+
+StepOut Interp::cmd_mlockall(const Stmt& st) {
+  Mm& mm = mm_arg(st, 0);
+  int flags = 0;
+  if (st.flag("current")) flags |= MCL_CURRENT;
+  if (st.flag("future")) flags |= MCL_FUTURE;
+  if (st.flag("onfault")) flags |= MCL_ONFAULT;
+  return lock_result(do_mlockall(mm, flags), mm);
+}
+
+StepOut Interp::cmd_munlockall(const Stmt& st) {
+  Mm& mm = mm_arg(st, 0);
+  return lock_result(do_munlockall(mm), mm);
 }
 
 StepOut Interp::cmd_brk(const Stmt& st) {

@@ -86,14 +86,15 @@ class Interp {
   std::uint64_t expr(const Stmt& st, const Arg& a);  // evaluate an expression argument
   std::uint64_t pos_expr(const Stmt& st, std::size_t i) { return expr(st, st.pos.at(i)); }
   [[noreturn]] void fail(const Stmt& st, const Arg* at, std::string msg);
-  StepOut errno_result(Result<void> r);
+  static StepOut errno_result(Result<void> r);
   // The script's file NAME; created (readable, writable unless told) when missing and `create`.
   File* file_named(const std::string& name, std::uint64_t size, bool create, const Stmt& st,
                    const Arg* at, bool writable = true);
   std::vector<const Mm*> live_mms() const;
   std::string mm_label(const Mm& mm) const;  // the script name of an mm
 
-  // --- command groups (script_cmd_*.cpp) ---
+  // --- command handlers; the command table (script_spec.cpp) names the one for each row ---
+  // script_cmd_mm.cpp
   StepOut cmd_mm(const Stmt& st);
   StepOut cmd_file(const Stmt& st);
   StepOut cmd_mmap(const Stmt& st);
@@ -102,19 +103,43 @@ class Interp {
   StepOut cmd_mremap(const Stmt& st);
   StepOut cmd_madvise(const Stmt& st);
   StepOut cmd_mlock(const Stmt& st);
+  StepOut cmd_munlock(const Stmt& st);
+  StepOut cmd_mlockall(const Stmt& st);
+  StepOut cmd_munlockall(const Stmt& st);
   StepOut cmd_brk(const Stmt& st);
   StepOut cmd_touch(const Stmt& st);
   StepOut cmd_write(const Stmt& st);
   StepOut cmd_read(const Stmt& st);
+  // script_cmd_life.cpp
   StepOut cmd_fork(const Stmt& st);
   StepOut cmd_exit(const Stmt& st);
   StepOut cmd_inject(const Stmt& st);
+  StepOut cmd_inject_random(const Stmt& st);
+  StepOut cmd_inject_off(const Stmt& st);
+  StepOut cmd_recovery(const Stmt& st);
   StepOut cmd_walker(const Stmt& st);
+  StepOut cmd_walker_clear(const Stmt& st);
+  // script_cmd_inspect.cpp
   StepOut cmd_dump(const Stmt& st);
   StepOut cmd_check(const Stmt& st);
   StepOut cmd_snapshot(const Stmt& st);
   StepOut cmd_leaks(const Stmt& st);
-  StepOut cmd_expect(const Stmt& st);
+  StepOut expect_status(const Stmt& st);  // expect ok, expect errno, expect fault
+  StepOut expect_value(const Stmt& st);
+  StepOut expect_vmas(const Stmt& st);
+  StepOut expect_vma(const Stmt& st);
+  StepOut expect_rss(const Stmt& st);
+  StepOut expect_tables(const Stmt& st);
+  StepOut expect_live(const Stmt& st);
+  StepOut expect_bytes(const Stmt& st);
+  StepOut expect_mapcount(const Stmt& st);
+  StepOut expect_shared(const Stmt& st);
+  StepOut expect_distinct(const Stmt& st);
+  StepOut expect_unchanged(const Stmt& st);
+  StepOut expect_no_leaks_since(const Stmt& st);
+  StepOut expect_walker(const Stmt& st);
+  // script_interp.cpp
+  StepOut cmd_let(const Stmt& st);
 
   // Exits an mm (exit_mmap, then mmput) and describes the exit_mmap report.
   StepOut exit_mm(const std::string& name);
@@ -142,7 +167,6 @@ class Interp {
  private:
   void exec_block(const std::vector<Stmt>& body);
   void exec(const Stmt& st);
-  StepOut dispatch(const Stmt& st);
   void emit(const Stmt& st, StepOut& o);
   void emit_plain(const std::string& line, const nlohmann::json& obj);
   int finish();

@@ -1,14 +1,21 @@
-// The command table of the script language: for every command (and every subform such as
-// "expect vmas"), its positional arguments with their kinds, its flags and key=value keys.
-// The parser checks statements against it; the interpreter dispatches on the same names.
+// The command table of the script language: one row for every command (and every subform
+// such as "expect vmas") with its positional arguments and their kinds, its flags and
+// key=value keys, the Interp member that runs it and how the statement loop treats its step.
+// The parser checks statements against the row; the interpreter calls the row's handler, so
+// a new command is one new row and its handler.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace mmemu::script {
+
+class Interp;
+struct StepOut;
+struct Stmt;
 
 enum class Kind : std::uint8_t {
   NewMm,       // introduces an mm name
@@ -42,14 +49,29 @@ struct KeySpec {
   Kind kind;
 };
 
+// How the statement loop treats a command's step.
+enum class Role : std::uint8_t {
+  Op,      // changes address spaces: its status is the one "expect ok|errno|fault" tests,
+           // the page tables it frees or adds are listed, --check validates after it
+  Other,   // looks, or sets the interpreter's own state (inject, walker, let, ...)
+  Expect,  // an expectation: a failed one makes the script exit with status 1
+};
+
+using Handler = StepOut (Interp::*)(const Stmt&);
+
 struct CmdSpec {
   std::string_view name;   // "mmap", or a subform "expect vmas"
   std::string_view usage;  // shown with argument errors
-  std::vector<Kind> required;
-  std::vector<Kind> optional;
-  std::vector<std::string_view> flags;
-  std::vector<KeySpec> keys;
+  // "= {}" lets rows name only what they have (designated initializers, no warning).
+  std::vector<Kind> required = {};
+  std::vector<Kind> optional = {};
+  std::vector<std::string_view> flags = {};
+  std::vector<KeySpec> keys = {};
   bool assignable = false;  // may be written "VAR = cmd ..." (result is an address)
+  // Runs one statement; null for the structure the statement loop handles itself
+  // (repeat ... end, echo).
+  Handler run = nullptr;
+  Role role = Role::Op;
 };
 
 // The spec named exactly `name` ("mmap", "expect vmas", "inject"), or null.

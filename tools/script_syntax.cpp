@@ -434,11 +434,10 @@ class Parser {
       st.cmd = "let";
       st.pos.push_back(Arg{{}, t[i].text, false, t[i].col, t[i].col});
       st.pos.push_back(Arg{{}, t[i + 2].text, false, t[i + 2].col, t[i + 2].col});
-      const CmdSpec* let = find_spec("let");
+      st.spec = find_spec("let");
       if (!check_value(st, Kind::Expr, st.pos[1], "let")) return std::nullopt;
       if (!check_value(st, Kind::Ident, st.pos[0], "let")) return std::nullopt;
       vars_.insert(st.pos[0].value);
-      (void)let;
       return st;
     }
     // A subform ("expect vmas") when the command has them.
@@ -460,6 +459,7 @@ class Parser {
       return std::nullopt;
     }
     st.cmd = std::string(spec->name);
+    st.spec = spec;
     if (!pending_assign.empty()) {
       if (!spec->assignable) {
         error(ln.number, t[0].col, fmt::format("{} has no result to assign", quote(cmd)));

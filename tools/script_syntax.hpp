@@ -15,6 +15,8 @@
 
 namespace mmemu::script {
 
+struct CmdSpec;
+
 struct ScriptError {
   int line = 0;
   int col = 0;
@@ -37,6 +39,8 @@ struct Stmt {
   std::string assign;  // VAR of "VAR = command", else empty
   std::string cmd;     // command name; for a subform ("expect vmas") the full spec name
   int cmd_col = 0;
+  // The command's row in the command table.
+  const CmdSpec* spec = nullptr;
   std::vector<Arg> pos;    // positional arguments (the subform word removed)
   std::vector<Arg> flags;  // bare words the command knows as flags
   std::vector<Arg> keys;   // key=value arguments

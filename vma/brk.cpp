@@ -12,8 +12,8 @@ namespace {
 
 // check_data_rlimit: the heap plus the data segment must fit RLIMIT_DATA.
 bool data_rlimit_ok(const Mm& mm, vaddr_t brk) {
-  if (mm.rlimit_data.cur >= RLIM_INFINITY_) return true;
-  return (brk - mm.start_brk) + (mm.end_data - mm.start_data) <= mm.rlimit_data.cur;
+  if (mm.rlimit(Rlim::Data) >= RLIM_INFINITY_) return true;
+  return (brk - mm.start_brk) + (mm.end_data - mm.start_data) <= mm.rlimit(Rlim::Data);
 }
 
 // do_brk_flags: anonymous memory for [addr, addr + len), merged into brkvma when it ends at

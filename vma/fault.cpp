@@ -255,9 +255,9 @@ Vma* expand_stack(Mm& mm, vaddr_t addr) {
   const std::uint64_t grow = (vma->vm_start - addr) >> PAGE_SHIFT;
   // acct_stack_growth
   if (!may_expand_vm(mm, vma->vm_flags, grow)) return nullptr;
-  if (size > mm.rlimit_stack.cur) return nullptr;
+  if (size > mm.rlimit(Rlim::Stack)) return nullptr;
   if ((vma->vm_flags & VM_LOCKED) && !(mm.caps & CAP_IPC_LOCK_BIT) &&
-      mm.locked_vm + grow > (mm.rlimit_memlock.cur >> PAGE_SHIFT))
+      mm.locked_vm + grow > (mm.rlimit(Rlim::Memlock) >> PAGE_SHIFT))
     return nullptr;
   // Overcommit comes last, as in Linux: the kernel's check also updates statistics.
   if (!vm_enough_memory(mm, grow)) return nullptr;

@@ -55,10 +55,7 @@ class ContextLabel {
 // mm_init resets (counters, locked and pinned pages, flags, def_flags: mlockall's
 // MCL_FUTURE and memory locks are not inherited).
 void mm_init_from(Mm& mm, const Mm& old) {
-  mm.rlimit_memlock = old.rlimit_memlock;
-  mm.rlimit_as = old.rlimit_as;
-  mm.rlimit_stack = old.rlimit_stack;
-  mm.rlimit_data = old.rlimit_data;
+  mm.set_rlimits(&old.rlimits());  // the child's limits are a copy of these (copy_signal)
   mm.mmap_base = old.mmap_base;
   mm.task_size = old.task_size;
   mm.start_code = old.start_code;

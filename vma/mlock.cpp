@@ -117,13 +117,13 @@ void apply_mlockall_flags(Mm& mm, int flags) {
 }  // namespace
 
 bool can_do_mlock(const Mm& mm) {
-  return mm.rlimit_memlock.cur != 0 || capable_ipc_lock(mm);
+  return mm.rlimit(Rlim::Memlock) != 0 || capable_ipc_lock(mm);
 }
 
 bool mlock_future_ok(const Mm& mm, vm_flags_t flags, std::uint64_t bytes) {
   if (!(flags & VM_LOCKED) || capable_ipc_lock(mm)) return true;
   const std::uint64_t locked = (bytes >> PAGE_SHIFT) + mm.locked_vm;
-  return locked <= (mm.rlimit_memlock.cur >> PAGE_SHIFT);
+  return locked <= (mm.rlimit(Rlim::Memlock) >> PAGE_SHIFT);
 }
 
 void mlock_vma_pages_range(Vma& vma, vaddr_t start, vaddr_t end) {
@@ -161,7 +161,7 @@ Result<void> do_mlock(Mm& mm, vaddr_t start, std::uint64_t len, unsigned flags) 
   // The kernel's unsigned arithmetic: a length that wraps rounds to 0 and locks nothing.
   len = page_align_up(len + (start & ~PAGE_MASK));
   start &= PAGE_MASK;
-  const std::uint64_t lock_limit = mm.rlimit_memlock.cur >> PAGE_SHIFT;
+  const std::uint64_t lock_limit = mm.rlimit(Rlim::Memlock) >> PAGE_SHIFT;
   std::uint64_t locked = (len >> PAGE_SHIFT) + mm.locked_vm;
   const bool capable = capable_ipc_lock(mm);
   if (locked > lock_limit && !capable) locked -= count_mm_mlocked_page_nr(mm, start, len);
@@ -182,7 +182,7 @@ Result<void> do_mlockall(Mm& mm, int flags) {
   if (!flags || (flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)) || flags == MCL_ONFAULT)
     return fail(EINVAL);
   if (!can_do_mlock(mm)) return fail(EPERM);
-  const std::uint64_t lock_limit = mm.rlimit_memlock.cur >> PAGE_SHIFT;
+  const std::uint64_t lock_limit = mm.rlimit(Rlim::Memlock) >> PAGE_SHIFT;
   if ((flags & MCL_CURRENT) && mm.total_vm > lock_limit && !capable_ipc_lock(mm))
     return fail(ENOMEM);
   apply_mlockall_flags(mm, flags);

@@ -31,7 +31,7 @@ Result<std::unique_ptr<Mm>> Mm::create(Machine& m, Arch arch) {
 Mm::Mm(Machine& m, Arch arch, std::unique_ptr<PageTable> pt)
     : mm_mt(m), m_(&m), arch_(arch), pt_(std::move(pt)), id_(next_mm_id++) {
   task_size = params().task_size;
-  mmap_base = default_mmap_base(task_size, rlimit_stack.cur);
+  mmap_base = default_mmap_base(task_size, rlimit(Rlim::Stack));
   // init_pkru_value: every key but 0 starts access-disabled.
   if (arch == Arch::X86_64) pt_->pkru = 0x55555554;
 }

@@ -1,5 +1,6 @@
-// struct mm_struct: one address space — its maple tree of VMAs, its page tables, counters,
-// limits and layout. The memory system calls and the fault handler operate on it.
+// struct mm_struct: one address space — its maple tree of VMAs, its page tables, counters
+// and layout, and the resource limits it reads (its process's). The memory system calls and
+// the fault handler operate on it.
 #pragma once
 
 #include <array>
@@ -13,6 +14,7 @@
 #include "mmu/page_table.hpp"
 #include "mmu/tlb_flush.hpp"
 #include "vma/maple_tree.hpp"
+#include "vma/rlimits.hpp"
 #include "vma/vma.hpp"
 
 namespace mmemu {
@@ -32,12 +34,6 @@ enum MmCap : std::uint32_t {
   CAP_SYS_RAWIO_BIT = 1U << 1,  // mmap below mmap_min_addr
   CAP_SYS_RESOURCE_BIT = 1U << 2,
 };
-
-struct Rlimit {
-  std::uint64_t cur;
-  std::uint64_t max;
-};
-inline constexpr std::uint64_t RLIM_INFINITY_ = ~0ULL;
 
 // What exit_mmap did, for its trace event.
 struct ExitMmapReport {
@@ -92,10 +88,14 @@ class Mm {
   std::uint64_t stack_vm = 0;
   std::array<std::int64_t, NR_MM_COUNTERS> rss{};
 
-  Rlimit rlimit_memlock{8ULL << 20, 8ULL << 20};
-  Rlimit rlimit_as{RLIM_INFINITY_, RLIM_INFINITY_};
-  Rlimit rlimit_stack{8ULL << 20, RLIM_INFINITY_};
-  Rlimit rlimit_data{RLIM_INFINITY_, RLIM_INFINITY_};
+  // The resource limits of the process using the mm (vma/rlimits.hpp): rlimit() is Linux's
+  // rlimit(RLIMIT_x), the soft limit. The kernel points the mm at the set of the process
+  // running on it; nullptr (and a new mm) reads kDefaultRlimits. A forked mm reads its
+  // parent's set until then. The set must outlive the mm or be replaced first.
+  void set_rlimits(const Rlimits* r) { rlimits_ = r ? r : &kDefaultRlimits; }
+  const Rlimits& rlimits() const { return *rlimits_; }
+  std::uint64_t rlimit(Rlim r) const { return (*rlimits_)[r].cur; }
+  std::uint64_t rlimit_max(Rlim r) const { return (*rlimits_)[r].max; }
 
   vaddr_t mmap_base = 0;
   vaddr_t task_size = 0;
@@ -127,6 +127,7 @@ class Mm {
   std::unique_ptr<PageTable> pt_;
   NullFlusher null_flusher_;
   TlbFlusher* flusher_ = &null_flusher_;
+  const Rlimits* rlimits_ = &kDefaultRlimits;
   std::uint64_t id_;
 };
 

@@ -43,10 +43,11 @@ Result<vaddr_t> vm_unmapped_area(const Mm& mm, std::uint64_t len, vaddr_t low, v
 }  // namespace
 
 bool may_expand_vm(const Mm& mm, vm_flags_t flags, std::uint64_t npages) {
-  if (mm.total_vm + npages > (mm.rlimit_as.cur >> PAGE_SHIFT)) return false;
+  if (mm.total_vm + npages > (mm.rlimit(Rlim::As) >> PAGE_SHIFT)) return false;
   const bool data = (flags & (VM_WRITE | VM_SHARED | VM_STACK)) == VM_WRITE;
-  if (data && mm.data_vm + npages > (mm.rlimit_data.cur >> PAGE_SHIFT)) {
-    if (mm.rlimit_data.cur == 0 && mm.data_vm + npages <= (mm.rlimit_data.max >> PAGE_SHIFT))
+  if (data && mm.data_vm + npages > (mm.rlimit(Rlim::Data) >> PAGE_SHIFT)) {
+    if (mm.rlimit(Rlim::Data) == 0 &&
+        mm.data_vm + npages <= (mm.rlimit_max(Rlim::Data) >> PAGE_SHIFT))
       return true;
     return false;
   }
@@ -183,11 +184,11 @@ Result<vaddr_t> do_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int f
                         mm.def_flags | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
   if (flags & MAP_LOCKED) {
     // can_do_mlock
-    if (mm.rlimit_memlock.cur == 0 && !capable(mm, CAP_IPC_LOCK_BIT)) return fail(EPERM);
+    if (mm.rlimit(Rlim::Memlock) == 0 && !capable(mm, CAP_IPC_LOCK_BIT)) return fail(EPERM);
   }
   // mlock_future_ok
   if ((vm_flags & VM_LOCKED) && !capable(mm, CAP_IPC_LOCK_BIT) &&
-      (len >> PAGE_SHIFT) + mm.locked_vm > (mm.rlimit_memlock.cur >> PAGE_SHIFT))
+      (len >> PAGE_SHIFT) + mm.locked_vm > (mm.rlimit(Rlim::Memlock) >> PAGE_SHIFT))
     return fail(EAGAIN);
 
   if (file) {

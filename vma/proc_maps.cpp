@@ -26,8 +26,8 @@ unsigned dev_minor(std::uint64_t dev) {
 // show_vma_header_prefix: everything up to and including the blank after the inode.
 std::string header_prefix(vaddr_t start, vaddr_t end, vm_flags_t flags, std::uint64_t off,
                           std::uint64_t dev, std::uint64_t ino) {
-  return fmt::format("{:08x}-{:08x} {} {:08x} {:02x}:{:02x} {} ", start, end,
-                     vm_flags_perm_string(flags), off, dev_major(dev), dev_minor(dev), ino);
+  return fmt::format("{:08x}-{:08x} {} {:08x} {} {} ", start, end, vm_flags_perm_string(flags), off,
+                     maps_dev(dev), ino);
 }
 
 // seq_pad(m, ' ') followed by the name.
@@ -138,9 +138,14 @@ SmapsStats& SmapsStats::operator+=(const SmapsStats& o) {
   return *this;
 }
 
+std::string maps_dev(std::uint64_t dev) {
+  return fmt::format("{:02x}:{:02x}", dev_major(dev), dev_minor(dev));
+}
+
 std::string maps_name(const Mm& mm, const Vma& v) {
   if (v.vm_file) return v.vm_file->name();
-  // vma_is_initial_heap (strict since Linux 6.6) and vma_is_initial_stack.
+  // vma_is_initial_heap (strict, as the kernel has it since December 2023) and
+  // vma_is_initial_stack.
   if (v.vm_start < mm.brk && v.vm_end > mm.start_brk) return "[heap]";
   if (v.vm_start <= mm.start_stack && v.vm_end >= mm.start_stack) return "[stack]";
   return {};

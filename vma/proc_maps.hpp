@@ -1,11 +1,14 @@
 // /proc/PID/maps and /proc/PID/smaps of an address space, byte for byte in the format of
 // Linux 6.18's fs/proc/task_mmu.c: needs no CPU, only the VMAs, the page tables and the
-// frame descriptors. The emulator's /proc files serve this text; dumps may reuse maps_line.
+// frame descriptors. The emulator's /proc files serve this text, and the VMA dumps of
+// `mmemu run` and `mmemu script` print the same maps_line, so the two never disagree.
 //
 // What is modelled and how:
 // - Names: the file's name (shared anonymous memory is the shmem file "/dev/zero (deleted)"
 //   with its own inode), "[heap]" for a VMA overlapping [start_brk, brk) (strictly, as
-//   vma_is_initial_heap), "[stack]" for the VMA containing start_stack, otherwise none.
+//   vma_is_initial_heap since the December 2023 fix of its corner cases; 6.6 as released
+//   also named a VMA that ends at start_brk or starts at brk), "[stack]" for the VMA
+//   containing start_stack, otherwise none.
 // - The x86_64 vsyscall arch mapping is the gate VMA: a last "[vsyscall]" line with the
 //   flags of Linux's default vsyscall=xonly mode ("--xp", VmFlags "ex") and no Rss. Other
 //   arch mappings (arm64's sigreturn trampoline) are not shown, like [sigpage] on arm64.
@@ -28,6 +31,8 @@ namespace mmemu {
 
 // The name maps shows for a VMA (see above); empty when it has none.
 std::string maps_name(const Mm& mm, const Vma& v);
+// The device column of a maps line, "maj:min" in hex: "08:01", "00:00" for no file.
+std::string maps_dev(std::uint64_t dev);
 // One maps line without the newline: "start-end perms offset maj:min inode", then, for a
 // named VMA, spaces up to column 73 and the name. An unnamed line ends with a blank after
 // the inode number, as Linux's does.

@@ -168,7 +168,8 @@ class Cpu {
 };
 
 // Creates the CPU of a new process (fork, execve, the first process) over the machine's
-// physical memory. The kernel is handed one, so it never names a backend.
+// physical memory; ENOMEM when the backend cannot. The kernel is handed one, so it never
+// names a backend.
 using CpuFactory = std::function<Result<std::unique_ptr<Cpu>>(Arch, PhysMem&)>;
 
 }  // namespace mmemu

@@ -161,7 +161,7 @@ Node pid_node(SyscallContext& ctx, Process& p, const std::vector<std::string>& c
     if (!p.has_mm()) return missing();
     return link_node(base + "/exe", p.as->exe_path, p.as->exe_path);
   }
-  if (e == "cwd") return link_node(base + "/cwd", p.cwd, p.cwd);
+  if (e == "cwd") return link_node(base + "/cwd", p.fs.cwd, p.fs.cwd);
   if (e == "root") return link_node(base + "/root", "/", "/");
   Node n;
   n.kind = Node::Gen;
@@ -302,7 +302,7 @@ Result<OpenFileRef> open_shmem(SyscallContext& ctx, const ShmemInodeRef& inode, 
   if (flags & O_PATH) return OpenFileRef(std::make_shared<PathFile>(flags, st, inode->path));
   if (flags & kO_DIRECTORY) return fail(ENOTDIR);
   const bool wr = write_access(flags);
-  if (ctx.proc.euid != 0) {
+  if (ctx.proc.cred.euid != 0) {
     const std::uint32_t need = (wr ? 2U : 0U) | ((flags & O_ACCMODE) != O_WRONLY ? 4U : 0U);
     if (((st.mode >> 6) & need) != need) return fail(EACCES);
   }
@@ -316,12 +316,13 @@ Result<OpenFileRef> open_shmem(SyscallContext& ctx, const ShmemInodeRef& inode, 
 // is `dev`), or an unnamed one (O_TMPFILE: `name_it` false).
 Result<OpenFileRef> create_file(SyscallContext& ctx, const std::string& host, int flags,
                                 std::uint32_t mode, std::uint64_t dev, bool name_it) {
-  const std::uint32_t perm = mode & ~ctx.proc.umask & 07777;
+  const std::uint32_t perm = mode & ~ctx.proc.fs.umask & 07777;
   const std::string key = name_it ? CreatedFiles::key_of(host) : host;
   // /proc/PID/maps shows the device as major:minor of the directory's file system.
   File* file = File::create_shmem_file(ctx.kernel.machine(), key, kSealSeal,
                                        (major(dev) << 8) | (minor(dev) & 0xff));
-  FileStat st = new_shmem_stat(S_IFREG | perm, ctx.proc.euid, ctx.proc.egid, name_it ? 1 : 0);
+  FileStat st =
+      new_shmem_stat(S_IFREG | perm, ctx.proc.cred.euid, ctx.proc.cred.egid, name_it ? 1 : 0);
   st.dev = dev;
   auto inode = std::make_shared<ShmemInode>(file, st, key);
   if (name_it) {
@@ -458,7 +459,7 @@ Result<OpenFileRef> open_node(SyscallContext& ctx, const std::string& abs, int f
       FileStat st = proc_file_stat(n.mode, n.ino);
       if (opath) return OpenFileRef(std::make_shared<PathFile>(flags, st, n.name));
       // Only the owner's write bit or root's override lets a write open through.
-      if (write_access(flags) && !(n.mode & 0200) && ctx.proc.euid != 0) return fail(EACCES);
+      if (write_access(flags) && !(n.mode & 0200) && ctx.proc.cred.euid != 0) return fail(EACCES);
       return OpenFileRef(
           std::make_shared<GeneratedFile>(flags | kO_LARGEFILE, n.name, std::move(n.gen), st));
     }
@@ -519,7 +520,7 @@ Result<std::string> resolve_at(const SyscallContext& ctx, int dirfd, const std::
   if (!path.empty() && path[0] == '/') return path;
   std::string base;
   if (dirfd == kAtFdcwd) {
-    base = ctx.proc.cwd;
+    base = ctx.proc.fs.cwd;
   } else {
     OpenFileRef f = ctx.proc.fds ? ctx.proc.fds->get(dirfd) : nullptr;
     if (!f) return fail(EBADF);
@@ -604,7 +605,7 @@ Result<void> access_path(SyscallContext& ctx, const std::string& abs, int mode, 
   }
   auto st = stat_path(ctx, abs, follow);
   if (!st) return std::unexpected(st.error());
-  if (ctx.proc.euid == 0) {
+  if (ctx.proc.cred.euid == 0) {
     // root: everything but executing something without any x bit.
     if ((mode & X_OK) && !S_ISDIR(st->mode) && !(st->mode & 0111)) return fail(EACCES);
     return {};

@@ -85,7 +85,7 @@ SysResult PipeEnd::write(SyscallContext& ctx, std::span<const std::uint8_t> buf)
     info.signo = kSigPipe;
     info.code = kSiUser;
     info.pid = pid;
-    info.uid = ctx.proc.uid;
+    info.uid = ctx.proc.cred.uid;
     ctx.kernel.send_signal(ctx.proc, info);
     return done ? SysResult::ok(done) : SysResult::err(EPIPE);
   }

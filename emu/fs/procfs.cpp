@@ -105,10 +105,11 @@ std::uint64_t text_kb(const Mm& mm) {
 
 std::string status_text(Process& p) {
   std::string o;
-  o += fmt::format("Name:\t{}\nUmask:\t{:04o}\nState:\t{}\n", p.comm, p.umask, state_name(p.state));
+  o += fmt::format("Name:\t{}\nUmask:\t{:04o}\nState:\t{}\n", p.comm, p.fs.umask,
+                   state_name(p.state));
   o += fmt::format("Tgid:\t{0}\nNgid:\t0\nPid:\t{0}\nPPid:\t{1}\nTracerPid:\t0\n", p.pid, p.ppid);
-  o += fmt::format("Uid:\t{0}\t{1}\t{1}\t{1}\nGid:\t{2}\t{3}\t{3}\t{3}\n", p.uid, p.euid, p.gid,
-                   p.egid);
+  o += fmt::format("Uid:\t{0}\t{1}\t{1}\t{1}\nGid:\t{2}\t{3}\t{3}\t{3}\n", p.cred.uid, p.cred.euid,
+                   p.cred.gid, p.cred.egid);
   o +=
       fmt::format("FDSize:\t{0}\nGroups:\t\nNStgid:\t{1}\nNSpid:\t{1}\nNSpgid:\t{2}\nNSsid:\t{3}\n",
                   64, p.pid, p.pgid, p.sid);
@@ -143,7 +144,7 @@ std::string status_text(Process& p) {
     o += "HugetlbPages:\t       0 kB\n";
   }
   o += "CoreDumping:\t0\nTHP_enabled:\t0\nThreads:\t1\n";
-  o += fmt::format("SigQ:\t{}/{}\n", p.sig.rt_queue.size(), p.rlimits[11].cur);
+  o += fmt::format("SigQ:\t{}/{}\n", p.sig.rt_queue.size(), p.rlimits[Rlim::Sigpending].cur);
   std::uint64_t ign = 0, cgt = 0;
   for (int s = 1; s <= kNSig; ++s) {
     const KSigAction& a = p.sig.act(s);
@@ -191,8 +192,8 @@ std::string stat_text(Process& p) {
       "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 0 {} {} {} {} {} {} 0 0 {} {} "
       "{} {} 0 0 0 {} 0 0 0 0 0 0 {} {} {} {} {} {} {} {}\n",
       p.pid, p.comm, state_letter(p.state), p.ppid, p.pgid, p.sid, vsize, rss,
-      p.rlimits[5].cur == RLIM_INFINITY_ ? std::string("18446744073709551615")
-                                         : std::to_string(p.rlimits[5].cur),
+      p.rlimits[Rlim::Rss].cur == RLIM_INFINITY_ ? std::string("18446744073709551615")
+                                                 : std::to_string(p.rlimits[Rlim::Rss].cur),
       startcode, endcode, startstack, p.sig.pending_set() & 0x7fffffff, p.sig.blocked & 0x7fffffff,
       ign & 0x7fffffff, cgt & 0x7fffffff, p.exit_signal, start_data, end_data, start_brk, arg_start,
       arg_end, env_start, env_end, exit_code);

@@ -115,10 +115,10 @@ Result<LoadedImage> load_elf(Mm& mm, const ElfImage& img, File& exe, const LoadP
   for (const auto& e : params.envp)
     strings += e.size() + 1;
   // Linux refuses arguments over a quarter of the stack limit (and keeps a minimum).
-  if (strings > std::max<std::uint64_t>(mm.rlimit_stack.cur / 4, 128 * 1024)) return fail(E2BIG);
+  if (strings > std::max<std::uint64_t>(mm.rlimit(Rlim::Stack) / 4, 128 * 1024)) return fail(E2BIG);
   const std::uint64_t string_pages = page_align_up(strings);
-  std::uint64_t stack_size =
-      std::min<std::uint64_t>(mm.rlimit_stack.cur & PAGE_MASK, string_pages + kInitialStackBytes);
+  std::uint64_t stack_size = std::min<std::uint64_t>(mm.rlimit(Rlim::Stack) & PAGE_MASK,
+                                                     string_pages + kInitialStackBytes);
   stack_size = std::max(stack_size, string_pages);
   const int stack_prot = PROT_READ | PROT_WRITE | (img.exec_stack.value_or(false) ? PROT_EXEC : 0);
   auto st = do_mmap(mm, top - stack_size, stack_size, stack_prot,

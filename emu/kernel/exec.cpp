@@ -24,15 +24,18 @@ std::string base_name(const std::string& path) {
   return b.substr(0, 15);  // TASK_COMM_LEN - 1
 }
 
-nlohmann::json exit_mmap_json(const ExitMmapReport& r) {
-  return {{"vmas_removed", r.vmas_removed}, {"map_count", r.map_count},
-          {"met_xa_zero", r.met_xa_zero},   {"empty", r.empty},
-          {"pages_freed", r.pages_freed},   {"tables_freed", r.tables_freed}};
-}
-
 }  // namespace
 
+std::shared_ptr<AddressSpace> Kernel::make_address_space(std::unique_ptr<Mm> mm, int pid) {
+  auto as = std::make_shared<AddressSpace>();
+  as->mm = std::move(mm);
+  as->mm->set_flusher(&as->tlbs);
+  as->mm->on_exit_mmap = [this, pid](Mm&, const ExitMmapReport& r) { record("exit_mmap", pid, r); };
+  return as;
+}
+
 void Kernel::attach_cpu(Process& p, std::unique_ptr<Cpu> cpu) {
+  p.mm().set_rlimits(&p.rlimits);
   p.cpu = std::move(cpu);
   p.tlb = std::make_unique<WalkerTlb>(*p.cpu, p.mm());
   p.as->tlbs.attach(p.tlb.get());
@@ -78,10 +81,17 @@ void Kernel::release_mm(Process& p) {
   release_tlb(p);
   p.cpu.reset();
   std::shared_ptr<AddressSpace> as = std::move(p.as);
-  if (as.use_count() == 1 && as->mm) {
+  if (!as->mm) return;
+  if (as.use_count() == 1) {
     machine_.inject.set_context(fmt::format("pid {}: exit_mmap", p.pid));
     as.reset();  // mmput -> exit_mmap (its trace event fires there)
+    return;
   }
+  // A vfork child leaving (exec or exit) gives the mm back to its parent, or the parent died
+  // first: the mm reads the remaining user's limits, never those of p, which may go.
+  as->mm->set_rlimits(nullptr);
+  for (const auto& [pid, q] : procs_)
+    if (q->as == as) as->mm->set_rlimits(&q->rlimits);
 }
 
 std::expected<void, ExecError> Kernel::load_program(Process& p, const std::string& path,
@@ -91,7 +101,7 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
     return std::unexpected(ExecError{e, fmt::format("{}: {}", path, std::move(msg))});
   };
   // Resolve like execve: relative to the process's working directory.
-  const std::string host_path = path.starts_with('/') ? path : p.cwd + "/" + path;
+  const std::string host_path = path.starts_with('/') ? path : p.fs.cwd + "/" + path;
   if (path.empty()) return err(ENOENT, "No such file or directory");
   if (::access(host_path.c_str(), F_OK) != 0) return err(errno, std::strerror(errno));
   auto file = open_host_file(host_path);
@@ -119,13 +129,7 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
   machine_.inject.set_context(fmt::format("pid {}: execve", p.pid));
   auto mm = Mm::create(machine_, img->arch);
   if (!mm) return err(ENOMEM, "out of memory creating the address space");
-  auto as = std::make_shared<AddressSpace>();
-  as->mm = std::move(*mm);
-  as->mm->set_flusher(&as->tlbs);
-  const int pid = p.pid;
-  as->mm->on_exit_mmap = [this, pid](Mm&, const ExitMmapReport& r) {
-    record("exit_mmap", pid, exit_mmap_json(r));
-  };
+  auto as = make_address_space(std::move(*mm), p.pid);
   if (auto r = map_arch_pages(*as->mm); !r) return err(ENOMEM, "out of memory mapping arch pages");
   LoadParams lp;
   lp.execfn = path;
@@ -135,10 +139,10 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
     const std::uint64_t r = next_random();
     std::memcpy(lp.random.data() + i, &r, 8);
   }
-  lp.uid = p.uid;
-  lp.euid = p.euid;
-  lp.gid = p.gid;
-  lp.egid = p.egid;
+  lp.uid = p.cred.uid;
+  lp.euid = p.cred.euid;
+  lp.gid = p.cred.gid;
+  lp.egid = p.cred.egid;
   auto loaded = load_elf(*as->mm, *img, *exe, lp);
   if (!loaded) {
     const int e = loaded.error().code;
@@ -168,6 +172,11 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
   p.as = std::move(as);
   p.arch = img->arch;
   p.comm = base_name(path);
+  // The new mm was built against the default RLIMIT_DATA/STACK/MEMLOCK/AS (the stack size
+  // and mmap_base come from them), and the process takes those: behaviour kept from when an
+  // mm held these four itself. Linux keeps every limit across execve.
+  for (Rlim r : {Rlim::Data, Rlim::Stack, Rlim::Memlock, Rlim::As})
+    p.rlimits[r] = kDefaultRlimits[r];
   attach_cpu(p, std::move(*cpu));
   return {};
 }
@@ -188,10 +197,7 @@ std::expected<void, ExecError> Kernel::exec_process(Process& p, const std::strin
   p.sig.altstack = AltStack{};
   p.sig.saved_mask.reset();
   p.clear_child_tid = 0;
-  p.robust_list = 0;
-  p.robust_list_len = 0;
-  p.rseq_area = 0;
-  p.rseq_len = 0;
+  p.areas = {};
   p.last_trap = {};
   record("exec", p.pid, {{"path", path}});
   return {};

@@ -73,7 +73,7 @@ void Kernel::exit_process(Process& p, int wait_status) {
     SigInfo info;
     info.signo = sig;
     info.pid = p.pid;
-    info.uid = p.uid;
+    info.uid = p.cred.uid;
     if (wait_status & 0x7f) {
       info.code = (wait_status & 0x80) ? kCldDumped : kCldKilled;
       info.status = wait_status & 0x7f;

@@ -105,9 +105,10 @@ std::string_view dump_kind_name(DumpKind k) {
 
 // ---- kernel ----
 
-Kernel::Kernel(KernelOptions opts)
+Kernel::Kernel(KernelOptions opts, CpuFactory make_cpu)
     : machine_(opts.phys_bytes),
       opts_(std::move(opts)),
+      make_cpu_(std::move(make_cpu)),
       next_pid_(opts_.first_pid),
       rng_state_(opts_.random_seed ^ 0x9e3779b97f4a7c15ULL) {
   machine_.commit_limit_pages = opts_.commit_limit_pages.value_or(host_commit_limit_pages());
@@ -225,8 +226,8 @@ void Kernel::dump(DumpKind kind, int pid, const Mm& mm, std::string label,
 }
 
 Result<std::unique_ptr<Cpu>> Kernel::make_cpu(Arch arch) {
-  if (!opts_.cpu_factory) return fail(ENOSYS);
-  return opts_.cpu_factory(arch, machine_.phys);
+  if (!make_cpu_) return fail(ENOSYS);
+  return make_cpu_(arch, machine_.phys);
 }
 
 void Kernel::check_mm(Process& p, std::string_view after) {
@@ -251,12 +252,9 @@ std::expected<Process*, ExecError> Kernel::spawn(const std::string& path,
                                                  const std::vector<std::string>& envp) {
   const int pid = next_pid_;
   auto p = std::make_unique<Process>(*this, pid, 1, Arch::X86_64);
-  p->uid = ::getuid();
-  p->euid = ::geteuid();
-  p->gid = ::getgid();
-  p->egid = ::getegid();
+  p->cred = {::getuid(), ::geteuid(), ::getgid(), ::getegid()};
   char cwd[PATH_MAX];
-  if (::getcwd(cwd, sizeof cwd)) p->cwd = cwd;
+  if (::getcwd(cwd, sizeof cwd)) p->fs.cwd = cwd;
   p->fds = std::make_unique<FdTable>();
   for (int fd = 0; fd < 3; ++fd) {
     const int host = opts_.stdio_fds[static_cast<std::size_t>(fd)];

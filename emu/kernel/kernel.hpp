@@ -69,8 +69,6 @@ struct KernelOptions {
   // natively; Machine::kNoCommitLimit refuses nothing.
   std::optional<std::uint64_t> commit_limit_pages;
   ForkRecovery fork_recovery = ForkRecovery::TreeMax;
-  // Makes each process's CPU (the backend: tools/ and tests hand in Unicorn's).
-  CpuFactory cpu_factory;
   std::uint64_t slice_instructions = 200000;
   bool check = false;  // validate_mm after every mm-changing syscall and fault
   DumpWhen dump;
@@ -112,7 +110,10 @@ struct RunSummary {
 
 class Kernel {
  public:
-  explicit Kernel(KernelOptions opts);
+  // make_cpu creates each process's CPU (emu/cpu/cpu.hpp's CpuFactory). The kernel never
+  // names a backend: whoever builds the kernel chooses one from emu/cpu/ (`mmemu run` and
+  // the tests hand in unicorn_cpu_factory()).
+  Kernel(KernelOptions opts, CpuFactory make_cpu);
   ~Kernel();
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
@@ -208,15 +209,22 @@ class Kernel {
   std::expected<void, ExecError> load_program(Process& p, const std::string& path,
                                               const std::vector<std::string>& argv,
                                               const std::vector<std::string>& envp);
-  Result<std::unique_ptr<Cpu>> make_cpu(Arch arch);
+  // An address space around a new mm (exec's, or fork's copy) whose exit_mmap is traced
+  // under `pid`.
+  std::shared_ptr<AddressSpace> make_address_space(std::unique_ptr<Mm> mm, int pid);
+  Result<std::unique_ptr<Cpu>> make_cpu(Arch arch);  // make_cpu_ over the machine's memory
+  // Pairs p's new CPU and a TLB with p.as; the mm reads p's resource limits from then on.
   void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
   void release_tlb(Process& p);  // the TLB leaves p's address space; its counts go to stats
+  // p gives up its address space: mmput, or, when a vfork partner still uses it, the mm
+  // reads that process's limits again.
   void release_mm(Process& p);
   std::uint64_t next_random();
   void arm_injections();
 
   Machine machine_;  // first: outlives every mm
   KernelOptions opts_;
+  CpuFactory make_cpu_;
   Log log_;
   Trace trace_;
   Stats stats_;

@@ -29,15 +29,7 @@ std::string_view proc_state_name(ProcState s) {
 }
 
 Process::Process(Kernel& k, int pid_, int ppid_, Arch arch_)
-    : kernel(k), pid(pid_), ppid(ppid_), pgid(pid_), sid(pid_), arch(arch_) {
-  constexpr std::uint64_t inf = RLIM_INFINITY_;
-  rlimits.fill(Rlimit{inf, inf});
-  rlimits[4] = {0, inf};             // RLIMIT_CORE
-  rlimits[6] = {63431, 63431};       // RLIMIT_NPROC (a typical host value)
-  rlimits[7] = {1024, 1024 * 1024};  // RLIMIT_NOFILE
-  rlimits[11] = {63431, 63431};      // RLIMIT_SIGPENDING
-  rlimits[12] = {819200, 819200};    // RLIMIT_MSGQUEUE
-}
+    : kernel(k), pid(pid_), ppid(ppid_), pgid(pid_), sid(pid_), arch(arch_) {}
 
 Process::~Process() {
   tlb.reset();

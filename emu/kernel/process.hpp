@@ -1,7 +1,8 @@
-// A guest process: pid and parent, address space (Mm, shared only by a vfork child), CPU and
-// the walker behind its TLB, descriptor table, signal state, wait state and exit status, and the
-// per-thread words glibc registers (clear_child_tid, robust list, rseq). One thread per
-// process (no CLONE_THREAD): pid == tid == tgid.
+// A guest process: pid and parent, credentials, working directory and umask, resource
+// limits, address space (Mm, shared only by a vfork child), CPU and the walker behind its
+// TLB, descriptor table, signal state, wait state and exit status, and the per-thread words
+// glibc registers (clear_child_tid, robust list, rseq). One thread per process (no
+// CLONE_THREAD): pid == tid == tgid.
 #pragma once
 
 #include <array>
@@ -52,9 +53,29 @@ struct BlockedCall {
   unsigned retries = 0;  // wake-ups so far (SyscallContext::retry)
 };
 
-// rlimit resources held by the process; RLIMIT_MEMLOCK/AS/STACK/DATA live in the Mm
-// (mm.rlimit_*) and prlimit64 must use those fields for them.
-inline constexpr int kRlimNlimits = 16;
+// What a forked child inherits comes in groups fork copies whole: the three below, the
+// Rlimits (vma/rlimits.hpp) and SignalState's SigInherited (emu/signal/signal.hpp).
+
+// struct cred: the host user's ids.
+struct Credentials {
+  std::uint32_t uid = 0, euid = 0, gid = 0, egid = 0;
+};
+
+// struct fs_struct: the working directory (a host path relative opens resolve against,
+// getcwd) and the umask.
+struct FsContext {
+  std::string cwd = "/";
+  std::uint32_t umask = 022;
+};
+
+// Guest memory a thread registered with the kernel: its robust futex list
+// (set_robust_list) and its rseq area. Kept by fork, dropped by execve.
+struct RegisteredAreas {
+  vaddr_t robust_list = 0;
+  std::uint64_t robust_list_len = 0;
+  vaddr_t rseq_area = 0;
+  std::uint32_t rseq_len = 0, rseq_sig = 0;  // rseq_sig only means something with an area
+};
 
 class Process {
  public:
@@ -70,11 +91,10 @@ class Process {
   int ppid;       // the parent's pid; 1 once orphaned (mmemu reaps those)
   int pgid, sid;  // process group and session (the initial process leads both)
   Arch arch;
-  std::string comm;       // /proc/self/comm: the executable's base name, 15 bytes at most
-  std::string cwd = "/";  // host path relative opens resolve against (getcwd)
-  std::uint32_t uid = 0, euid = 0, gid = 0, egid = 0;  // the host user's ids
-  std::uint32_t umask = 022;
-  std::array<Rlimit, kRlimNlimits> rlimits{};  // indexed by RLIMIT_*; see kRlimNlimits
+  std::string comm;  // /proc/self/comm: the executable's base name, 15 bytes at most
+  Credentials cred;
+  FsContext fs;
+  Rlimits rlimits;  // the mm the process runs on reads them (Kernel::attach_cpu)
   ProcState state = ProcState::Runnable;
 
   // --- machine state; null once the process is a zombie ---
@@ -91,10 +111,7 @@ class Process {
 
   // --- thread words (set_tid_address, clone's CLONE_CHILD_SETTID/CLEARTID, ...) ---
   vaddr_t clear_child_tid = 0;  // at exit: write 0 there and futex-wake it (if mapped)
-  vaddr_t robust_list = 0;
-  std::uint64_t robust_list_len = 0;
-  vaddr_t rseq_area = 0;
-  std::uint32_t rseq_len = 0, rseq_sig = 0;
+  RegisteredAreas areas;
 
   // --- the last trap, for the signal frame: x86 sigcontext trapno/err/cr2, arm64
   // sigcontext fault_address and the ESR record. Cleared once a frame used it. ---

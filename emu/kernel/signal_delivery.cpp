@@ -124,7 +124,7 @@ bool Kernel::deliver_signals(Process& p) {
         p.state = ProcState::Stopped;
         return true;
       }
-      const bool core = a == DefaultAction::CoreDump && p.rlimits[4].cur != 0;
+      const bool core = a == DefaultAction::CoreDump && p.rlimits[Rlim::Core].cur != 0;
       record("signal", p.pid,
              {{"sig", sig},
               {"code", info.code},

@@ -1,9 +1,22 @@
-// The run's sinks: the log (mmemu's messages), the stats counters and the JSON-lines trace.
+// The run's sinks: the log (mmemu's messages), the stats counters and the JSON-lines trace,
+// and the JSON of the exit_mmap report it carries.
 #include "emu/kernel/trace.hpp"
 
 #include <iostream>
 
+#include "vma/mm.hpp"
+
 namespace mmemu {
+
+void to_json(nlohmann::json& j, const ExitMmapReport& r) {
+  j = {{"vmas_removed", r.vmas_removed},
+       {"map_count", r.map_count},
+       {"nr_accounted", r.nr_accounted},
+       {"met_xa_zero", r.met_xa_zero},
+       {"empty", r.empty},
+       {"pages_freed", r.pages_freed},
+       {"tables_freed", r.tables_freed}};
+}
 
 std::ostream& Log::stream() {
   return out_ ? *out_ : std::cerr;

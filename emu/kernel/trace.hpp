@@ -12,6 +12,12 @@
 
 namespace mmemu {
 
+struct ExitMmapReport;  // vma/mm.hpp
+
+// exit_mmap's report as JSON, each field under its own name: the trace's exit_mmap event
+// and `mmemu script`'s exit reports (nlohmann's ADL hook: `nlohmann::json j = report;`).
+void to_json(nlohmann::json& j, const ExitMmapReport& r);
+
 class Log {
  public:
   explicit Log(std::ostream* out = nullptr) : out_(out) {}  // nullptr: std::cerr

@@ -73,19 +73,26 @@ struct AltStack {
   int flags = 2;  // SS_DISABLE; SS_ONSTACK is computed from the current sp when asked
 };
 
-struct SignalState {
+// The part of a process's signal state a forked child inherits (copy_sighand's actions,
+// the blocked mask and the alternate stack); pending signals and saved masks are not.
+struct SigInherited {
   std::array<KSigAction, kNSig> action{};  // index sig - 1
   sigset64 blocked = 0;
+  AltStack altstack;
+};
+
+struct SignalState : SigInherited {
   sigset64 pending = 0;               // standard signals: one pending instance each
   std::array<SigInfo, kNSig> info{};  // the pending instance's siginfo (standard signals)
   std::deque<SigInfo> rt_queue;       // pending real-time signals (SIGRTMIN..), in order
-  AltStack altstack;
   // rt_sigsuspend/ppoll: the mask to restore after the handler frame is set up.
   std::optional<sigset64> saved_mask;
   // rt_sigtimedwait: the mask to put back once the wait ends (the waited-for signals are
   // unblocked while it sleeps, as the kernel's real_blocked).
   std::optional<sigset64> real_blocked;
 
+  SigInherited& inherited() { return *this; }
+  const SigInherited& inherited() const { return *this; }
   KSigAction& act(int sig) { return action[sig - 1]; }
   const KSigAction& act(int sig) const { return action[sig - 1]; }
   // Pending and not blocked (SIGKILL/SIGSTOP always), lowest first as Linux picks

@@ -58,7 +58,7 @@ std::uint64_t oflags_to_guest(Arch arch, int flags) {
 }
 
 bool access_ok(Arch arch, vaddr_t addr, std::uint64_t len) {
-  const std::uint64_t limit = arch == Arch::X86_64 ? (1ULL << 47) - PAGE_SIZE : 1ULL << 48;
+  const std::uint64_t limit = arch_params(arch).task_size_max;
   return len <= limit && addr <= limit - len;
 }
 

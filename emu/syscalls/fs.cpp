@@ -93,7 +93,7 @@ Result<FileStat> fstatat_common(SyscallContext& ctx, int dirfd, vaddr_t path, in
     name = std::move(*s);
   }
   if (name.empty() && (flags & kAtEmptyPath)) {
-    if (dirfd == kAtFdcwd) return stat_path(ctx, ctx.proc.cwd, true);
+    if (dirfd == kAtFdcwd) return stat_path(ctx, ctx.proc.fs.cwd, true);
     auto f = fd_file(ctx, dirfd, true);
     if (!f) return std::unexpected(f.error());
     return (*f)->stat();
@@ -165,7 +165,7 @@ SysResult access_common(SyscallContext& ctx, int dirfd, vaddr_t path, int mode, 
   std::string abs;
   if (s->empty() && (flags & kAtEmptyPath)) {
     if (dirfd == kAtFdcwd) {
-      abs = ctx.proc.cwd;
+      abs = ctx.proc.fs.cwd;
     } else {
       auto f = fd_file(ctx, dirfd, true);
       if (!f) return err(f.error());
@@ -192,7 +192,7 @@ SysResult sys_faccessat2(SyscallContext& ctx) {
 // ---- cwd ----
 
 SysResult sys_getcwd(SyscallContext& ctx) {
-  const std::string& cwd = ctx.proc.cwd;
+  const std::string& cwd = ctx.proc.fs.cwd;
   const std::uint64_t len = cwd.size() + 1;
   if (ctx.arg(1) < len) return err(ERANGE);
   if (!ctx.write(ctx.arg(0), cwd.c_str(), len)) return err(EFAULT);
@@ -204,7 +204,7 @@ SysResult sys_chdir(SyscallContext& ctx) {
   if (!abs) return err(abs.error());
   auto dir = chdir_path(ctx, *abs);
   if (!dir) return err(dir.error());
-  ctx.proc.cwd = std::move(*dir);
+  ctx.proc.fs.cwd = std::move(*dir);
   return SysResult::ok(0);
 }
 
@@ -215,7 +215,7 @@ SysResult sys_fchdir(SyscallContext& ctx) {
   if (!st || !S_ISDIR(st->mode)) return err(ENOTDIR);
   auto dir = chdir_path(ctx, (*f)->path());
   if (!dir) return err(dir.error());
-  ctx.proc.cwd = std::move(*dir);
+  ctx.proc.fs.cwd = std::move(*dir);
   return SysResult::ok(0);
 }
 
@@ -383,7 +383,7 @@ SysResult sys_truncate(SyscallContext& ctx) {
   if (!abs) return err(abs.error());
   std::string key;
   if (auto inode = created_at(ctx, *abs, &key)) {
-    if (ctx.proc.euid != 0 && !(inode->st.mode & 0200)) return err(EACCES);
+    if (ctx.proc.cred.euid != 0 && !(inode->st.mode & 0200)) return err(EACCES);
     return SysResult::from(shmem_setattr_size(*inode->file, static_cast<std::uint64_t>(length)));
   }
   return change_name(ctx, kAtFdcwd, ctx.arg(0), true);

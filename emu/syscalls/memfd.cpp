@@ -43,9 +43,9 @@ SysResult sys_memfd_create(SyscallContext& ctx) {
     seals = 0;
   }
   const std::string path = "/memfd:" + *name + " (deleted)";
-  auto inode =
-      std::make_shared<ShmemInode>(File::create_shmem_file(ctx.kernel.machine(), path, seals),
-                                   new_shmem_stat(mode, ctx.proc.euid, ctx.proc.egid, 0), path);
+  auto inode = std::make_shared<ShmemInode>(
+      File::create_shmem_file(ctx.kernel.machine(), path, seals),
+      new_shmem_stat(mode, ctx.proc.cred.euid, ctx.proc.cred.egid, 0), path);
   auto of = std::make_shared<ShmemFile>(O_RDWR | kO_LARGEFILE, std::move(inode));
   return SysResult::from(ctx.proc.fds->install(std::move(of), (flags & kMfdCloexec) != 0));
 }

@@ -27,7 +27,6 @@ SysResult err(int e) {
 
 constexpr int kArchSetGs = 0x1001, kArchSetFs = 0x1002, kArchGetFs = 0x1003, kArchGetGs = 0x1004,
               kArchGetCpuid = 0x1011, kArchSetCpuid = 0x1012;
-constexpr vaddr_t kX86TaskSizeMax = (1ULL << 47) - PAGE_SIZE;
 
 SysResult sys_arch_prctl(SyscallContext& ctx) {
   const int code = ctx.arg_int(0);
@@ -36,7 +35,7 @@ SysResult sys_arch_prctl(SyscallContext& ctx) {
   switch (code) {
     case kArchSetFs:
     case kArchSetGs:
-      if (addr >= kX86TaskSizeMax) return err(EPERM);
+      if (addr >= arch_params(Arch::X86_64).task_size_max) return err(EPERM);
       if (!cpu) return err(EINVAL);
       if (code == kArchSetFs) {
         cpu->set_tls(addr);
@@ -71,8 +70,8 @@ constexpr std::uint64_t kRobustListHeadSize = 24;
 
 SysResult sys_set_robust_list(SyscallContext& ctx) {
   if (ctx.arg(1) != kRobustListHeadSize) return err(EINVAL);
-  ctx.proc.robust_list = ctx.arg(0);
-  ctx.proc.robust_list_len = ctx.arg(1);
+  ctx.proc.areas.robust_list = ctx.arg(0);
+  ctx.proc.areas.robust_list_len = ctx.arg(1);
   return SysResult::ok(0);
 }
 
@@ -80,8 +79,8 @@ SysResult sys_get_robust_list(SyscallContext& ctx) {
   const int pid = ctx.arg_int(0);
   Process* p = pid == 0 ? &ctx.proc : ctx.kernel.find(pid);
   if (!p || p->state == ProcState::Zombie) return err(ESRCH);
-  if (!ctx.write_obj(ctx.arg(2), p->robust_list_len)) return err(EFAULT);
-  if (!ctx.write_obj(ctx.arg(1), p->robust_list)) return err(EFAULT);
+  if (!ctx.write_obj(ctx.arg(2), p->areas.robust_list_len)) return err(EFAULT);
+  if (!ctx.write_obj(ctx.arg(1), p->areas.robust_list)) return err(EFAULT);
   return SysResult::ok(0);
 }
 
@@ -99,21 +98,21 @@ SysResult sys_rseq(SyscallContext& ctx) {
   Process& p = ctx.proc;
   if (flags & kRseqFlagUnregister) {
     if (flags & ~kRseqFlagUnregister) return err(EINVAL);
-    if (!p.rseq_area || p.rseq_area != rseq) return err(EINVAL);
-    if (len != p.rseq_len) return err(EINVAL);
-    if (p.rseq_sig != sig) return err(EPERM);
+    if (!p.areas.rseq_area || p.areas.rseq_area != rseq) return err(EINVAL);
+    if (len != p.areas.rseq_len) return err(EINVAL);
+    if (p.areas.rseq_sig != sig) return err(EPERM);
     // rseq_reset_rseq_cpu_node_id: cpu_id back to RSEQ_CPU_ID_UNINITIALIZED.
     const std::uint32_t reset[2] = {0, ~0U};
     if (!ctx.write(rseq, reset, sizeof reset)) return err(EFAULT);
-    p.rseq_area = 0;
-    p.rseq_len = 0;
-    p.rseq_sig = 0;
+    p.areas.rseq_area = 0;
+    p.areas.rseq_len = 0;
+    p.areas.rseq_sig = 0;
     return SysResult::ok(0);
   }
   if (flags) return err(EINVAL);
-  if (p.rseq_area) {
-    if (p.rseq_area != rseq || len != p.rseq_len) return err(EINVAL);
-    if (p.rseq_sig != sig) return err(EPERM);
+  if (p.areas.rseq_area) {
+    if (p.areas.rseq_area != rseq || len != p.areas.rseq_len) return err(EINVAL);
+    if (p.areas.rseq_sig != sig) return err(EPERM);
     return err(EBUSY);
   }
   // struct rseq is 32-byte aligned; a longer (extended) area keeps that alignment.
@@ -122,50 +121,34 @@ SysResult sys_rseq(SyscallContext& ctx) {
   const std::uint32_t cpu[2] = {0, 0};
   const std::uint32_t ids[3] = {0, 0, 0};  // flags, node_id, mm_cid
   if (!ctx.write(rseq, cpu, sizeof cpu) || !ctx.write(rseq + 20, ids + 1, 8)) return err(EFAULT);
-  p.rseq_area = rseq;
-  p.rseq_len = len;
-  p.rseq_sig = sig;
+  p.areas.rseq_area = rseq;
+  p.areas.rseq_len = len;
+  p.areas.rseq_sig = sig;
   return SysResult::ok(0);
 }
 
 // ---- resource limits ----
 
-constexpr int kRlimitData = 2, kRlimitStack = 3, kRlimitNofile = 7, kRlimitMemlock = 8,
-              kRlimitAs = 9;
 constexpr std::uint64_t kNrOpen = 1048576;  // /proc/sys/fs/nr_open
 
-Rlimit* rlimit_slot(Process& p, int res) {
-  switch (res) {
-    case kRlimitData:
-      return p.has_mm() ? &p.mm().rlimit_data : &p.rlimits[res];
-    case kRlimitStack:
-      return p.has_mm() ? &p.mm().rlimit_stack : &p.rlimits[res];
-    case kRlimitMemlock:
-      return p.has_mm() ? &p.mm().rlimit_memlock : &p.rlimits[res];
-    case kRlimitAs:
-      return p.has_mm() ? &p.mm().rlimit_as : &p.rlimits[res];
-    default:
-      return &p.rlimits[static_cast<std::size_t>(res)];
-  }
-}
-
-Rlimit get_rlimit(Process& p, int res) {
-  Rlimit r = *rlimit_slot(p, res);
-  if (res == kRlimitNofile && p.fds) r.cur = static_cast<std::uint64_t>(p.fds->max_fds());
+Rlimit get_rlimit(const Process& p, Rlim res) {
+  Rlimit r = p.rlimits[res];
+  if (res == Rlim::Nofile && p.fds) r.cur = static_cast<std::uint64_t>(p.fds->max_fds());
   return r;
 }
 
 // do_prlimit: checks, then the old value, then the new one.
-Result<Rlimit> do_prlimit(Process& p, int res, const Rlimit* nw) {
-  if (res < 0 || res >= kRlimNlimits) return fail(EINVAL);
-  const Rlimit old = get_rlimit(p, res);
+Result<Rlimit> do_prlimit(Process& p, std::int64_t number, const Rlimit* nw) {
+  const std::optional<Rlim> res = Rlimits::from_number(number);
+  if (!res) return fail(EINVAL);
+  const Rlimit old = get_rlimit(p, *res);
   if (nw) {
     if (nw->cur > nw->max) return fail(EINVAL);
-    if (res == kRlimitNofile && nw->max > kNrOpen) return fail(EPERM);
+    if (*res == Rlim::Nofile && nw->max > kNrOpen) return fail(EPERM);
     const bool privileged = p.has_mm() && (p.mm().caps & CAP_SYS_RESOURCE_BIT);
     if (nw->max > old.max && !privileged) return fail(EPERM);
-    *rlimit_slot(p, res) = *nw;
-    if (res == kRlimitNofile && p.fds)
+    p.rlimits[*res] = *nw;
+    if (*res == Rlim::Nofile && p.fds)
       p.fds->set_max_fds(static_cast<int>(std::min<std::uint64_t>(nw->cur, kNrOpen)));
   }
   return old;
@@ -190,9 +173,9 @@ SysResult sys_prlimit64(SyscallContext& ctx) {
 }
 
 SysResult sys_getrlimit(SyscallContext& ctx) {
-  const int res = ctx.arg_int(0);
-  if (res < 0 || res >= kRlimNlimits) return err(EINVAL);
-  return SysResult::from(ctx.write_obj(ctx.arg(1), get_rlimit(ctx.proc, res)));
+  const std::optional<Rlim> res = Rlimits::from_number(ctx.arg_int(0));
+  if (!res) return err(EINVAL);
+  return SysResult::from(ctx.write_obj(ctx.arg(1), get_rlimit(ctx.proc, *res)));
 }
 
 SysResult sys_setrlimit(SyscallContext& ctx) {
@@ -243,16 +226,16 @@ SysResult sys_uname(SyscallContext& ctx) {
 }
 
 SysResult sys_getuid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.uid);
+  return SysResult::ok(ctx.proc.cred.uid);
 }
 SysResult sys_geteuid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.euid);
+  return SysResult::ok(ctx.proc.cred.euid);
 }
 SysResult sys_getgid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.gid);
+  return SysResult::ok(ctx.proc.cred.gid);
 }
 SysResult sys_getegid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.egid);
+  return SysResult::ok(ctx.proc.cred.egid);
 }
 
 SysResult getres_common(SyscallContext& ctx, std::uint32_t r, std::uint32_t e) {
@@ -263,15 +246,15 @@ SysResult getres_common(SyscallContext& ctx, std::uint32_t r, std::uint32_t e) {
   return SysResult::ok(0);
 }
 SysResult sys_getresuid(SyscallContext& ctx) {
-  return getres_common(ctx, ctx.proc.uid, ctx.proc.euid);
+  return getres_common(ctx, ctx.proc.cred.uid, ctx.proc.cred.euid);
 }
 SysResult sys_getresgid(SyscallContext& ctx) {
-  return getres_common(ctx, ctx.proc.gid, ctx.proc.egid);
+  return getres_common(ctx, ctx.proc.cred.gid, ctx.proc.cred.egid);
 }
 
 SysResult sys_umask(SyscallContext& ctx) {
-  const std::uint32_t old = ctx.proc.umask;
-  ctx.proc.umask = static_cast<std::uint32_t>(ctx.arg(0)) & 0777;
+  const std::uint32_t old = ctx.proc.fs.umask;
+  ctx.proc.fs.umask = static_cast<std::uint32_t>(ctx.arg(0)) & 0777;
   return SysResult::ok(old);
 }
 

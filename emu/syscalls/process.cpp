@@ -207,7 +207,7 @@ SysResult sys_waitid(SyscallContext& ctx) {
       std::memcpy(si.data() + 8, &code, 4);
       const std::int32_t cpid = c->pid;
       std::memcpy(si.data() + 16, &cpid, 4);
-      std::memcpy(si.data() + 20, &c->uid, 4);
+      std::memcpy(si.data() + 20, &c->cred.uid, 4);
       std::memcpy(si.data() + 24, &status, 4);
       if (info_at)
         if (!ctx.write(info_at, si.data(), si.size())) return SysResult::err(EFAULT);

@@ -62,8 +62,8 @@ SysResult sys_shmget(SyscallContext& ctx) {
     if (key != 0 && !(flg & kIpcCreat)) return SysResult::err(ENOENT);
     if (size < 1 || size > kShmMax) return SysResult::err(EINVAL);
     if (flg & kShmHugetlb) return SysResult::err(ENOMEM);  // no huge pages reserved
-    auto n = t.create(key, size, static_cast<std::uint32_t>(flg), ctx.proc.euid, ctx.proc.egid,
-                      ctx.proc.pid, now_sec());
+    auto n = t.create(key, size, static_cast<std::uint32_t>(flg), ctx.proc.cred.euid,
+                      ctx.proc.cred.egid, ctx.proc.pid, now_sec());
     if (!n) return SysResult::err(n.error().code);
     return SysResult::ok(static_cast<std::uint64_t>((*n)->id));
   }

@@ -24,7 +24,7 @@ SigInfo user_info(const SyscallContext& ctx, int sig, int code) {
   i.signo = sig;
   i.code = code;
   i.pid = ctx.proc.pid;
-  i.uid = ctx.proc.uid;
+  i.uid = ctx.proc.cred.uid;
   return i;
 }
 

@@ -112,12 +112,6 @@ const std::string& reference(const char* name, const std::vector<std::string>& a
 
 // ---- mmemu ----
 
-KernelOptions mmemu_options() {
-  KernelOptions o;
-  o.cpu_factory = unicorn_cpu_factory();
-  return o;
-}
-
 GuestResult run_mmemu(const std::string& path, const std::vector<std::string>& args,
                       KernelOptions o) {
   GuestResult r;
@@ -126,7 +120,7 @@ GuestResult run_mmemu(const std::string& path, const std::vector<std::string>& a
   o.stdio_fds = {devnull, ::fileno(out), devnull};
   std::ostringstream log;
   {
-    Kernel k(o);
+    Kernel k(o, unicorn_cpu_factory());
     k.log().set_stream(&log);
     std::vector<std::string> argv{path};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -237,7 +231,7 @@ BENCHMARK_CAPTURE(BM_Compute_unicorn_codehook, arm64, Arch::Arm64)
 
 void BM_Compute_mmemu(benchmark::State& state, Arch arch) {
   const std::string& ref = reference("compute_nolibc", compute_args());
-  KernelOptions o = mmemu_options();
+  KernelOptions o;
   o.phys_bytes = 64ULL << 20;
   for (auto _ : state)
     if (!check(state, run_mmemu(guest(arch, "compute_nolibc"), compute_args(), o), ref)) break;
@@ -252,7 +246,7 @@ BENCHMARK_CAPTURE(BM_Compute_mmemu, arm64, Arch::Arm64)
 void BM_TlbTouch_mmemu(benchmark::State& state, Arch arch) {
   const std::vector<std::string> args{kTouchMiB, kTouchPasses};
   const std::string& ref = reference("tlbtouch", args);
-  KernelOptions o = mmemu_options();
+  KernelOptions o;
   o.phys_bytes = 256ULL << 20;
   std::uint64_t fills = 0, flushes = 0, faults = 0;
   double seconds = 0;

@@ -27,13 +27,6 @@ namespace mmemu::test {
 
 namespace fs = std::filesystem;
 
-// Kernel options with the Unicorn backend, as `mmemu run` makes them.
-inline KernelOptions kernel_options() {
-  KernelOptions o;
-  o.cpu_factory = unicorn_cpu_factory();
-  return o;
-}
-
 // ${build}/guests: $MMEMU_GUEST_DIR, or next to the test binary's directory.
 inline std::string guest_dir() {
   if (const char* d = std::getenv("MMEMU_GUEST_DIR")) return d;
@@ -73,7 +66,7 @@ struct GuestRun {
 };
 
 struct RunOptions {
-  KernelOptions kernel = kernel_options();
+  KernelOptions kernel;
   bool trace = false;
   std::function<void(Kernel&)> before_run;  // arm injections, set hooks...
 };
@@ -87,7 +80,7 @@ inline GuestRun run_path(const std::string& path, const std::vector<std::string>
   o.kernel.stdio_fds = {devnull, ::fileno(out), ::fileno(err)};
   std::ostringstream log, trace;
   {
-    Kernel k(o.kernel);
+    Kernel k(o.kernel, unicorn_cpu_factory());
     k.log().set_stream(&log);
     if (o.trace) k.trace().set_stream(&trace);
     if (o.before_run) o.before_run(k);

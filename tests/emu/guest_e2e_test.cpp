@@ -113,8 +113,8 @@ TEST(GuestRun, DirectoryIs126) {
 }
 
 TEST(GuestRun, KilledGuestGives128PlusTheSignal) {
-  KernelOptions o = test::kernel_options();
-  Kernel k(o);
+  KernelOptions o;
+  Kernel k(o, unicorn_cpu_factory());
   std::ostringstream log;
   k.log().set_stream(&log);
   const std::string path = test::guest_path(Arch::X86_64, "hello");

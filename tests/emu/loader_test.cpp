@@ -32,7 +32,7 @@ class LoaderTest : public ::testing::TestWithParam<Arch> {};
 
 TEST_P(LoaderTest, InitialStackAndAuxvAsLinuxLaysThemOut) {
   const Arch arch = GetParam();
-  Kernel k(test::kernel_options());
+  Kernel k(KernelOptions{}, unicorn_cpu_factory());
   const std::string path = test::guest_path(arch, "hello");
   auto p = k.spawn(path, {path, "one", "two"}, {"A=1", "BB=22"});
   ASSERT_TRUE(p.has_value()) << p.error().message;

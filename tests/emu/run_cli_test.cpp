@@ -1,6 +1,6 @@
 // `mmemu run` as users call it: option parsing (repeatable options never swallow the
 // program), a failed fork's report with the walkers at the lock-drop point for each
-// recovery, usage errors.
+// recovery, the names in VMA dumps, usage errors.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +122,18 @@ TEST_P(RunCli, WalkersWithoutDumpsReportInTheLog) {
       << c.err;
   EXPECT_NE(c.err.find("mmemu:   walker unuse_mm-nocheck: met-xa-zero at 0x"), std::string::npos)
       << c.err;
+}
+
+// Dumps name VMAs with the function the guest's /proc/self/maps uses: the data VMA that
+// ends where the break starts is not "[heap]" (vma_is_initial_heap is strict); the heap is.
+TEST_P(RunCli, ExitDumpNamesOneHeap) {
+  const Cli c = mmemu_run("--dump-pgtables exit " + guest("hello"));
+  EXPECT_EQ(c.status, 0) << c.err;
+  int heaps = 0;
+  for (std::size_t at = c.dump.find("[heap]"); at != std::string::npos;
+       at = c.dump.find("[heap]", at + 1))
+    ++heaps;
+  EXPECT_EQ(heaps, 1) << c.dump;
 }
 
 TEST_P(RunCli, UnknownWalkerIsAUsageError) {

@@ -106,7 +106,7 @@ TEST_P(SysFsTest, CreatedFilesLiveInMemory) {
     SyscallContext c{k, p, Sys::newfstatat, 0, {}, 0};
     return stat_path(c, name, true);
   };
-  p.umask = 022;
+  p.fs.umask = 022;
   const std::int64_t fd = call(Sys::openat, kAtFdcwd, str(path), O_RDWR | O_CREAT | O_EXCL, 0666);
   ASSERT_EQ(fd, 0);
   EXPECT_FALSE(std::filesystem::exists(path));
@@ -240,7 +240,7 @@ TEST_P(SysFsTest, ReadlinkOfHostAndProcLinks) {
   EXPECT_EQ(bytes(kBuf, 14), "1000/task/1000");
   EXPECT_EQ(call(Sys::readlinkat, kAtFdcwd, str("/proc/self/maps"), kBuf, 10), E(EINVAL));
   EXPECT_EQ(call(Sys::readlinkat, kAtFdcwd, str("/proc/1000/cwd"), kBuf, 4096),
-            static_cast<std::int64_t>(p.cwd.size()));
+            static_cast<std::int64_t>(p.fs.cwd.size()));
   const std::int64_t fd = open(tree.path("hello.txt"));
   char real[4096];
   ASSERT_NE(::realpath(tree.path("hello.txt").c_str(), real), nullptr);
@@ -283,7 +283,7 @@ TEST_P(SysFsTest, ProcSelfMapsIsTheVmaLayer) {
   EXPECT_EQ(slurp(static_cast<int>(r), 4096), proc_smaps_rollup(mm_()));
   // Writing needs the write bit or root's override, and then the file refuses the bytes.
   const std::int64_t w = open("/proc/self/maps", O_WRONLY);
-  if (p.euid == 0) {
+  if (p.cred.euid == 0) {
     ASSERT_GE(w, 0);
     EXPECT_EQ(call(Sys::write, w, kBuf, 1), E(EINVAL));
   } else {
@@ -435,7 +435,7 @@ INSTANTIATE_SYS_ARCHES(SysFsTest);
 // statm, the fd directory) need a process the kernel knows: a spawned guest (not run).
 class SpawnedProcTest : public ::testing::TestWithParam<Arch> {
  protected:
-  SpawnedProcTest() : k(SysTest::options()) {
+  SpawnedProcTest() : k(SysTest::options(), unicorn_cpu_factory()) {
     auto r = k.spawn(sys_guest_path(GetParam(), "hello"), {"hello", "arg1"}, {"E=1"});
     EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
     if (r) p = *r;

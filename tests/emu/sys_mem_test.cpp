@@ -120,7 +120,7 @@ TEST_P(SysMemTest, MlockFamilyAndMsync) {
   EXPECT_EQ(call(Sys::msync, a, 4096, MS_SYNC | MS_ASYNC), E(EINVAL));
   EXPECT_EQ(call(Sys::msync, a + 1, 4096, MS_SYNC), E(EINVAL));
   // Over RLIMIT_MEMLOCK without CAP_IPC_LOCK.
-  mm_().rlimit_memlock = {4096, 4096};
+  p.rlimits[Rlim::Memlock] = {4096, 4096};
   EXPECT_EQ(call(Sys::mlock, a, 3 * 4096), E(ENOMEM));
 }
 

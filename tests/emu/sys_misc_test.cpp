@@ -17,13 +17,14 @@ class SysMiscTest : public SysTest {
 
 constexpr std::uint64_t kInf = ~0ULL;
 
-TEST_P(SysMiscTest, PrlimitUsesTheMmAndTheFdTable) {
+TEST_P(SysMiscTest, PrlimitUsesTheProcessLimitsAndTheFdTable) {
   EXPECT_EQ(call(Sys::prlimit64, 0, 8 /*MEMLOCK*/, 0, kBuf), 0);
   EXPECT_EQ(get<std::uint64_t>(kBuf), 8u << 20);
   put(kBuf, std::array<std::uint64_t, 2>{4096, 8u << 20});
   EXPECT_EQ(call(Sys::prlimit64, 0, 8, kBuf, kBuf + 16), 0);
   EXPECT_EQ(get<std::uint64_t>(kBuf + 16), 8u << 20);  // the old value
-  EXPECT_EQ(mm_().rlimit_memlock.cur, 4096u);
+  EXPECT_EQ(p.rlimits[Rlim::Memlock].cur, 4096u);
+  EXPECT_EQ(mm_().rlimit(Rlim::Memlock), 4096u);  // the mm reads the process's set
   // Raising the hard limit needs CAP_SYS_RESOURCE.
   put(kBuf, std::array<std::uint64_t, 2>{4096, 16u << 20});
   EXPECT_EQ(call(Sys::prlimit64, 0, 8, kBuf, 0), E(EPERM));
@@ -43,9 +44,9 @@ TEST_P(SysMiscTest, PrlimitUsesTheMmAndTheFdTable) {
   EXPECT_EQ(call(Sys::fcntl, 0, 0 /*F_DUPFD*/, 16), E(EINVAL));
   put(kBuf, std::array<std::uint64_t, 2>{16, 2u << 20});
   EXPECT_EQ(call(Sys::prlimit64, 0, 7, kBuf, 0), E(EPERM));  // above nr_open
-  // STACK, AS and DATA live in the mm too; others in the process.
+  // STACK, AS and DATA, which the mm reads, are in the same set.
   EXPECT_EQ(call(Sys::prlimit64, 0, 3, 0, kBuf), 0);
-  EXPECT_EQ(get<std::uint64_t>(kBuf), mm_().rlimit_stack.cur);
+  EXPECT_EQ(get<std::uint64_t>(kBuf), mm_().rlimit(Rlim::Stack));
   EXPECT_EQ(call(Sys::prlimit64, 0, 9, 0, kBuf), 0);
   EXPECT_EQ(get<std::uint64_t>(kBuf + 8), kInf);
   if (has(Sys::getrlimit)) {
@@ -53,7 +54,7 @@ TEST_P(SysMiscTest, PrlimitUsesTheMmAndTheFdTable) {
     EXPECT_EQ(get<std::uint64_t>(kBuf), 16u);
     put(kBuf, std::array<std::uint64_t, 2>{1 << 20, kInf});
     EXPECT_EQ(call(Sys::setrlimit, 2 /*DATA*/, kBuf), 0);
-    EXPECT_EQ(mm_().rlimit_data.cur, 1u << 20);
+    EXPECT_EQ(mm_().rlimit(Rlim::Data), 1u << 20);
     EXPECT_EQ(call(Sys::getrlimit, 99, kBuf), E(EINVAL));
   }
 }
@@ -65,7 +66,7 @@ TEST_P(SysMiscTest, GetrandomIsDeterministicPerRun) {
   EXPECT_EQ(call(Sys::getrandom, kBuf, 32, 0), 32);
   EXPECT_NE(bytes(kBuf, 32), first);  // the stream moves on
   // A kernel with the same seed hands out the same stream.
-  Kernel k2(options());
+  Kernel k2(options(), unicorn_cpu_factory());
   Process p2(k2, 1000, 1, arch());
   p2.as = p.as;
   p2.fds = std::make_unique<FdTable>();
@@ -94,10 +95,10 @@ TEST_P(SysMiscTest, UnameNamesTheGuestMachine) {
 }
 
 TEST_P(SysMiscTest, IdsAndUmask) {
-  p.uid = 1001;
-  p.euid = 1002;
-  p.gid = 2001;
-  p.egid = 2002;
+  p.cred.uid = 1001;
+  p.cred.euid = 1002;
+  p.cred.gid = 2001;
+  p.cred.egid = 2002;
   EXPECT_EQ(call(Sys::getuid), 1001);
   EXPECT_EQ(call(Sys::geteuid), 1002);
   EXPECT_EQ(call(Sys::getgid), 2001);
@@ -111,7 +112,7 @@ TEST_P(SysMiscTest, IdsAndUmask) {
 
 TEST_P(SysMiscTest, RobustListAndRseqRegistration) {
   EXPECT_EQ(call(Sys::set_robust_list, kBuf, 24), 0);
-  EXPECT_EQ(p.robust_list, kBuf);
+  EXPECT_EQ(p.areas.robust_list, kBuf);
   EXPECT_EQ(call(Sys::set_robust_list, kBuf, 23), E(EINVAL));
   EXPECT_EQ(call(Sys::get_robust_list, 0, kBuf + 64, kBuf + 72), 0);
   EXPECT_EQ(get<std::uint64_t>(kBuf + 64), kBuf);
@@ -131,7 +132,7 @@ TEST_P(SysMiscTest, RobustListAndRseqRegistration) {
   EXPECT_EQ(call(Sys::rseq, area + 32, 32, 0, 0x53053053), E(EINVAL));
   EXPECT_EQ(call(Sys::rseq, area, 32, 1, 0x1), E(EPERM));
   EXPECT_EQ(call(Sys::rseq, area, 32, 1, 0x53053053), 0);
-  EXPECT_EQ(p.rseq_area, 0u);
+  EXPECT_EQ(p.areas.rseq_area, 0u);
   EXPECT_EQ(get<std::uint32_t>(area + 4), 0xffffffffU);         // RSEQ_CPU_ID_UNINITIALIZED
   EXPECT_EQ(call(Sys::rseq, 0, 32, 1, 0x53053053), E(EINVAL));  // nothing registered
   EXPECT_EQ(call(Sys::rseq, area, 32, 1, 0x53053053), E(EINVAL));

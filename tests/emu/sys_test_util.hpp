@@ -82,23 +82,23 @@ class SysTest : public ::testing::TestWithParam<Arch> {
 
   static KernelOptions options() {
     KernelOptions o;
-    o.cpu_factory = unicorn_cpu_factory();
     o.phys_bytes = 64ULL << 20;
     o.random_seed = 42;
     return o;
   }
 
-  SysTest() : k(options()), p(k, 1000, 1, GetParam()) {
+  SysTest() : k(options(), unicorn_cpu_factory()), p(k, 1000, 1, GetParam()) {
     p.as = std::make_shared<AddressSpace>();
     auto mm = Mm::create(k.machine(), GetParam());
     EXPECT_TRUE(mm.has_value());
     p.as->mm = std::move(*mm);
+    p.as->mm->set_rlimits(&p.rlimits);
     p.fds = std::make_unique<FdTable>();
-    p.uid = static_cast<std::uint32_t>(::getuid());
-    p.euid = static_cast<std::uint32_t>(::geteuid());
+    p.cred.uid = static_cast<std::uint32_t>(::getuid());
+    p.cred.euid = static_cast<std::uint32_t>(::geteuid());
     p.comm = "systest";
     char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd)) p.cwd = cwd;
+    if (::getcwd(cwd, sizeof cwd)) p.fs.cwd = cwd;
     register_mem_syscalls(table);
     register_file_syscalls(table);
     register_time_syscalls(table);

@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #ifndef MMEMU_BINARY
 #error "MMEMU_BINARY must name the built mmemu executable (tests/CMakeLists.txt)"
@@ -251,6 +252,28 @@ TEST(ScriptCommand, MemoryCallsReachTheCore) {
   EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("=> SEGV_ACCERR at "), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("--check:"), std::string::npos) << r.out;
+}
+
+// Dumps name VMAs with the function /proc/PID/maps uses (vma/proc_maps.cpp): the heap is
+// the VMA overlapping [start_brk, brk) (vma_is_initial_heap, strict), so a VMA that only
+// ends where the heap starts is not "[heap]", whether the heap is empty or not.
+TEST(ScriptCommand, DumpNamesTheHeapAsProcMapsDoes) {
+  const Proc r = run_text(
+      "mm a brk=0x600000 archmap=no\n"
+      "mmap a 0x5f0000 64K rw- private fixed\n"
+      "dump a vmas\n"
+      "brk a +8K\n"
+      "dump a vmas\n");
+  EXPECT_EQ(r.status, 0) << r.out;
+  std::vector<std::string> heap, below;
+  std::istringstream in(r.out);
+  for (std::string l; std::getline(in, l);) {
+    if (l.find("[heap]") != std::string::npos) heap.push_back(l);
+    if (l.find("005f0000-00600000 rw-p") != std::string::npos) below.push_back(l);
+  }
+  ASSERT_EQ(heap.size(), 1U) << r.out;
+  EXPECT_NE(heap[0].find("00600000-00602000 rw-p"), std::string::npos) << heap[0];
+  ASSERT_EQ(below.size(), 2U) << r.out;  // once per dump, never named
 }
 
 TEST(ScriptCommand, ReadsStandardInputAndWritesOut) {

@@ -112,19 +112,19 @@ TEST_P(BrkTest, OnlyTheHeapVmaMerges) {
 TEST_P(BrkTest, Limits) {
   f.mm->start_data = kHeap - 4 * PAGE_SIZE;
   f.mm->end_data = kHeap - 2 * PAGE_SIZE;  // two pages of data segment
-  f.mm->rlimit_data.cur = 6 * PAGE_SIZE;
+  f.rlimits[Rlim::Data].cur = 6 * PAGE_SIZE;
   EXPECT_EQ(brk(h(4)), h(4));
   EXPECT_EQ(brk(h(5)), h(4));  // 5 + 2 > 6
   // Other private writable mappings count against RLIMIT_DATA too (may_expand_vm).
-  f.mm->rlimit_data.cur = 64 * PAGE_SIZE;
+  f.rlimits[Rlim::Data].cur = 64 * PAGE_SIZE;
   map_fixed(kArea, 58, PROT_READ | PROT_WRITE);
   EXPECT_EQ(f.mm->data_vm, 62U);
   EXPECT_EQ(brk(h(7)), h(4));
   EXPECT_EQ(brk(h(6)), h(6));
-  f.mm->rlimit_data.cur = RLIM_INFINITY_;
+  f.rlimits[Rlim::Data].cur = RLIM_INFINITY_;
   // mlockall(MCL_FUTURE): the heap is locked and populated, within RLIMIT_MEMLOCK.
   f.mm->caps = 0;
-  f.mm->rlimit_memlock = {2 * PAGE_SIZE, 2 * PAGE_SIZE};
+  f.rlimits[Rlim::Memlock] = {2 * PAGE_SIZE, 2 * PAGE_SIZE};
   ASSERT_TRUE(do_mlockall(*f.mm, MCL_FUTURE));
   EXPECT_EQ(brk(h(9)), h(6));
   EXPECT_EQ(brk(h(8)), h(8));

@@ -71,11 +71,11 @@ TEST_P(FaultTest, StackGrowsDownWithinItsLimits) {
   EXPECT_EQ(f.layout()[0].first, top - 10 * PAGE_SIZE);
   EXPECT_EQ(f.mm->stack_vm, 10U);
   // Beyond RLIMIT_STACK: no growth.
-  f.mm->rlimit_stack.cur = 16 * PAGE_SIZE;
+  f.rlimits[Rlim::Stack].cur = 16 * PAGE_SIZE;
   EXPECT_EQ(f.touch(top - 17 * PAGE_SIZE), FaultResult::SegvMapErr);
   // Within the guard gap of a mapping below: no growth either.
   const vaddr_t below = top - 10 * PAGE_SIZE - kStackGuardGap;
-  f.mm->rlimit_stack.cur = 8ULL << 20;
+  f.rlimits[Rlim::Stack].cur = 8ULL << 20;
   ASSERT_TRUE(sys_mmap(*f.mm, below - PAGE_SIZE, PAGE_SIZE, PROT_READ,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, nullptr, 0));
   EXPECT_EQ(f.touch(top - 11 * PAGE_SIZE), FaultResult::SegvMapErr);

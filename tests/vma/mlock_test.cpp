@@ -15,7 +15,7 @@ class MlockTest : public SyscallTest {
   int mlockall(int flags) { return err_of(do_mlockall(*f.mm, flags)); }
   void unprivileged(std::uint64_t limit_pages) {
     f.mm->caps = 0;
-    f.mm->rlimit_memlock = {limit_pages * PAGE_SIZE, limit_pages * PAGE_SIZE};
+    f.rlimits[Rlim::Memlock] = {limit_pages * PAGE_SIZE, limit_pages * PAGE_SIZE};
   }
   bool mlocked(vaddr_t va) {
     const pfn_t p = pfn_at(va);
@@ -148,7 +148,7 @@ TEST_P(MlockTest, UnprivilegedLimits) {
   f.mm->caps = CAP_IPC_LOCK_BIT;
   EXPECT_EQ(mlock(a, 8 * P), 0);
   EXPECT_EQ(f.mm->locked_vm, 8U);
-  f.mm->rlimit_memlock = {0, 0};
+  f.rlimits[Rlim::Memlock] = {0, 0};
   EXPECT_EQ(mlockall(MCL_CURRENT), 0);
   EXPECT_EQ(ok(), "");
 }

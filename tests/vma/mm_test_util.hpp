@@ -28,6 +28,7 @@ struct MmFixture {
     auto r = Mm::create(m, arch);
     EXPECT_TRUE(r.has_value());
     mm = std::move(*r);
+    mm->set_rlimits(&rlimits);
   }
   // The invariant checker must stay green; returns its findings joined for a failure message.
   std::string problems() const {
@@ -68,6 +69,7 @@ struct MmFixture {
   }
 
   Machine m;
+  Rlimits rlimits;  // the mm's resource limits, as a process's would be
   std::unique_ptr<Mm> mm;
 };
 

@@ -82,17 +82,17 @@ TEST_P(MmapTest, ErrnoLikeLinux) {
 }
 
 TEST_P(MmapTest, RlimitAsAndMemlock) {
-  f.mm->rlimit_as.cur = 16 * PAGE_SIZE;
+  f.rlimits[Rlim::As].cur = 16 * PAGE_SIZE;
   f.map_anon(8 * PAGE_SIZE);
   auto r = sys_mmap(*f.mm, 0, 9 * PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, nullptr, 0);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), Errno{ENOMEM});
-  f.mm->rlimit_memlock.cur = 2 * PAGE_SIZE;
+  f.rlimits[Rlim::Memlock].cur = 2 * PAGE_SIZE;
   r = sys_mmap(*f.mm, 0, 3 * PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED,
                nullptr, 0);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), Errno{EAGAIN});
-  f.mm->rlimit_memlock.cur = 0;
+  f.rlimits[Rlim::Memlock].cur = 0;
   r = sys_mmap(*f.mm, 0, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, nullptr,
                0);
   ASSERT_FALSE(r);

@@ -173,7 +173,7 @@ TEST_P(MprotectTest, AccountFlagAndDataLimit) {
   EXPECT_EQ(flags_at(a) & VM_ACCOUNT, VM_ACCOUNT);  // it has an anon_vma now: stays charged
   // RLIMIT_DATA: turning 4 more pages into data would exceed it.
   map_at(8, 4, PROT_READ);
-  f.mm->rlimit_data.cur = (f.mm->data_vm + 3) * PAGE_SIZE;
+  f.rlimits[Rlim::Data].cur = (f.mm->data_vm + 3) * PAGE_SIZE;
   EXPECT_EQ(err_of(do_mprotect(*f.mm, pg(8), 4 * PAGE_SIZE, PROT_READ | PROT_WRITE)), ENOMEM);
   EXPECT_EQ(err_of(do_mprotect(*f.mm, pg(8), 3 * PAGE_SIZE, PROT_READ | PROT_WRITE)), 0);
   EXPECT_EQ(ok(), "");

@@ -278,7 +278,7 @@ TEST_P(MremapTest, LockedMemoryIsCountedAndPopulated) {
 
 TEST_P(MremapTest, UnprivilegedLimits) {
   f.mm->caps = 0;
-  f.mm->rlimit_memlock = {4 * P, 4 * P};
+  f.rlimits[Rlim::Memlock] = {4 * P, 4 * P};
   const vaddr_t l = map_at(8, 3, PROT_READ | PROT_WRITE, MAP_LOCKED);
   EXPECT_EQ(err_of(mremap(l, 3 * P, 5 * P)), EAGAIN);
   EXPECT_EQ(*mremap(l, 3 * P, 4 * P), l);
@@ -287,7 +287,7 @@ TEST_P(MremapTest, UnprivilegedLimits) {
   EXPECT_EQ(f.mm->locked_vm, 2U);
   // A shrinking move of locked memory needs no headroom.
   EXPECT_EQ(*mremap(l, 2 * P, P, kFixed, pg(40)), pg(40));
-  f.mm->rlimit_as.cur = (f.mm->total_vm + 2) * P;
+  f.rlimits[Rlim::As].cur = (f.mm->total_vm + 2) * P;
   const vaddr_t e = map_at(60, 1);
   EXPECT_EQ(err_of(mremap(e, P, 4 * P, kMay)), ENOMEM);
   EXPECT_EQ(ok(), "");

@@ -1,0 +1,102 @@
+// The fork observers: walkers at the lock-drop point, the fork trace event, and the dumps.
+#include "emu/kernel/fork_observers.hpp"
+
+#include <fmt/format.h>
+
+#include "emu/kernel/kernel.hpp"
+#include "vma/fork_report.hpp"
+#include "vma/walkers.hpp"
+
+namespace mmemu {
+
+namespace {
+
+constexpr const char* kDumpWalker = "dump";
+
+// At the lock-drop point of a failed dup_mmap: dumps the dying child's tables.
+class DumpWalker final : public ConcurrentWalker {
+ public:
+  DumpWalker(Kernel& k, int parent, int child) : k_(k), parent_(parent), child_(child) {}
+  std::string name() const override { return kDumpWalker; }
+  WalkerReport walk(Mm& mm, Mm&) override {
+    k_.dump(DumpKind::ForkFailedChild, child_, mm,
+            fmt::format("failed fork {} -> {} at the lock-drop point", parent_, child_));
+    return WalkerReport{kDumpWalker, "walked", 0, {}, 0, false, 0};
+  }
+
+ private:
+  Kernel& k_;
+  int parent_, child_;
+};
+
+nlohmann::json report_json(const ForkReport& r) {
+  nlohmann::json j{{"ok", r.ok},
+                   {"recovery", recovery_name(r.recovery)},
+                   {"ptes_copied", r.ptes_copied},
+                   {"ptes_wrprotected", r.ptes_wrprotected},
+                   {"pages_copied", r.pages_copied}};
+  if (!r.ok) {
+    j["failed_step"] = r.failed_step;
+    j["failed_vma"] = fmt::format("{:#x}", r.failed_vma);
+    j["vmas_copied"] = r.vmas_copied;
+    j["tree_max"] = fmt::format("{:#x}", r.tree_max);
+    j["xa_zero_stored"] = r.xa_zero_stored;
+    j["torn_down"] = r.torn_down;
+    j["note"] = r.recovery_note;
+    if (!r.errors.empty()) j["errors"] = r.errors;
+  }
+  return j;
+}
+
+}  // namespace
+
+ForkObservers::ForkObservers(Kernel& k, const Process& parent, int child_pid)
+    : k_(k), parent_(parent), child_pid_(child_pid) {
+  const KernelOptions& o = k_.options();
+  if (o.dump.fork) {  // first: the tree as the walkers find it
+    dump_walker_ = std::make_unique<DumpWalker>(k_, parent_.pid, child_pid_);
+    walkers_.push_back(dump_walker_.get());
+  }
+  for (const std::string& w : o.walkers)
+    if (auto kind = parse_walker(w)) {
+      named_.push_back(make_walker(kind->first, kind->second));
+      walkers_.push_back(named_.back().get());
+    }
+  attempts_before_ = k_.machine().inject.attempts_total();
+}
+
+ForkObservers::~ForkObservers() = default;
+
+void ForkObservers::copied(const ForkReport& rep, bool ok) {
+  nlohmann::json j = report_json(rep);
+  // The injector's global attempt numbers dup_mm used: (before, after].
+  j["attempts_before"] = attempts_before_;
+  j["attempts_after"] = k_.machine().inject.attempts_total();
+  j["child"] = ok ? child_pid_ : 0;
+  k_.record("fork", parent_.pid, std::move(j));
+  if (ok) return;
+  std::vector<std::string> detail = fork_failure_details(rep, {kDumpWalker});
+  detail.insert(detail.begin(), fork_failure_headline(rep));
+  if (k_.options().dump.fork) {
+    k_.dump(DumpKind::Fork, parent_.pid, parent_.mm(),
+            fmt::format("fork by {} failed in {} ({})", parent_.pid, rep.failed_step,
+                        recovery_name(rep.recovery)),
+            std::move(detail));
+  } else if (!named_.empty()) {
+    k_.log().msg(fmt::format("pid {}: fork failed: {}", parent_.pid, detail.front()));
+    for (std::size_t i = 1; i < detail.size(); ++i)
+      k_.log().msg("  " + detail[i]);
+  }
+}
+
+void ForkObservers::forked(const Process& child) {
+  const DumpWhen& when = k_.options().dump;
+  if (when.fork)
+    k_.dump(DumpKind::Fork, parent_.pid, parent_.mm(),
+            fmt::format("after fork {} -> {}", parent_.pid, child.pid));
+  if (when.fork_child)
+    k_.dump(DumpKind::ForkChild, child.pid, child.mm(),
+            fmt::format("child of fork {} -> {}", parent_.pid, child.pid));
+}
+
+}  // namespace mmemu
