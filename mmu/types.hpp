@@ -9,11 +9,11 @@
 
 namespace mmemu {
 
-using vaddr_t = std::uint64_t;  // guest virtual address
-using paddr_t = std::uint64_t;  // emulated physical address
-using pfn_t = std::uint64_t;    // emulated physical frame number
+using vaddr_t = std::uint64_t;              // guest virtual address
+using paddr_t = std::uint64_t;              // emulated physical address
+using pfn_t = std::uint64_t;                // emulated physical frame number
 inline constexpr pfn_t kNoPfn = ~pfn_t{0};  // "no frame"
-using pte_t = std::uint64_t;    // a raw page-table entry in the architecture's format
+using pte_t = std::uint64_t;                // a raw page-table entry in the architecture's format
 
 inline constexpr unsigned PAGE_SHIFT = 12;
 inline constexpr std::uint64_t PAGE_SIZE = 1ULL << PAGE_SHIFT;
