@@ -60,18 +60,13 @@ void flat_code(uc_engine*, std::uint64_t, std::uint32_t, void* s) {
   ++static_cast<FlatState*>(s)->r.insns;
 }
 
-std::uint32_t uc_prot(unsigned perms) {
-  return ((perms & PERM_R) ? UC_PROT_READ : 0) | ((perms & PERM_W) ? UC_PROT_WRITE : 0) |
-         ((perms & PERM_X) ? UC_PROT_EXEC : 0);
-}
-
 // Maps and fills the segments: runs of neighbouring pages with equal permissions, one
 // region each.
 bool load_segments(uc_engine* uc, const std::vector<FlatSegment>& segments) {
   std::map<std::uint64_t, std::uint32_t> page_prot;
   for (const FlatSegment& seg : segments)
     for (std::uint64_t pg = seg.vaddr & ~(kPage - 1); pg < seg.vaddr + seg.memsz; pg += kPage)
-      page_prot[pg] |= uc_prot(seg.perms);
+      page_prot[pg] |= uc_prot_of(seg.perms);
   for (auto it = page_prot.begin(); it != page_prot.end();) {
     const std::uint64_t start = it->first;
     const std::uint32_t prot = it->second;

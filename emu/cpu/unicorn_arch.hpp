@@ -5,6 +5,7 @@
 #include <unicorn/unicorn.h>
 
 #include <array>
+#include <cstdint>
 #include <span>
 #include <string_view>
 
@@ -31,6 +32,12 @@ struct UnicornArchOps {
 
 const UnicornArchOps& unicorn_x86_ops();
 const UnicornArchOps& unicorn_arm64_ops();
+
+// PERM_* (emu/cpu/cpu.hpp) as Unicorn's UC_PROT_* bits.
+inline std::uint32_t uc_prot_of(unsigned perms) {
+  return ((perms & PERM_R) ? UC_PROT_READ : 0) | ((perms & PERM_W) ? UC_PROT_WRITE : 0) |
+         ((perms & PERM_X) ? UC_PROT_EXEC : 0);
+}
 
 // Raw access for 1..8-byte registers (value zero-extended) and 16-byte vectors.
 std::uint64_t uc_read_u64(uc_engine* uc, int id);

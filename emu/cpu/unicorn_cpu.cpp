@@ -39,11 +39,6 @@ constexpr std::uint32_t kArmBkpt = 7;
 constexpr std::uint32_t kArmHvc = 11;
 constexpr std::uint32_t kArmSmc = 13;
 
-unsigned uc_perms(unsigned perms) {
-  return ((perms & PERM_R) ? UC_PROT_READ : 0) | ((perms & PERM_W) ? UC_PROT_WRITE : 0) |
-         ((perms & PERM_X) ? UC_PROT_EXEC : 0);
-}
-
 }  // namespace
 
 // C entry points for Unicorn's hooks; `slot` points at the CPU using the engine.
@@ -322,7 +317,7 @@ bool UnicornCpu::on_tlb_fill(std::uint64_t va, int type, std::uint64_t* paddr, u
   if (f->perms & PERM_W) code_->write_filled(code_id_, f->pfn);
   // arm64 on 2.1.1 fills 1 KiB target pages: the address must carry the page offset.
   *paddr = (f->pfn << PAGE_SHIFT) | (va & (PAGE_SIZE - 1));
-  *perms = uc_perms(f->perms);
+  *perms = uc_prot_of(f->perms);
   return true;
 }
 
