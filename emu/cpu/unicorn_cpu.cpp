@@ -138,11 +138,9 @@ UnicornCpu::UnicornCpu(Arch arch, UnicornEngine engine, std::shared_ptr<CodeCohe
                        std::shared_ptr<UnicornPool> pool)
     : arch_(arch),
       engine_(std::move(engine)),
-      uc_(engine_.uc),
       ops_(arch == Arch::X86_64 ? &unicorn_x86_ops() : &unicorn_arm64_ops()),
       code_(std::move(code)),
-      pool_(std::move(pool)),
-      code_id_(engine_.code_id) {
+      pool_(std::move(pool)) {
   *engine_.slot = this;
 }
 
@@ -163,17 +161,17 @@ UnicornPool::~UnicornPool() {
 }
 
 std::optional<UnicornEngine> UnicornPool::take(Arch arch) {
-  auto& engines = free_[arch == Arch::X86_64 ? 0 : 1];
-  if (engines.empty()) return std::nullopt;
-  UnicornEngine e = std::move(engines.back());
-  engines.pop_back();
+  std::vector<UnicornEngine>& free = engines(arch);
+  if (free.empty()) return std::nullopt;
+  UnicornEngine e = std::move(free.back());
+  free.pop_back();
   return e;
 }
 
 bool UnicornPool::put(Arch arch, UnicornEngine& e) {
-  auto& engines = free_[arch == Arch::X86_64 ? 0 : 1];
-  if (engines.size() >= kMaxPooled) return false;
-  engines.push_back(std::move(e));
+  std::vector<UnicornEngine>& free = engines(arch);
+  if (free.size() >= kMaxPooled) return false;
+  free.push_back(std::move(e));
   return true;
 }
 
@@ -191,10 +189,10 @@ CpuFactory unicorn_cpu_factory() {
 // ---- registers ----
 
 std::uint64_t UnicornCpu::read_reg(int id) const {
-  return uc_read_u64(uc_, id);
+  return uc_read_u64(engine_.uc, id);
 }
 void UnicornCpu::write_reg(int id, std::uint64_t v) {
-  uc_write_u64(uc_, id, v);
+  uc_write_u64(engine_.uc, id, v);
 }
 
 vaddr_t UnicornCpu::pc() const {
@@ -242,9 +240,9 @@ Result<> UnicornCpu::set_reg(std::string_view name, std::uint64_t v) {
     if (r.name != name) continue;
     if (r.vector) {
       std::uint8_t buf[16] = {};  // keep the high half
-      uc_reg_read(uc_, r.id, buf);
+      uc_reg_read(engine_.uc, r.id, buf);
       std::memcpy(buf, &v, sizeof v);
-      uc_reg_write(uc_, r.id, buf);
+      uc_reg_write(engine_.uc, r.id, buf);
     } else {
       write_reg(r.id, v);
     }
@@ -258,28 +256,28 @@ std::vector<std::string_view> UnicornCpu::reg_names() const {
 }
 
 CpuContext UnicornCpu::save_context() const {
-  return ops_->save(uc_);
+  return ops_->save(engine_.uc);
 }
 
 Result<> UnicornCpu::restore_context(const CpuContext& ctx) {
-  if (!ops_->restore(uc_, ctx)) return fail(EINVAL);
+  if (!ops_->restore(engine_.uc, ctx)) return fail(EINVAL);
   return {};
 }
 
 // ---- translation ----
 
 void UnicornCpu::flush_tlb() {
-  uc_ctl_flush_tlb(uc_);
+  uc_ctl_flush_tlb(engine_.uc);
   ++stats_.tlb_flushes;
-  code_->tlb_flushed(code_id_);
+  code_->tlb_flushed(engine_.code_id);
 }
 
 void UnicornCpu::pay_coherence() {
-  const CodeCoherence::Owed owed = code_->owed(code_id_);
+  const CodeCoherence::Owed owed = code_->owed(engine_.code_id);
   if (owed.drop_code) {
-    uc_ctl_flush_tb(uc_);
+    uc_ctl_flush_tb(engine_.uc);
     ++stats_.code_drops;
-    code_->code_dropped(code_id_);
+    code_->code_dropped(engine_.code_id);
     icount_cache_.fill(IcountEntry{});
   }
   if (owed.drop_tlb) flush_tlb();
@@ -289,20 +287,18 @@ bool UnicornCpu::on_tlb_fill(std::uint64_t va, int type, std::uint64_t* paddr, u
   const Access access = type == UC_MEM_WRITE   ? Access::Write
                         : type == UC_MEM_FETCH ? Access::Exec
                                                : Access::Read;
-  if (code_->owed(code_id_).drop_code) {
-    // Code this CPU translated is stale: stop, drop it outside, restart here.
+  // Code this CPU translated is stale: stop, drop it outside, restart here. Checked again
+  // after the miss handler, whose fault handling can free frames that held code.
+  const auto code_owed = [this] {
+    if (!code_->owed(engine_.code_id).drop_code) return false;
     ++stats_.coherence_stops;
     pending_ = Pending::Coherence;
-    return false;
-  }
-  if (code_->owed(code_id_).drop_tlb) flush_tlb();
+    return true;
+  };
+  if (code_owed()) return false;
+  if (code_->owed(engine_.code_id).drop_tlb) flush_tlb();
   std::optional<TlbFill> f = miss_ ? miss_->tlb_miss(va, access) : std::nullopt;
-  // The miss handler may have run the fault handler, whose frees can leave code owed.
-  if (code_->owed(code_id_).drop_code) {
-    ++stats_.coherence_stops;
-    pending_ = Pending::Coherence;
-    return false;
-  }
+  if (code_owed()) return false;
   if (!f) {
     ++stats_.fill_faults;
     fault_ = MemFault{va, access, 0};
@@ -313,8 +309,8 @@ bool UnicornCpu::on_tlb_fill(std::uint64_t va, int type, std::uint64_t* paddr, u
   // Any entry that allows fetching registers the frame as code this CPU may translate: a
   // read or write fill of an executable page serves the later fetches from it too, with
   // no fetch fill of their own (an RWX page written, then run).
-  if (f->perms & PERM_X) code_->fetch_filled(code_id_, f->pfn);
-  if (f->perms & PERM_W) code_->write_filled(code_id_, f->pfn);
+  if (f->perms & PERM_X) code_->fetch_filled(engine_.code_id, f->pfn);
+  if (f->perms & PERM_W) code_->write_filled(engine_.code_id, f->pfn);
   // arm64 on 2.1.1 fills 1 KiB target pages: the address must carry the page offset.
   *paddr = (f->pfn << PAGE_SHIFT) | (va & (PAGE_SIZE - 1));
   *perms = uc_prot_of(f->perms);
@@ -328,7 +324,7 @@ std::uint32_t UnicornCpu::block_icount(std::uint64_t addr, std::uint32_t size) {
   IcountEntry& e = icount_cache_[(addr ^ (addr >> 12)) & (icount_cache_.size() - 1)];
   if (e.addr == addr && e.size == size) return e.icount;
   uc_tb tb{};
-  std::uint32_t n = uc_ctl_request_cache(uc_, addr, &tb) == UC_ERR_OK && tb.size == size
+  std::uint32_t n = uc_ctl_request_cache(engine_.uc, addr, &tb) == UC_ERR_OK && tb.size == size
                         ? tb.icount
                         : static_cast<std::uint32_t>(count_insns(addr, addr + size));
   e = IcountEntry{addr, size, n};
@@ -402,7 +398,7 @@ vaddr_t UnicornCpu::exact_fault_va(vaddr_t page, Access access, vaddr_t at) {
 
 void UnicornCpu::stop_with(Pending p) {
   pending_ = p;
-  uc_emu_stop(uc_);
+  uc_emu_stop(engine_.uc);
 }
 
 void UnicornCpu::handle_syscall_arrival() {
@@ -483,7 +479,7 @@ RunResult UnicornCpu::run(std::uint64_t max_instructions) {
     const vaddr_t start = pc();
     const std::uint64_t before = executed_;
     in_emulation_ = true;
-    const uc_err err = uc_emu_start(uc_, start, 0, 0, 0);
+    const uc_err err = uc_emu_start(engine_.uc, start, 0, 0, 0);
     in_emulation_ = false;
     if (pending_ == Pending::Exception) set_pc(exception_.pc);
     // x86 `hlt` stops Unicorn cleanly with pc past it; Linux reports it at the hlt, which

@@ -61,9 +61,9 @@ class UnicornPool {
   const std::shared_ptr<CodeCoherence>& code() const { return code_; }
   std::optional<UnicornEngine> take(Arch arch);
   bool put(Arch arch, UnicornEngine& e);  // false (e untouched) when full
-  std::size_t size(Arch arch) const { return free_[arch == Arch::X86_64 ? 0 : 1].size(); }
 
  private:
+  std::vector<UnicornEngine>& engines(Arch arch) { return free_[arch == Arch::X86_64 ? 0 : 1]; }
   std::shared_ptr<CodeCoherence> code_;
   std::array<std::vector<UnicornEngine>, 2> free_;
 };
@@ -145,11 +145,9 @@ class UnicornCpu final : public Cpu {
 
   Arch arch_;
   UnicornEngine engine_;
-  uc_struct* uc_;
   const UnicornArchOps* ops_;
   std::shared_ptr<CodeCoherence> code_;
   std::shared_ptr<UnicornPool> pool_;
-  int code_id_;
   TlbMissHandler* miss_ = nullptr;
   SyscallHandler syscall_handler_;
   std::array<IcountEntry, 4096> icount_cache_{};
