@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "emu/kernel/trace.hpp"
 #include "tools/script_interp.hpp"
 #include "vma/fork_report.hpp"
 #include "vma/walkers.hpp"
@@ -80,7 +81,7 @@ StepOut Interp::cmd_fork(const Stmt& st) {
     d["recovery_note"] = rep.recovery_note;
     d["child_flags"] = mmf_flag_names(rep.child_flags);
     d["errors"] = rep.errors;
-    d["exit_mmap"] = rep.exited ? exit_report_json(rep.exit) : json(nullptr);
+    d["exit_mmap"] = rep.exited ? json(rep.exit) : json(nullptr);
   }
   json wj = json::array();
   for (const auto& w : rep.walkers)

@@ -106,10 +106,6 @@ std::string Interp::mm_label(const Mm& mm) const {
   return fmt::format("mm{}", mm.id());
 }
 
-json Interp::exit_report_json(const ExitMmapReport& r) {
-  return r;  // the same JSON as the exit_mmap trace event (emu/kernel/trace.hpp)
-}
-
 StepOut Interp::exit_mm(const std::string& name) {
   auto it = std::find_if(mms.begin(), mms.end(), [&](const MmSlot& s) { return s.name == name; });
   const std::uint64_t free_before = machine.phys.nr_free();
@@ -120,7 +116,7 @@ StepOut Interp::exit_mm(const std::string& name) {
   o.result = fmt::format("exit_mmap: {}; {} frame{} back on the free list",
                          exit_mmap_report_text(r), back, back == 1 ? "" : "s");
   o.status = "ok";
-  o.data["exit_mmap"] = exit_report_json(r);
+  o.data["exit_mmap"] = r;  // the exit_mmap trace event's JSON (emu/kernel/trace.hpp)
   o.data["frames_freed"] = back;
   return o;
 }

@@ -143,7 +143,6 @@ class Interp {
 
   // Exits an mm (exit_mmap, then mmput) and describes the exit_mmap report.
   StepOut exit_mm(const std::string& name);
-  static nlohmann::json exit_report_json(const ExitMmapReport& r);
   Snapshot take_snapshot(const Mm& mm) const;
   using TableSet = std::map<std::pair<Level, vaddr_t>, pfn_t>;
   static TableSet table_set(const Mm& mm);
