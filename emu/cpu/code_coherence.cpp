@@ -40,7 +40,6 @@ bool CodeCoherence::current(const User& u) const {
 
 void CodeCoherence::owe_code_drop(int cpu) {
   Owed& o = clients_[static_cast<std::size_t>(cpu)].owed;
-  if (!o.drop_code) ++code_drops_;
   o.drop_code = true;
   o.drop_tlb = true;
 }

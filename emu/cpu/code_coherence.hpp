@@ -48,14 +48,8 @@ class CodeCoherence final : public CodeFrameObserver {
   void code_dropped(int cpu);
 
   const Owed& owed(int cpu) const { return clients_[static_cast<std::size_t>(cpu)].owed; }
-  bool owes_anything(int cpu) const {
-    const Owed& o = owed(cpu);
-    return o.drop_code || o.drop_tlb;
-  }
 
   void code_frame_changed(pfn_t pfn) override;
-
-  std::uint64_t code_drops_requested() const { return code_drops_; }
 
  private:
   struct Client {
@@ -75,7 +69,6 @@ class CodeCoherence final : public CodeFrameObserver {
   std::vector<Client> clients_;
   std::unordered_map<pfn_t, std::vector<User>> users_;  // frames marked PG_exec_cached
   std::size_t shared_writers_ = 0;                      // clients with writes_shared
-  std::uint64_t code_drops_ = 0;
 };
 
 }  // namespace mmemu

@@ -478,9 +478,7 @@ RunResult UnicornCpu::run(std::uint64_t max_instructions) {
     block_icount_ = 0;
     const vaddr_t start = pc();
     const std::uint64_t before = executed_;
-    in_emulation_ = true;
     const uc_err err = uc_emu_start(engine_.uc, start, 0, 0, 0);
-    in_emulation_ = false;
     if (pending_ == Pending::Exception) set_pc(exception_.pc);
     // x86 `hlt` stops Unicorn cleanly with pc past it; Linux reports it at the hlt, which
     // has not completed: back to it before the block is counted, like any other stop there.

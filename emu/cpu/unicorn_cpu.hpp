@@ -161,7 +161,6 @@ class UnicornCpu final : public Cpu {
   Pending pending_ = Pending::None;
   MemFault fault_{};
   ExceptionInfo exception_{};
-  bool in_emulation_ = false;
   std::uint64_t total_executed_ = 0;
   UnicornCpuStats stats_;
 };
