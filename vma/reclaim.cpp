@@ -46,22 +46,28 @@ bool reclaim_lazyfree_page(PhysMem& phys, pfn_t pfn, ReclaimReport& rep) {
     h.mm->tlb().flush_page(h.addr);
     PageDesc& d = phys.desc(pfn);
     if (fmt.dirty(old)) d.flags |= PG_dirty;
-    // The only references may be the mappings themselves (the kernel adds one for the
-    // isolation, which mmemu's reclaim does not take).
-    const bool only_mapped = static_cast<std::int64_t>(d.refcount) == d.mapcount;
-    if (only_mapped && !(d.flags & PG_dirty)) {
-      page_remove_rmap(*h.mm, pfn);  // also the MM_ANONPAGES counter
-      if (phys.put_page(pfn)) {
-        ++rep.dropped;
-        rep.dropped_frames.push_back(pfn);
-      }
-      continue;
+    // The lazy-free branch of try_to_unmap_one (mainline, since the fix to 6c8e2a256915
+    // that sets swapbacked only when dirty): a page written again, through a mapping or by
+    // a GUP user that marked it dirty, is mapped back and swap-backed for good.
+    if (d.flags & PG_dirty) {
+      pt.set(*ref, old);
+      d.flags &= ~static_cast<std::uint32_t>(PG_lazyfree);
+      ++rep.redirtied;
+      break;
     }
-    // Redirtied or held by someone else: map it back; it is swap-backed again.
-    pt.set(*ref, old);
-    d.flags &= ~static_cast<std::uint32_t>(PG_lazyfree);
-    ++((d.flags & PG_dirty) ? rep.redirtied : rep.extra_refs);
-    break;
+    // A clean page held beyond its mappings (a pin, a speculative reference; the kernel
+    // adds one for the isolation, which mmemu's reclaim does not take) is only mapped back:
+    // it stays lazy-free, and a later pass decides once the reference is gone.
+    if (static_cast<std::int64_t>(d.refcount) != d.mapcount) {
+      pt.set(*ref, old);
+      ++rep.extra_refs;
+      break;
+    }
+    page_remove_rmap(*h.mm, pfn);  // also the MM_ANONPAGES counter
+    if (phys.put_page(pfn)) {
+      ++rep.dropped;
+      rep.dropped_frames.push_back(pfn);
+    }
   }
   return true;
 }

@@ -1,7 +1,8 @@
 // Reclaim of MADV_FREE'd memory: a clean lazy-free page is dropped and reads back as zero;
-// a page written after MADV_FREE is kept; so is one a direct-IO request has pinned, even
-// though it is clean, and the data the device writes into it survives (the MADV_FREE vs
-// direct-IO race the refcount check closes).
+// a page written after MADV_FREE is kept; a clean one a direct-IO request has pinned is
+// skipped while pinned and stays lazy-free, and the data the device writes into it survives
+// because the unpin marks it dirty (the MADV_FREE vs direct-IO race the refcount check
+// closes).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -78,30 +79,71 @@ TEST_P(LazyFree, PageWrittenAfterFreeIsKept) {
   EXPECT_EQ(problems({mm.get()}), "");
 }
 
-// A direct-IO read into the lazy-free buffer: the buffer is pinned (gup_fast: no fault, not
-// dirtied yet), reclaim runs before the device has written, then the device writes and the
-// pin is released dirty. The pin's reference keeps reclaim from dropping the page, so the
-// data lands where the program will read it.
-TEST_P(LazyFree, PinnedPageSurvivesReclaimWithTheDevicesData) {
+// A pin taken on a clean lazy-free page (gup_fast: no fault, not dirtied yet) keeps reclaim
+// from dropping it, but only for that pass: the page is mapped back and stays lazy-free
+// (mainline, since the fix to 6c8e2a256915: only a dirty page becomes swap-backed again).
+// Once the pin is gone, with nothing written, the next pass drops it.
+TEST_P(LazyFree, PinnedCleanPageStaysLazyFreeForTheNextReclaim) {
   auto pins = pin_user_pages_fast(*mm, kBuf + 3 * PAGE_SIZE, 1, FOLL_WRITE);
   ASSERT_TRUE(pins.has_value());
   ASSERT_EQ(*pins, std::vector<pfn_t>{frames[3]});
   const PageDesc& d = m.phys.desc(frames[3]);
   EXPECT_EQ(d.pincount, 1U);
   EXPECT_EQ(d.refcount, 2U);
-  EXPECT_FALSE(d.flags & PG_dirty);  // clean: only the extra reference can save it
+  EXPECT_FALSE(d.flags & PG_dirty);
 
+  const ReclaimReport r = reclaim_lazyfree(m.phys);
+  EXPECT_EQ(r.scanned, 4U);
+  EXPECT_EQ(r.extra_refs, 1U);
+  EXPECT_EQ(r.redirtied, 0U);
+  EXPECT_EQ(r.dropped, 3U);
+  EXPECT_EQ(r.dropped_frames, (std::vector<pfn_t>{frames[0], frames[1], frames[2]}));
+  EXPECT_EQ(pfn_at(kBuf + 3 * PAGE_SIZE), frames[3]);  // mapped back
+  EXPECT_EQ(d.flags & (PG_lazyfree | PG_dirty), PG_lazyfree);
+  EXPECT_EQ(d.refcount, 2U);
+  EXPECT_EQ(d.mapcount, 1);
+  EXPECT_EQ(mm->rss[MM_ANONPAGES], 1);
+
+  unpin_user_pages(m.phys, *pins);
+  EXPECT_EQ(d.pincount, 0U);
+  EXPECT_EQ(d.refcount, 1U);
+  const ReclaimReport r2 = reclaim_lazyfree(m.phys);
+  EXPECT_EQ(r2.scanned, 1U);
+  EXPECT_EQ(r2.extra_refs, 0U);
+  EXPECT_EQ(r2.dropped, 1U);
+  EXPECT_EQ(r2.dropped_frames, std::vector<pfn_t>{frames[3]});
+  EXPECT_EQ(pfn_at(kBuf + 3 * PAGE_SIZE), 0U);
+  EXPECT_EQ(mm->rss[MM_ANONPAGES], 0);
+  EXPECT_EQ(read8(*mm, kBuf + 3 * PAGE_SIZE), 0);
+  EXPECT_EQ(problems({mm.get()}), "");
+}
+
+// A direct-IO read into the lazy-free buffer: the buffer is pinned, reclaim runs before the
+// device has written (the pin's reference keeps the page, still lazy-free), then the device
+// writes and the pin is released dirty. The next pass sees a redirtied page and keeps it
+// for good, so the data lands where the program will read it (the MADV_FREE vs direct-IO
+// race the refcount check closes).
+TEST_P(LazyFree, PinnedPageRedirtiedByTheDeviceIsKept) {
+  auto pins = pin_user_pages_fast(*mm, kBuf + 3 * PAGE_SIZE, 1, FOLL_WRITE);
+  ASSERT_TRUE(pins.has_value());
+  const PageDesc& d = m.phys.desc(frames[3]);
   const ReclaimReport r = reclaim_lazyfree(m.phys);
   EXPECT_EQ(r.extra_refs, 1U);
   EXPECT_EQ(r.dropped, 3U);
-  EXPECT_EQ(pfn_at(kBuf + 3 * PAGE_SIZE), frames[3]);  // mapped back
-  EXPECT_FALSE(d.flags & PG_lazyfree);
+  EXPECT_TRUE(d.flags & PG_lazyfree);
 
   const char data[] = "block 7 from disk";
   std::memcpy(m.phys.frame(frames[3]), data, sizeof data);  // the device's DMA
   unpin_user_pages(m.phys, *pins, /*make_dirty=*/true);
   EXPECT_EQ(d.pincount, 0U);
   EXPECT_EQ(d.refcount, 1U);
+  const ReclaimReport r2 = reclaim_lazyfree(m.phys);
+  EXPECT_EQ(r2.scanned, 1U);
+  EXPECT_EQ(r2.redirtied, 1U);
+  EXPECT_EQ(r2.dropped, 0U);
+  EXPECT_EQ(pfn_at(kBuf + 3 * PAGE_SIZE), frames[3]);
+  EXPECT_EQ(d.flags & (PG_lazyfree | PG_dirty), PG_dirty);  // swap-backed again
+  EXPECT_EQ(reclaim_lazyfree(m.phys).scanned, 0U);
   char got[sizeof data] = {};
   ASSERT_TRUE(copy_from_user(*mm, got, kBuf + 3 * PAGE_SIZE, sizeof got).has_value());
   EXPECT_STREQ(got, data);
