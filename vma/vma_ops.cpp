@@ -45,6 +45,12 @@ Result<void> dup_anon_vma(Vma& dst, const Vma& src) {
   return anon_vma_clone(dst, src);
 }
 
+// vma_is_fork_child: v has an anon_vma and is linked to more than its own (a parent's, from
+// fork), so merging more into it, or it into more, would widen the parent's rmap lock.
+bool vma_is_fork_child(const Vma* v) {
+  return v && v->anon_vma && v->anon_vma_chain.size() != 1;
+}
+
 // The absorbed VMA leaves: its pages now belong to the VMA that grew over it.
 void drop_merged(Mm& mm, Vma& survivor, Vma* gone) {
   if (gone->anon_vma)
@@ -60,10 +66,10 @@ void drop_merged(Mm& mm, Vma& survivor, Vma* gone) {
 
 bool is_mergeable_anon_vma(const Vma& tgt, const Vma* src, const AnonVma* src_anon) {
   const AnonVma* tgt_anon = tgt.anon_vma;
-  // dup_anon_vma from src into tgt.
-  if (!tgt_anon && src_anon) return src && src->anon_vma_chain.size() == 1;
-  // tgt's anon_vma is used: fine unless src still shares pages with a parent.
-  if (tgt_anon && !src_anon) return !(src && src->anon_vma && src->anon_vma_chain.size() != 1);
+  // dup_anon_vma from src into tgt: not if src's pages may still be shared with a parent.
+  if (!tgt_anon && src_anon) return !vma_is_fork_child(src);
+  // The range joins tgt and uses tgt's anon_vma: not if tgt's may be.
+  if (tgt_anon && !src_anon) return !vma_is_fork_child(&tgt);
   return src_anon == tgt_anon;
 }
 

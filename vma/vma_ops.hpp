@@ -25,9 +25,10 @@ Result<Vma*> split_vma(Mm& mm, Vma& vma, vaddr_t addr, bool new_below);
 
 // is_mergeable_anon_vma (Linux 6.18): may `tgt` take over a range whose pages belong to
 // src_anon? src is the VMA the range comes from (the middle of an existing-range merge,
-// or the VMA mremap copies from), nullptr for a new mapping. A tgt without anon_vma takes
-// src's only if src's chain is singular (it was not forked from a parent); a range without
-// one joins any tgt unless its VMA still has uncowed parents; else they must be equal.
+// or the VMA mremap copies from), nullptr for a new mapping or vma_merge_extend's growth.
+// A tgt without anon_vma takes src_anon unless src is a fork child (its anon_vma_chain is
+// not singular); a range without one joins tgt unless tgt is a fork child; else the two
+// must be equal.
 bool is_mergeable_anon_vma(const Vma& tgt, const Vma* src, const AnonVma* src_anon);
 
 // vma_modify_flags: gives [start, end) of vma (which must cover it) the flags new_flags,
