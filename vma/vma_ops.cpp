@@ -204,11 +204,18 @@ Result<Vma*> vma_merge_new_range(Mm& mm, vaddr_t start, vaddr_t end, vm_flags_t 
   if (!left && !right) return nullptr;
 
   if (auto r = mm.mm_mt.preallocate(); !r) return std::unexpected(r.error());
+  // vma_expand: the grown VMA must reach the anon_vmas of every page it now covers — next's
+  // when it absorbs next, and the copied-from VMA's for mremap (at most one of the two does
+  // anything: the first gives the target an anon_vma). Failing leaves the target as it was.
+  Vma* target = left ? prev : next;
+  Result<void> dup{};
+  if (left && right) dup = dup_anon_vma(*prev, *next);
+  if (dup && src) dup = dup_anon_vma(*target, *src);
+  if (!dup) {
+    mm.mm_mt.release_prealloc();
+    return std::unexpected(dup.error());
+  }
   if (left && right) {
-    if (auto r = dup_anon_vma(*prev, *next); !r) {
-      mm.mm_mt.release_prealloc();
-      return std::unexpected(r.error());
-    }
     prev->vm_end = next->vm_end;
     store_prealloced(mm, prev->vm_start, prev->vm_end - 1, prev);
     drop_merged(mm, *prev, next);
@@ -221,7 +228,7 @@ Result<Vma*> vma_merge_new_range(Mm& mm, vaddr_t start, vaddr_t end, vm_flags_t 
     store_prealloced(mm, next->vm_start, next->vm_end - 1, next);
   }
   mm.mm_mt.release_prealloc();
-  return left ? prev : next;
+  return target;
 }
 
 void remove_vma(Vma* vma) {

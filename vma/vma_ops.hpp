@@ -42,7 +42,9 @@ Result<Vma*> vma_modify_flags(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_f
 // Returns the expanded VMA, or nullptr if no merge applies (or ENOMEM from the tree).
 // anon_vma: the one the new range's pages already belong to (mremap's copy_vma and
 // vma_merge_extend); null for a brand-new mapping.
-// src: the VMA the range's pages come from (mremap), nullptr for a new mapping.
+// src: the VMA the range's pages come from (mremap), nullptr for a new mapping; the VMA
+// that grows over the range is linked to src's anon_vmas (dup_anon_vma), so ENOMEM (the
+// anon_vma site) may also come from there, leaving everything as it was.
 Result<Vma*> vma_merge_new_range(Mm& mm, vaddr_t start, vaddr_t end, vm_flags_t flags, File* file,
                                  std::uint64_t pgoff, const AnonVma* anon_vma = nullptr,
                                  const Vma* src = nullptr);

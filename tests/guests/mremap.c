@@ -4,6 +4,8 @@
  * - MREMAP_MAYMOVE moves the mapping, contents kept, the old range becomes unmapped;
  * - MREMAP_FIXED moves to a chosen address, replacing what was there;
  * - MREMAP_DONTUNMAP moves the pages and leaves the old range mapped, reading zero;
+ * - a written mapping moved back next to an unwritten neighbour merges with it, and its page
+ *   stays reachable (a child's write after fork copies it; the parent keeps its data);
  * - shrink: the tail is unmapped, the head kept;
  * - invalid calls print their errno: EINVAL (unaligned, zero length, FIXED without MAYMOVE,
  *   unknown flag, overlapping FIXED ranges, DONTUNMAP with a size change), EFAULT (old
@@ -82,6 +84,31 @@ int main(void) {
              ptr_str(do_mremap(dn, 3, 4, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL)), "EINVAL");
   expect_str("DONTUNMAP without MAYMOVE", ptr_str(do_mremap(dn, 3, 3, MREMAP_DONTUNMAP, NULL)),
              "EINVAL");
+
+  /* Moved next to an unwritten neighbour whose page offset lines up: one mapping. */
+  char* g = reserve(8);
+  CHECK(munmap(g + G_PAGE, 6 * G_PAGE) == 0);
+  CHECK(mmap(g + G_PAGE, G_PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+        g + G_PAGE);
+  char* x = map_at(g + 2 * G_PAGE, 1);
+  x[0] = 'x';
+  CHECK(do_mremap(x, 1, 1, MREMAP_MAYMOVE | MREMAP_FIXED, g + 5 * G_PAGE) == g + 5 * G_PAGE);
+  CHECK(munmap(g + G_PAGE, G_PAGE) == 0);
+  map_at(g + G_PAGE, 1);
+  expect_str("move back next to an unwritten neighbour",
+             ptr_str(do_mremap(g + 5 * G_PAGE, 1, 1, MREMAP_MAYMOVE | MREMAP_FIXED, x)), "ok");
+  expect_str("merged with it (no mapping starts at the moved page)", maps_entry(x, NULL),
+             "not in maps");
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    x[0] = 'c';
+    _exit(x[0] == 'c' ? 0 : 1);
+  }
+  int st = 0;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  expect_str("child writing the moved page", wstatus_str(st), "exited 0");
+  expect_yes("parent keeps the moved page's data", x[0] == 'x');
 
   /* Shrink. */
   char* s = map_anon(6);

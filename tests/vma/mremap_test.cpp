@@ -389,6 +389,59 @@ TEST_P(MremapTest, MoveFailureMovesEverythingBack) {
   EXPECT_EQ(ok(), "");
 }
 
+// A moved VMA with pages that merges with a neighbour that has none (copy_vma through
+// vma_merge_new_range): the neighbour grows over the moved range and must take over the
+// moved VMA's anon_vma (dup_anon_vma from the copied-from VMA, as Linux does since the fix
+// for 879bca0a2c4f), or rmap cannot find the pages and the anon_vma is freed under them.
+TEST_P(MremapTest, MoveNextToAnUnfaultedPrevHandsItTheAnonVma) {
+  map_at(1, 1, PROT_READ);  // keeps X apart while it is set up
+  const vaddr_t x = map_at(2, 1);
+  const auto fr = fill(x, 1);
+  const AnonVma* av = vma_at(x)->anon_vma;
+  ASSERT_EQ(*mremap(x, P, P, kFixed, pg(6)), pg(6));
+  ASSERT_TRUE(do_munmap(*f.mm, pg(1), P));
+  map_at(1, 1);  // unfaulted, page offset right before X's
+  ASSERT_EQ(*mremap(pg(6), P, P, kFixed, pg(2)), pg(2));
+  EXPECT_EQ(area_layout(), (Layout{{1, 3}}));
+  EXPECT_EQ(vma_at(pg(1))->anon_vma, av);
+  EXPECT_EQ(rmap_addrs(fr[0]), std::vector<vaddr_t>{pg(2)});
+  EXPECT_EQ(f.read8(pg(2)), 1);
+  EXPECT_EQ(ok(), "");
+}
+
+TEST_P(MremapTest, MoveNextToAnUnfaultedNextHandsItTheAnonVma) {
+  const vaddr_t x = map_at(2, 1);
+  const auto fr = fill(x, 1);
+  const AnonVma* av = vma_at(x)->anon_vma;
+  ASSERT_EQ(*mremap(x, P, P, kFixed, pg(6)), pg(6));
+  map_at(3, 1);  // unfaulted, page offset right after X's
+  ASSERT_EQ(*mremap(pg(6), P, P, kFixed, pg(2)), pg(2));
+  EXPECT_EQ(area_layout(), (Layout{{2, 4}}));
+  EXPECT_EQ(vma_at(pg(3))->anon_vma, av);
+  EXPECT_EQ(rmap_addrs(fr[0]), std::vector<vaddr_t>{pg(2)});
+  EXPECT_EQ(f.read8(pg(2)), 1);
+  EXPECT_EQ(ok(), "");
+}
+
+// The anon_vma link that merge needs cannot be allocated: ENOMEM, nothing moved.
+TEST_P(MremapTest, MoveMergeWithoutMemoryForTheLinkChangesNothing) {
+  map_at(1, 1, PROT_READ);
+  const vaddr_t x = map_at(2, 1);
+  const auto fr = fill(x, 1);
+  ASSERT_EQ(*mremap(x, P, P, kFixed, pg(6)), pg(6));
+  ASSERT_TRUE(do_munmap(*f.mm, pg(1), P));
+  map_at(1, 1);
+  const Layout before = area_layout();
+  f.m.inject.fail_nth(AllocSite::AnonVma, 1);
+  EXPECT_EQ(err_of(mremap(pg(6), P, P, kFixed, pg(2))), ENOMEM);
+  EXPECT_EQ(f.m.inject.failures(AllocSite::AnonVma), 1U);
+  EXPECT_EQ(area_layout(), before);
+  EXPECT_EQ(vma_at(pg(1))->anon_vma, nullptr);
+  EXPECT_EQ(rmap_addrs(fr[0]), std::vector<vaddr_t>{pg(6)});
+  EXPECT_EQ(f.read8(pg(6)), 1);
+  EXPECT_EQ(ok(), "");
+}
+
 INSTANTIATE_ARCHES(MremapTest);
 
 }  // namespace
