@@ -4,7 +4,11 @@
 
 #include <cstdint>
 
+#include <functional>
+#include <vector>
+
 #include "mmu/fault_inject.hpp"
+#include "mmu/freed_in_use.hpp"
 #include "mmu/live_objects.hpp"
 #include "mmu/phys_mem.hpp"
 
@@ -23,6 +27,11 @@ struct Machine {
   // pages than this (totalram_pages + total_swap_pages). kNoCommitLimit: never refused.
   static constexpr std::uint64_t kNoCommitLimit = ~0ULL;
   std::uint64_t commit_limit_pages = kNoCommitLimit;
+  // Every page table of the run freed while it still held entries (the mm layer adds them);
+  // any is an error that fails the run, as a KASAN report would.
+  std::vector<FreedInUseTable> freed_in_use;
+  // Told of each as it happens (the kernel prints the report, as KASAN prints at the fault).
+  std::function<void(const FreedInUseTable&)> on_freed_in_use;
 };
 
 }  // namespace mmemu

@@ -8,14 +8,8 @@
 namespace mmemu {
 
 namespace {
-constexpr Level next_level(Level l) {
-  return static_cast<Level>(static_cast<int>(l) + 1);
-}
 constexpr std::size_t lvl(Level l) {
   return static_cast<std::size_t>(l);
-}
-constexpr std::uint64_t span(Level l) {
-  return 1ULL << level_shift(l);
 }
 }  // namespace
 
@@ -113,13 +107,69 @@ unsigned PageTable::nr_used_entries(pfn_t table) const {
   return n;
 }
 
+void PageTable::collect_live(pfn_t table, Level level, vaddr_t base,
+                             std::vector<LiveEntry>& out) const {
+  for (unsigned i = 0; i < PTRS_PER_TABLE; ++i) {
+    const pte_t e = phys_->load_entry(table, i);
+    if (fmt_->none(e)) continue;
+    const vaddr_t va = entry_va(base, level, i);
+    if (level == Level::Pte) {
+      const bool present = fmt_->present(e);
+      out.push_back(LiveEntry{va, level, e, present ? fmt_->pfn(e) : 0, present, {}});
+    } else if (fmt_->is_table(e)) {
+      out.push_back(LiveEntry{va, level, e, fmt_->pfn(e), true, {}});
+      collect_live(fmt_->pfn(e), next_level(level), va, out);
+    }
+  }
+}
+
+void PageTable::release_subtree(pfn_t table, Level level, vaddr_t base, MmuGather& tlb) {
+  for (unsigned i = 0; i < PTRS_PER_TABLE; ++i) {
+    const pte_t e = phys_->load_entry(table, i);
+    if (fmt_->none(e)) continue;
+    const vaddr_t va = entry_va(base, level, i);
+    if (level != Level::Pte) {
+      if (fmt_->is_table(e)) release_subtree(fmt_->pfn(e), next_level(level), va, tlb);
+      detach_table(table, i, next_level(level), va, tlb);
+      continue;
+    }
+    phys_->store_entry(table, i, 0);
+    tlb.track(va, va + PAGE_SIZE);
+    if (!fmt_->present(e) || fmt_->pfn(e) == phys_->zero_pfn()) continue;
+    // What the mm did not account for (an arch mapping, a page of no VMA): the mapping and
+    // the reference go as unmap_arch_pages lets them go.
+    PageDesc& d = phys_->desc(fmt_->pfn(e));
+    if (--d.mapcount == 0) d.flags &= ~PG_arch;
+    tlb.remove_page(fmt_->pfn(e), va);
+  }
+}
+
+void PageTable::release_in_use(pfn_t table, Level level, vaddr_t base, const FreePgdRangeArgs& args,
+                               MmuGather& tlb) {
+  FreedInUseTable rec;
+  rec.mm = mm_id;
+  rec.arch = arch_;
+  rec.level = level;
+  rec.table = table;
+  rec.start = base;
+  rec.end = base + entry_span(level) * PTRS_PER_TABLE;
+  rec.args = args;
+  collect_live(table, level, base, rec.entries);
+  rec.chain.emplace_back("free_pgd_range");
+  for (auto it = call_chain.rbegin(); it != call_chain.rend(); ++it)
+    rec.chain.emplace_back(*it);
+  if (on_free_in_use) on_free_in_use(rec, tlb);
+  release_subtree(table, level, base, tlb);
+  freed_in_use_.push_back(std::move(rec));
+}
+
 void PageTable::visit_ptes(pfn_t table, Level level, vaddr_t base, vaddr_t start, vaddr_t last,
                            const std::function<void(vaddr_t, PteRef, pte_t)>& fn) const {
   // Only the slots that can meet [start, last]: entry addresses grow with the index, so they
   // are one run. At the top level that holds while last stays below the canonical hole.
   unsigned lo = 0;
   unsigned hi = PTRS_PER_TABLE - 1;
-  const vaddr_t top = level == Level::Pgd ? ~0ULL : base + (span(level) * PTRS_PER_TABLE - 1);
+  const vaddr_t top = level == Level::Pgd ? ~0ULL : base + (entry_span(level) * PTRS_PER_TABLE - 1);
   const unsigned va_bits = arch_ == Arch::X86_64 ? 47 : 48;
   if (level != Level::Pgd || last < (1ULL << va_bits)) {
     if (start > base) lo = table_index(start, level);
@@ -127,7 +177,7 @@ void PageTable::visit_ptes(pfn_t table, Level level, vaddr_t base, vaddr_t start
   }
   for (unsigned i = lo; i <= hi; ++i) {
     const vaddr_t va = entry_va(base, level, i);
-    if (va > last || va + (span(level) - 1) < start) continue;
+    if (va > last || va + (entry_span(level) - 1) < start) continue;
     const pte_t e = phys_->load_entry(table, i);
     if (fmt_->none(e)) continue;
     if (level == Level::Pte) {
@@ -214,6 +264,7 @@ Result<void> PageTable::map_arch_pages(vaddr_t start, const std::vector<pfn_t>& 
 }
 
 void PageTable::unmap_arch_pages(MmuGather& tlb) {
+  CallFrame frame(*this, "unmap_arch_pages");
   for (const auto& m : arch_maps_) {
     for (vaddr_t va = m.start; va != m.end; va += PAGE_SIZE) {
       const auto ref = lookup(va);

@@ -8,8 +8,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "mmu/freed_in_use.hpp"
 #include "mmu/phys_mem.hpp"
 #include "mmu/pte_format.hpp"
 #include "mmu/types.hpp"
@@ -30,17 +32,6 @@ struct ArchMapping {
   vaddr_t end;
   PteProt prot;
   std::string name;  // "[vsyscall]", "[sigpage]"
-};
-
-// A table free_pgd_range (or unmap_arch_pages) was asked to free but found still holding
-// entries: the caller broke the "leaves already cleared" rule. The table is kept (so nothing
-// it maps dangles) and reported here instead of crashing.
-struct BusyTable {
-  pfn_t table;
-  Level level;    // level of the kept table itself (Pte, Pmd or Pud)
-  vaddr_t base;   // first va it covers
-  unsigned used;  // its non-none entries
-  friend bool operator==(const BusyTable&, const BusyTable&) = default;
 };
 
 class PageTable {
@@ -82,10 +73,25 @@ class PageTable {
   void detach_table(pfn_t parent, unsigned idx, Level child_level, vaddr_t va, MmuGather& tlb);
   // Non-none entries in the table frame `table`.
   unsigned nr_used_entries(pfn_t table) const;
-  // Tables that could not be freed because they still held entries (see BusyTable).
-  const std::vector<BusyTable>& busy_tables() const { return busy_; }
-  void note_busy_table(const BusyTable& b) { busy_.push_back(b); }
-  void clear_busy_tables() { busy_.clear(); }
+
+  // --- tables freed while in use (mmu/freed_in_use.hpp) ---
+  // Called by free_pgd_range when its limits let `table` (of `level`, covering [base, ...))
+  // go although it still holds entries. Records every live entry, lets on_free_in_use name
+  // their owners and release what it owns, then releases the rest so the emulated machine
+  // stays sound: each page loses its mapping and its reference through the gather, lower
+  // tables are freed, the entries are cleared. The caller then frees `table` itself.
+  void release_in_use(pfn_t table, Level level, vaddr_t base, const FreePgdRangeArgs& args,
+                      MmuGather& tlb);
+  // Set by the mm: fills in LiveEntry::owner and releases the entries it accounts for (its
+  // VMAs' pages, with their rmap and RSS), while the table is still reachable.
+  std::function<void(FreedInUseTable&, MmuGather&)> on_free_in_use;
+  // Every table this PageTable freed while in use, oldest first.
+  const std::vector<FreedInUseTable>& freed_in_use() const { return freed_in_use_; }
+  // The callers above free_pgd_range, outermost first ("munmap", "unmap_region", ...); the
+  // mm layer pushes and pops them (CallFrame) so a report names the path that freed.
+  std::vector<std::string_view> call_chain;
+  // The id of the mm owning these tables, for reports.
+  std::uint64_t mm_id = 0;
 
   // Number of live tables per level (pgd is always 1).
   std::size_t nr_tables(Level level) const { return nr_tables_[static_cast<int>(level)]; }
@@ -128,6 +134,8 @@ class PageTable {
   PageTable(PhysMem& phys, Arch arch, pfn_t pgd);
   Result<PteRef> alloc_impl(vaddr_t va, std::vector<NewTable>* created);
   Result<pfn_t> alloc_down_to(vaddr_t va, Level level, std::vector<NewTable>* created);
+  void collect_live(pfn_t table, Level level, vaddr_t base, std::vector<LiveEntry>& out) const;
+  void release_subtree(pfn_t table, Level level, vaddr_t base, MmuGather& tlb);
   void visit_tables(pfn_t table, Level level, vaddr_t base,
                     const std::function<void(pfn_t, Level, vaddr_t)>& fn) const;
   void visit_ptes(pfn_t table, Level level, vaddr_t base, vaddr_t start, vaddr_t last,
@@ -138,7 +146,20 @@ class PageTable {
   pfn_t pgd_;
   std::array<std::size_t, 4> nr_tables_{1, 0, 0, 0};
   std::vector<ArchMapping> arch_maps_;
-  std::vector<BusyTable> busy_;
+  std::vector<FreedInUseTable> freed_in_use_;
+};
+
+// Names a kernel function on the path to free_pgd_range for as long as it runs, so that a
+// page-table use-after-free report shows the chain that freed (PageTable::call_chain).
+class CallFrame {
+ public:
+  CallFrame(PageTable& pt, std::string_view fn) : pt_(pt) { pt_.call_chain.push_back(fn); }
+  ~CallFrame() { pt_.call_chain.pop_back(); }
+  CallFrame(const CallFrame&) = delete;
+  CallFrame& operator=(const CallFrame&) = delete;
+
+ private:
+  PageTable& pt_;
 };
 
 }  // namespace mmemu

@@ -51,6 +51,14 @@ constexpr unsigned level_shift(Level l) {
 constexpr unsigned table_index(vaddr_t va, Level l) {
   return (va >> level_shift(l)) & 511U;
 }
+// The level below l (Pgd -> Pud -> Pmd -> Pte).
+constexpr Level next_level(Level l) {
+  return static_cast<Level>(static_cast<int>(l) + 1);
+}
+// The span of address space one entry of a level-l table maps.
+constexpr std::uint64_t entry_span(Level l) {
+  return 1ULL << level_shift(l);
+}
 constexpr std::string_view level_name(Level l) {
   return l == Level::Pgd ? "pgd" : l == Level::Pud ? "pud" : l == Level::Pmd ? "pmd" : "pte";
 }

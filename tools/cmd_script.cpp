@@ -100,8 +100,8 @@ void add_script_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand(
       "script",
       "Run a script of mm operations (mmap, touch, fork, inject, dump, ...) without a CPU.\n"
-      "Exit status: 0 ok, 1 an expect failed, 2 script or usage error, 70 leak or broken "
-      "invariant.");
+      "Exit status: 0 ok, 1 an expect failed, 2 script or usage error, 70 leak, broken "
+      "invariant or page table freed while in use.");
   sub->add_option("file", args->file, "script file (.mms), or - for standard input")->required();
   sub->add_option("--arch", args->arch, "architecture of 'mm NAME' without arch=")
       ->check(CLI::IsMember({"x86_64", "arm64"}))

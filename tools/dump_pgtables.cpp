@@ -2,6 +2,7 @@
 // at it, leaf entries collapsed into runs.
 #include <fmt/format.h>
 
+#include "emu/kernel/trace.hpp"
 #include "tools/dump.hpp"
 #include "vma/file.hpp"
 
@@ -232,9 +233,8 @@ std::string pgtables_text(const Mm& mm) {
   table_text(mm, pt.pgd(), Level::Pgd, 0, 1, out);
   for (const auto& a : pt.arch_mappings())
     out += fmt::format("  arch mapping {} va {:#x}..{:#x} (no VMA)\n", a.name, a.start, a.end - 1);
-  for (const auto& b : pt.busy_tables())
-    out += fmt::format("  busy table {:#x} ({} at {:#x}, {} used) kept by free_pgd_range\n",
-                       b.table, level_name(b.level), b.base, b.used);
+  for (const auto& t : pt.freed_in_use())
+    out += "  " + freed_in_use_summary(t) + "\n";
   return out;
 }
 
@@ -245,12 +245,9 @@ json pgtables_json(const Mm& mm) {
   json arch = json::array();
   for (const auto& a : pt.arch_mappings())
     arch.push_back({{"name", a.name}, {"start", hex(a.start)}, {"end", hex(a.end)}});
-  json busy = json::array();
-  for (const auto& b : pt.busy_tables())
-    busy.push_back({{"pfn", hex(b.table)},
-                    {"level", level_name(b.level)},
-                    {"base", hex(b.base)},
-                    {"used", b.used}});
+  json freed = json::array();
+  for (const auto& t : pt.freed_in_use())
+    freed.push_back(t);
   return {{"mm", mm.id()},
           {"arch", arch_name(mm.arch())},
           {"counts",
@@ -261,7 +258,7 @@ json pgtables_json(const Mm& mm) {
             {"pte", pt.nr_tables(Level::Pte)}}},
           {"tables", tables},
           {"arch_mappings", arch},
-          {"busy_tables", busy}};
+          {"freed_in_use", freed}};
 }
 
 }  // namespace mmemu::dump

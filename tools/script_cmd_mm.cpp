@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "mmu/free_pgd_range.hpp"
 #include "tools/script_interp.hpp"
 #include "tools/script_spec.hpp"
 #include "vma/fault.hpp"
@@ -162,6 +163,47 @@ StepOut Interp::cmd_mmap(const Stmt& st) {
 StepOut Interp::cmd_munmap(const Stmt& st) {
   Mm& mm = mm_arg(st, 0);
   return with_vmas(errno_result(do_munmap(mm, pos_expr(st, 1), pos_expr(st, 2))), mm);
+}
+
+// The what-if steps: the modelled kernel functions called with limits the user picks.
+StepOut Interp::cmd_free_pgd_range(const Stmt& st) {
+  Mm& mm = mm_arg(st, 0);
+  const vaddr_t addr = pos_expr(st, 1), end = pos_expr(st, 2);
+  const vaddr_t floor = pos_expr(st, 3), ceiling = pos_expr(st, 4);
+  MmuGather tlb(mm.pt(), &mm.tlb());
+  {
+    CallFrame frame(mm.pt(), "mmemu script");
+    free_pgd_range(tlb, addr, end, floor, ceiling);
+  }
+  tlb.finish();
+  StepOut o;
+  o.status = "ok";
+  o.result =
+      fmt::format("{} table{} freed", tlb.tables_freed(), tlb.tables_freed() == 1 ? "" : "s");
+  o.data["tables_freed_count"] = tlb.tables_freed();
+  return o;
+}
+
+StepOut Interp::cmd_unmap_region(const Stmt& st) {
+  Mm& mm = mm_arg(st, 0);
+  const vaddr_t start = pos_expr(st, 1), end = pos_expr(st, 2);
+  const vaddr_t floor = pos_expr(st, 3), ceiling = pos_expr(st, 4), tree_max = pos_expr(st, 5);
+  if (end < start) fail(st, &st.pos[2], "END is below START");
+  Result<bool> r = [&] {
+    CallFrame frame(mm.pt(), "mmemu script");
+    return do_munmap_with_limits(mm, start, end - start, floor, ceiling, tree_max);
+  }();
+  StepOut o = with_vmas(errno_result(r ? Result<void>{} : std::unexpected(r.error())), mm);
+  if (!r) return o;
+  if (!*r) {
+    const std::string warn = fmt::format(
+        "WARNING: free_pgtables: WARN_ON_ONCE(tree_max - 1 > ceiling - 1): tree_max {:#x}, "
+        "ceiling {:#x}",
+        tree_max, ceiling);
+    o.detail.push_back(warn);
+    o.data["warning"] = warn;
+  }
+  return o;
 }
 
 StepOut Interp::cmd_mprotect(const Stmt& st) {

@@ -204,6 +204,7 @@ void Interp::exec(const Stmt& st) {
   if (is_op)
     for (const auto& s : mms)
       before.emplace_back(s.mm.get(), table_set(*s.mm));
+  const std::size_t uaf_before = machine.freed_in_use.size();
   StepOut o = (this->*spec.run)(st);
   if (spec.role == Role::Expect && !o.ok) ++expect_failures;
   if (is_op) report_table_changes(before, o);
@@ -224,6 +225,23 @@ void Interp::exec(const Stmt& st) {
       o.result += (i ? ", " : "") + step_failures[i];
     o.result += "]";
     o.data["injected"] = step_failures;
+  }
+  // A page table freed while in use is reported where it happened, as KASAN would.
+  if (machine.freed_in_use.size() > uaf_before) {
+    json uaf = json::array();
+    for (std::size_t i = uaf_before; i < machine.freed_in_use.size(); ++i) {
+      const FreedInUseTable& t = machine.freed_in_use[i];
+      uaf.push_back(t);
+      std::string report = kasan_report(t);
+      report.pop_back();
+      for (std::size_t at = 0, nl; at <= report.size(); at = nl + 1) {
+        nl = std::min(report.find('\n', at), report.size());
+        o.detail.push_back(report.substr(at, nl - at));
+      }
+    }
+    o.result +=
+        fmt::format(" [{} page table{} freed in use]", uaf.size(), uaf.size() == 1 ? "" : "s");
+    o.data["freed_in_use"] = uaf;
   }
   if (opts.check_each && is_op) {
     const auto mmsv = live_mms();
@@ -319,13 +337,24 @@ int Interp::finish() {
                     {"live", dump::live_objects_json(machine)},
                     {"unknown_frees", machine.live.unknown_frees()},
                     {"free_frames", machine.phys.nr_free()}});
-  const int status = (leaked || invariants_broken) ? kExitLeak
-                     : expect_failures             ? kExitExpect
-                                                   : kExitOk;
+  const std::size_t uaf = machine.freed_in_use.size();
+  if (uaf) {
+    std::string l =
+        fmt::format("end: {} page table{} freed while in use", uaf, uaf == 1 ? "" : "s");
+    json lines = json::array();
+    for (const FreedInUseTable& t : machine.freed_in_use) {
+      l += "\n      " + freed_in_use_summary(t);
+      lines.push_back(freed_in_use_summary(t));
+    }
+    emit_plain(l, {{"cmd", "end-freed-in-use"}, {"ok", false}, {"problems", lines}});
+  }
+  const int status = (leaked || invariants_broken || uaf) ? kExitLeak
+                     : expect_failures                    ? kExitExpect
+                                                          : kExitOk;
   if (!opts.json && status != kExitOk)
     out_ << fmt::format("end: exit status {} ({})\n", status,
                         status == kExitLeak
-                            ? "leaks or broken invariants"
+                            ? "leaks, broken invariants or page tables freed in use"
                             : fmt::format("{} expect line{} failed", expect_failures,
                                           expect_failures == 1 ? "" : "s"));
   if (opts.json)

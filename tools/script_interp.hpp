@@ -99,6 +99,8 @@ class Interp {
   StepOut cmd_file(const Stmt& st);
   StepOut cmd_mmap(const Stmt& st);
   StepOut cmd_munmap(const Stmt& st);
+  StepOut cmd_free_pgd_range(const Stmt& st);
+  StepOut cmd_unmap_region(const Stmt& st);
   StepOut cmd_mprotect(const Stmt& st);
   StepOut cmd_mremap(const Stmt& st);
   StepOut cmd_madvise(const Stmt& st);

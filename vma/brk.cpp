@@ -57,6 +57,7 @@ Result<void> do_brk_flags(Mm& mm, Vma* brkvma, vaddr_t addr, std::uint64_t len) 
 
 vaddr_t sys_brk(Mm& mm, vaddr_t brk) {
   const vaddr_t origbrk = mm.brk;
+  CallFrame frame(mm.pt(), "brk");
   if (brk < mm.start_brk) return origbrk;  // also brk(0): "where is the break?"
   if (!data_rlimit_ok(mm, brk)) return origbrk;
   const vaddr_t newbrk = page_align_up(brk);

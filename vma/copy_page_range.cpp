@@ -12,13 +12,9 @@ namespace mmemu {
 
 namespace {
 
-constexpr Level next_level(Level l) {
-  return static_cast<Level>(static_cast<int>(l) + 1);
-}
-
 // End of the `level`-sized block holding addr, clipped to end (no wrap at the top).
 vaddr_t block_end(vaddr_t addr, Level level, vaddr_t end) {
-  const std::uint64_t size = 1ULL << level_shift(level);
+  const std::uint64_t size = entry_span(level);
   const vaddr_t b = (addr & ~(size - 1)) + size;
   return (b == 0 || b > end) ? end : b;
 }

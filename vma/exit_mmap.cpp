@@ -32,6 +32,7 @@ TearDown tear_down_vmas(Mm& mm, Vma* vma, vaddr_t max) {
 
 ExitMmapReport exit_mmap(Mm& mm) {
   ExitMmapReport rep;
+  CallFrame frame(mm.pt(), "exit_mmap");
   mm.flags |= MMF_EXITED;
   rep.map_count = mm.map_count;
   const auto first = mm.mm_mt.find(0);
@@ -48,8 +49,9 @@ ExitMmapReport exit_mmap(Mm& mm) {
       const std::vector<Vma*> all = vmas_below(mm, vma, 0);
       unmap_vmas(tlb, all, 0, ~0ULL);
       const std::vector<Vma*> pg = vmas_below(mm, vma, ap.user_pgtables_ceiling);
-      free_pgtables(tlb, pg, ap.first_user_address, ap.user_pgtables_ceiling,
-                    ap.user_pgtables_ceiling);
+      // tree_max is the ceiling itself: the sanity check holds by construction.
+      (void)free_pgtables(tlb, pg, ap.first_user_address, ap.user_pgtables_ceiling,
+                          ap.user_pgtables_ceiling);
     }
     // Arch mappings outside VMAs are freed here and only here.
     mm.pt().unmap_arch_pages(tlb);

@@ -235,7 +235,10 @@ Result<std::unique_ptr<Mm>> dup_mm(Mm& parent, ForkRecovery recovery, ForkReport
     rep.walkers.push_back(w->walk(*mm, parent));
   // mmput -> exit_mmap; its trace event fires; then the pgd goes with the mm.
   ctx.step("exit_mmap");
-  rep.exit = exit_mmap(*mm);
+  {
+    CallFrame frame(mm->pt(), "mmput (failed fork)");
+    rep.exit = exit_mmap(*mm);
+  }
   rep.exited = true;
   if (!rep.exit.empty && rep.exit.vmas_removed != rep.exit.map_count)
     rep.errors.push_back(fmt::format("exit_mmap removed {} VMAs but map_count was {}",

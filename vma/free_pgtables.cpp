@@ -8,25 +8,18 @@
 
 namespace mmemu {
 
-namespace {
-std::uint64_t warnings = 0;
-}
-
-std::uint64_t free_pgtables_warnings() {
-  return warnings;
-}
-
 void unlink_file_vma(Vma& vma) {
   if (!vma.vm_file) return;
   auto& v = vma.vm_file->i_mmap;
   v.erase(std::remove(v.begin(), v.end(), &vma), v.end());
 }
 
-void free_pgtables(MmuGather& tlb, std::span<Vma* const> vmas, vaddr_t floor, vaddr_t ceiling,
+bool free_pgtables(MmuGather& tlb, std::span<Vma* const> vmas, vaddr_t floor, vaddr_t ceiling,
                    vaddr_t tree_max) {
+  CallFrame frame(tlb.page_table(), "free_pgtables");
   // The kernel's sanity check: the walk may not run past the ceiling (0 = top, so the
   // subtractions wrap on purpose).
-  if (tree_max - 1 > ceiling - 1) ++warnings;
+  const bool sane = tree_max - 1 <= ceiling - 1;
   std::size_t i = 0;
   while (i < vmas.size()) {
     Vma* vma = vmas[i];
@@ -43,6 +36,7 @@ void free_pgtables(MmuGather& tlb, std::span<Vma* const> vmas, vaddr_t floor, va
     free_pgd_range(tlb, addr, vma->vm_end, floor, next ? next->vm_start : ceiling);
     ++i;
   }
+  return sane;
 }
 
 }  // namespace mmemu

@@ -11,12 +11,11 @@ namespace mmemu {
 // Walks `vmas` (in address order, all with vm_start below tree_max), groups neighbours
 // closer than a PMD, unlinks their rmap (anon_vma chains and file i_mmap), and frees each
 // group's tables with free_pgd_range(addr, end, floor, next ? next->vm_start : ceiling).
-// ceiling 0 means the top of the address space. tree_max - 1 must not exceed ceiling - 1;
-// a violation is counted (free_pgtables_warnings) as the kernel's WARN would be, not fatal.
-void free_pgtables(MmuGather& tlb, std::span<Vma* const> vmas, vaddr_t floor, vaddr_t ceiling,
-                   vaddr_t tree_max);
-
-std::uint64_t free_pgtables_warnings();
+// ceiling 0 means the top of the address space. Returns false when the sanity check
+// tree_max - 1 <= ceiling - 1 fails (the kernel's WARN_ON_ONCE); the tables are freed all the
+// same, and the caller reports it.
+[[nodiscard]] bool free_pgtables(MmuGather& tlb, std::span<Vma* const> vmas, vaddr_t floor,
+                                 vaddr_t ceiling, vaddr_t tree_max);
 
 // unlink_file_vma: drops vma from its file's i_mmap.
 void unlink_file_vma(Vma& vma);

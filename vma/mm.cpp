@@ -4,6 +4,7 @@
 
 #include "vma/exit_mmap.hpp"
 #include "vma/file.hpp"
+#include "vma/unmap.hpp"
 
 namespace mmemu {
 
@@ -30,6 +31,10 @@ Result<std::unique_ptr<Mm>> Mm::create(Machine& m, Arch arch) {
 
 Mm::Mm(Machine& m, Arch arch, std::unique_ptr<PageTable> pt)
     : mm_mt(m), m_(&m), arch_(arch), pt_(std::move(pt)), id_(next_mm_id++) {
+  pt_->mm_id = id_;
+  pt_->on_free_in_use = [this](FreedInUseTable& rec, MmuGather& tlb) {
+    mm_free_in_use(*this, rec, tlb);
+  };
   task_size = params().task_size;
   mmap_base = default_mmap_base(task_size, rlimit(Rlim::Stack));
   // init_pkru_value: every key but 0 starts access-disabled.

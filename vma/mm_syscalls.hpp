@@ -37,6 +37,13 @@ Result<void> mm_populate(Mm& mm, vaddr_t start, std::uint64_t len, bool ignore_e
 
 // --- munmap.cpp ---
 Result<void> do_munmap(Mm& mm, vaddr_t start, std::uint64_t len);
+// munmap with unmap_region's limits chosen by the caller instead of the neighbours' (the
+// what-if step of mmemu script): splits and detaches as munmap does, then unmap_vmas over
+// the range and free_pgtables with floor, ceiling and tree_max as given. Wrong limits free
+// what Linux would free (a page-table use-after-free is recorded, see unmap.hpp). Returns
+// whether free_pgtables' sanity check tree_max - 1 <= ceiling - 1 held.
+Result<bool> do_munmap_with_limits(Mm& mm, vaddr_t start, std::uint64_t len, vaddr_t floor,
+                                   vaddr_t ceiling, vaddr_t tree_max);
 
 // --- mprotect.cpp ---
 Result<void> do_mprotect(Mm& mm, vaddr_t start, std::uint64_t len, int prot);

@@ -95,6 +95,7 @@ Result<vaddr_t> mmap_region(Mm& mm, File* file, vaddr_t addr, std::uint64_t len,
                             vm_flags_t vm_flags, std::uint64_t pgoff) {
   const std::uint64_t pglen = len >> PAGE_SHIFT;
   const vaddr_t end = addr + len;
+  CallFrame frame(mm.pt(), "mmap_region");
   if (!may_expand_vm(mm, vm_flags, pglen)) {
     // MAP_FIXED may replace pages it would unmap: count them back.
     std::uint64_t nr = 0;

@@ -385,6 +385,7 @@ Result<vaddr_t> remap_move(Mm& mm, const Remap& req) {
 Result<vaddr_t> do_mremap(Mm& mm, vaddr_t old_addr, std::uint64_t old_len, std::uint64_t new_len,
                           int flags, vaddr_t new_addr) {
   Remap r{old_addr, old_len, new_len, flags, new_addr};
+  CallFrame frame(mm.pt(), "mremap");
   if (auto e = check_mremap_params(mm, r); !e) return std::unexpected(e.error());
   if ((r.flags & MREMAP_FIXED) && r.old_len == r.new_len) return remap_move(mm, r);
   r.vma = mm.vma_lookup(r.addr);

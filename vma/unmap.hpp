@@ -25,9 +25,21 @@ std::vector<Vma*> vmas_below(const Mm& mm, const Vma* first, vaddr_t tree_max);
 // over [vma_min, vma_max), then free_pgtables with floor = prev ? prev->vm_end :
 // FIRST_USER_ADDRESS, ceiling = next ? next->vm_start : USER_PGTABLES_CEILING, and tree_max =
 // pg_max. `vmas` are the VMAs being removed (already detached from the tree, or still in
-// it when the whole tail is going).
-void unmap_region(Mm& mm, std::span<Vma* const> vmas, vaddr_t vma_min, vaddr_t vma_max,
-                  vaddr_t pg_max, const Vma* prev, const Vma* next);
+// it when the whole tail is going). Returns free_pgtables' sanity check.
+[[nodiscard]] bool unmap_region(Mm& mm, std::span<Vma* const> vmas, vaddr_t vma_min,
+                                vaddr_t vma_max, vaddr_t pg_max, const Vma* prev, const Vma* next);
+// The same with the limits given directly: floor, ceiling and tree_max as the RFC's
+// free_pgtables takes them (mmemu script's what-if step; unmap_region computes them).
+[[nodiscard]] bool unmap_region_limits(Mm& mm, std::span<Vma* const> vmas, vaddr_t vma_min,
+                                       vaddr_t vma_max, vaddr_t floor, vaddr_t ceiling,
+                                       vaddr_t tree_max);
+
+// The mm's part of a page-table use-after-free (PageTable::on_free_in_use, installed by
+// Mm): names the owner of each live entry (the VMA or arch mapping it maps), unmaps the pages
+// of its VMAs as unmap_page_range would (rmap, RSS, dirty bits), so the VMA simply faults
+// afresh as it would on Linux once the table is gone, and adds the record to the machine's
+// list (Machine::freed_in_use), which fails the run.
+void mm_free_in_use(Mm& mm, FreedInUseTable& rec, MmuGather& tlb);
 
 // zap_page_range_single: MADV_DONTNEED-style unmap of [start, end) inside one VMA, tables kept.
 void zap_page_range_single(Vma& vma, vaddr_t start, vaddr_t end);

@@ -130,6 +130,10 @@ Kernel::Kernel(KernelOptions opts, CpuFactory make_cpu)
     if (s == AllocSite::PgTable)
       record("pgtable_free", current_ ? current_->pid : 0, {{"pfn", hex(key)}});
   };
+  machine_.on_freed_in_use = [this](const FreedInUseTable& t) {
+    log_.stream() << kasan_report(t);
+    record("pgtable_use_after_free", current_ ? current_->pid : 0, t);
+  };
 }
 
 Kernel::~Kernel() {
@@ -150,6 +154,7 @@ Kernel::~Kernel() {
   machine_.inject.on_attempt = nullptr;
   machine_.live.on_created = nullptr;
   machine_.live.on_destroyed = nullptr;
+  machine_.on_freed_in_use = nullptr;
 }
 
 void Kernel::arm_injections() {
@@ -461,6 +466,8 @@ std::vector<std::string> Kernel::final_check() {
     f->put();
   file_cache_.clear();
   std::vector<std::string> out = problems_;
+  for (const FreedInUseTable& t : machine_.freed_in_use)
+    out.push_back(freed_in_use_summary(t));
   if (!procs_.empty())
     out.push_back(fmt::format("{} process(es) still in the table at the end", procs_.size()));
   const LiveObjects& live = machine_.live;

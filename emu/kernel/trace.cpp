@@ -2,6 +2,8 @@
 // and the JSON of the exit_mmap report it carries.
 #include "emu/kernel/trace.hpp"
 
+#include <fmt/format.h>
+
 #include <iostream>
 
 #include "vma/mm.hpp"
@@ -16,6 +18,30 @@ void to_json(nlohmann::json& j, const ExitMmapReport& r) {
        {"empty", r.empty},
        {"pages_freed", r.pages_freed},
        {"tables_freed", r.tables_freed}};
+}
+
+void to_json(nlohmann::json& j, const FreedInUseTable& t) {
+  const auto hex = [](std::uint64_t v) { return fmt::format("{:#x}", v); };
+  nlohmann::json entries = nlohmann::json::array();
+  for (const LiveEntry& e : t.entries)
+    entries.push_back({{"va", hex(e.va)},
+                       {"level", level_name(e.level)},
+                       {"pfn", hex(e.pfn)},
+                       {"entry", hex(e.entry)},
+                       {"present", e.present},
+                       {"owner", e.owner}});
+  j = {{"mm", t.mm},
+       {"level", level_name(t.level)},
+       {"pfn", hex(t.table)},
+       {"start", hex(t.start)},
+       {"last", hex(t.end - 1)},
+       {"free_pgd_range",
+        {{"addr", hex(t.args.addr)},
+         {"end", hex(t.args.end)},
+         {"floor", hex(t.args.floor)},
+         {"ceiling", hex(t.args.ceiling)}}},
+       {"entries", entries},
+       {"chain", t.chain}};
 }
 
 std::ostream& Log::stream() {

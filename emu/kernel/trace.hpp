@@ -12,11 +12,15 @@
 
 namespace mmemu {
 
-struct ExitMmapReport;  // vma/mm.hpp
+struct ExitMmapReport;   // vma/mm.hpp
+struct FreedInUseTable;  // mmu/freed_in_use.hpp
 
 // exit_mmap's report as JSON, each field under its own name: the trace's exit_mmap event
 // and `mmemu script`'s exit reports (nlohmann's ADL hook: `nlohmann::json j = report;`).
 void to_json(nlohmann::json& j, const ExitMmapReport& r);
+// A page table freed while in use, as JSON (addresses and frames in hex): the trace's
+// pgtable_use_after_free event and `mmemu script`'s JSON output.
+void to_json(nlohmann::json& j, const FreedInUseTable& t);
 
 class Log {
  public:

@@ -114,6 +114,7 @@ SysResult sys_shmdt(SyscallContext& ctx) {
   const vaddr_t addr = ctx.arg(0);
   if (addr & ~PAGE_MASK) return SysResult::err(EINVAL);
   Mm& mm = ctx.mm();
+  CallFrame frame(mm.pt(), "shmdt");
   // The first VMA at or after addr that maps a segment from offset (vm_start - addr), then
   // every later piece of the same attachment within the segment's size.
   File* file = nullptr;

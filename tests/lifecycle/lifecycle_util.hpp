@@ -48,11 +48,16 @@ inline std::uint8_t read8(Mm& mm, vaddr_t a) {
   EXPECT_TRUE(copy_from_user(mm, &v, a, 1).has_value()) << std::hex << a;
   return v;
 }
+// The invariant checker's findings over mms, and every page table their machine freed while
+// in use, joined for a failure message; empty when all is well.
 inline std::string problems(std::initializer_list<const Mm*> mms) {
   std::vector<const Mm*> v(mms);
   std::string out;
   for (const auto& s : validate_mms(v))
     out += s + "\n";
+  if (!v.empty())
+    for (const auto& t : v.front()->machine().freed_in_use)
+      out += kasan_report(t);
   return out;
 }
 

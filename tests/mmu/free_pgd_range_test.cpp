@@ -74,7 +74,7 @@ class FreePgdRangeTest : public ::testing::TestWithParam<Arch> {
       EXPECT_EQ(fx.pt->nr_tables(l), per_level[static_cast<int>(l)]) << level_name(l);
     EXPECT_EQ(fx.pt->nr_tables_total(), after.size());
     EXPECT_EQ(fx.m.live.live(AllocSite::PgTable), static_cast<std::int64_t>(after.size()));
-    EXPECT_TRUE(fx.pt->busy_tables().empty());
+    EXPECT_TRUE(fx.pt->freed_in_use().empty());
   }
 };
 
@@ -233,7 +233,7 @@ TEST_P(FreePgdRangeTest, ArchMappingTablesSurviveFreeingEverythingAround) {
     const vaddr_t ceiling = i + 1 < vmas.size() ? vmas[i + 1].start : ap().user_pgtables_ceiling;
     unmap(vmas[i], ap().first_user_address, ceiling);
   }
-  EXPECT_TRUE(fx.pt->busy_tables().empty());
+  EXPECT_TRUE(fx.pt->freed_in_use().empty());
   // Exactly the arch mapping's own tables are left.
   const Tables after = fx.tables();
   // (On x86 arch_va is already sign-extended, so the masks give the canonical bases.)
@@ -260,55 +260,87 @@ TEST_P(FreePgdRangeTest, ArchMappingTablesSurviveFreeingEverythingAround) {
   EXPECT_TRUE(fx.m.phys.is_free(arch_frame));
 }
 
-TEST_P(FreePgdRangeTest, TablesStillHoldingEntriesAreKeptAndReported) {
+TEST_P(FreePgdRangeTest, TablesStillHoldingEntriesAreFreedAndReported) {
+  // The caller forgot to zap: like the kernel, free_pgd_range frees the tables without
+  // looking inside. The PTE table still mapped the page: that is the use-after-free, reported
+  // with the page it held; the pmd and pud tables were empty by the time they went.
   const Vma v{0x400000, 0x401000};
   populate(v);
   const Tables before = fx.tables();
+  const pfn_t page = walk(*fx.pt, v.start, Access::Read)->pfn;
+  const pte_t entry = fx.pt->get(*fx.pt->lookup(v.start));
   {
     MmuGather tlb(*fx.pt, &fl);
-    free_pgd_range(tlb, v.start, v.end, 0, 0);  // caller forgot to zap
+    CallFrame outer(*fx.pt, "test_unmap");
+    free_pgd_range(tlb, v.start, v.end, 0, 0);
   }
-  EXPECT_EQ(fx.tables(), before);
-  const pfn_t pte = before.at({Level::Pte, 0x400000});
-  const pfn_t pmd = before.at({Level::Pmd, 0});
-  const pfn_t pud = before.at({Level::Pud, 0});
-  EXPECT_EQ(fx.pt->busy_tables(),
-            (std::vector<BusyTable>{
-                {pte, Level::Pte, 0x400000, 1}, {pmd, Level::Pmd, 0, 1}, {pud, Level::Pud, 0, 1}}));
-  EXPECT_TRUE(walk(*fx.pt, v.start, Access::Read).has_value());
-  fx.pt->clear_busy_tables();
-  // Zapping afterwards lets the same call free them.
-  unmap(v, 0, 0);
-  expect_gone(before, {{Level::Pud, 0}, {Level::Pmd, 0}, {Level::Pte, 0x400000}});
+  ASSERT_EQ(fx.pt->freed_in_use().size(), 1U);
+  const FreedInUseTable& t = fx.pt->freed_in_use()[0];
+  EXPECT_EQ(t.level, Level::Pte);
+  EXPECT_EQ(t.table, before.at({Level::Pte, 0x400000}));
+  EXPECT_EQ(t.start, 0x400000U);
+  EXPECT_EQ(t.end, 0x600000U);
+  EXPECT_EQ(t.args.addr, v.start);
+  EXPECT_EQ(t.args.end, v.end);
+  ASSERT_EQ(t.entries.size(), 1U);
+  EXPECT_EQ(t.entries[0].va, v.start);
+  EXPECT_EQ(t.entries[0].level, Level::Pte);
+  EXPECT_EQ(t.entries[0].pfn, page);
+  EXPECT_EQ(t.entries[0].entry, entry);
+  EXPECT_TRUE(t.entries[0].present);
+  EXPECT_EQ(t.chain, (std::vector<std::string>{"free_pgd_range", "test_unmap"}));
+  // Freed for real: only the pgd is left, the page lost its mapping and its last reference.
+  EXPECT_EQ(fx.tables().size(), 1U);
+  EXPECT_EQ(fx.pt->nr_tables_total(), 1U);
+  EXPECT_FALSE(walk(*fx.pt, v.start, Access::Read).has_value());
+  EXPECT_TRUE(fx.m.phys.is_free(page));
+  EXPECT_EQ(fx.m.live.live(AllocSite::Page), 0);
+  EXPECT_EQ(fx.m.live.live(AllocSite::PgTable), 1);
+  const std::string report = kasan_report(t);
+  EXPECT_NE(report.find("BUG: mmemu: page-table-use-after-free in free_pgd_range"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("test_unmap"), std::string::npos) << report;
 }
 
 INSTANTIATE_TEST_SUITE_P(Arches, FreePgdRangeTest, ::testing::Values(Arch::X86_64, Arch::Arm64),
                          test::arch_param_name);
 
 TEST(FreePgdRangeArm64, TrampolineTablesNeedTheCeiling) {
-  // Without USER_PGTABLES_CEILING the stack's free would take the PMD table the trampoline's
-  // PTE table hangs from. The kernel would free it regardless; mmemu keeps and reports it.
+  // Without USER_PGTABLES_CEILING the stack's free takes the PMD table the trampoline's PTE
+  // table hangs from. The kernel would free it regardless, and so does mmemu: it is reported
+  // with the trampoline's table and page, and the trampoline is gone.
   PtFixture fx(Arch::Arm64);
   const vaddr_t tramp = test::arch_page_va(Arch::Arm64);
-  ASSERT_TRUE(fx.pt
-                  ->map_arch_pages(tramp, {*fx.m.phys.alloc_frame(AllocSite::Page)},
-                                   {true, false, true, true}, "[tramp]")
-                  .has_value());
+  const pfn_t frame = *fx.m.phys.alloc_frame(AllocSite::Page);
+  ASSERT_TRUE(
+      fx.pt->map_arch_pages(tramp, {frame}, {true, false, true, true}, "[tramp]").has_value());
   const Vma stack{tramp - 0x21000, tramp - 0x1000};
   fx.map_page(stack.start);
   fx.map_page(stack.end - PAGE_SIZE);
   const pfn_t pmd = *fx.pt->table_for(tramp, Level::Pmd);
-  const pfn_t pud = *fx.pt->table_for(tramp, Level::Pud);
+  const pfn_t tramp_pte = *fx.pt->table_for(tramp, Level::Pte);
   {
     MmuGather tlb(*fx.pt, nullptr);
     fx.zap(tlb, stack.start, stack.end);
     free_pgd_range(tlb, stack.start, stack.end, 0, 0);
   }
-  EXPECT_EQ(fx.pt->busy_tables(),
-            (std::vector<BusyTable>{{pmd, Level::Pmd, tramp & PUD_MASK, 1},
-                                    {pud, Level::Pud, tramp & PGDIR_MASK, 1}}));
-  EXPECT_TRUE(walk(*fx.pt, tramp, Access::Exec).has_value());
-  EXPECT_EQ(fx.pt->nr_tables(Level::Pte), 1U);  // the stack's went, the trampoline's stayed
+  ASSERT_EQ(fx.pt->freed_in_use().size(), 1U);
+  const FreedInUseTable& t = fx.pt->freed_in_use()[0];
+  EXPECT_EQ(t.level, Level::Pmd);
+  EXPECT_EQ(t.table, pmd);
+  EXPECT_EQ(t.start, tramp & PUD_MASK);
+  ASSERT_EQ(t.entries.size(), 2U);
+  EXPECT_EQ(t.entries[0].va, tramp & PMD_MASK);
+  EXPECT_EQ(t.entries[0].level, Level::Pmd);
+  EXPECT_EQ(t.entries[0].pfn, tramp_pte);
+  EXPECT_EQ(t.entries[1].va, tramp);
+  EXPECT_EQ(t.entries[1].level, Level::Pte);
+  EXPECT_EQ(t.entries[1].pfn, frame);
+  EXPECT_FALSE(walk(*fx.pt, tramp, Access::Exec).has_value());
+  EXPECT_EQ(fx.pt->nr_tables_total(), 1U);
+  EXPECT_TRUE(fx.m.phys.is_free(frame));
+  EXPECT_TRUE(fx.m.phys.is_free(tramp_pte));
 }
 
 TEST(FreePgdRangeX86, FloorInTopPmdDoesNotWrapToZero) {

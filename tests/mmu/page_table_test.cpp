@@ -172,7 +172,7 @@ TEST_P(PageTableTest, AllocFailureAtEachLevelLeavesEarlierTablesAndNoLeakAfterCl
       free_pgd_range(tlb, va, va + PAGE_SIZE, 0, 0);
     }
     EXPECT_EQ(f.pt->nr_tables_total(), 1U);
-    EXPECT_TRUE(f.pt->busy_tables().empty());
+    EXPECT_TRUE(f.pt->freed_in_use().empty());
     f.pt.reset();
     EXPECT_EQ(f.m.live.live(AllocSite::PgTable), 0) << "nth " << nth;
     EXPECT_TRUE(f.m.live.records().empty());
@@ -242,7 +242,7 @@ TEST_P(PageTableTest, UnmapArchPagesFreesFramesAndEveryTable) {
   EXPECT_EQ(fx.m.live.live(AllocSite::Page), 0);
   for (pfn_t f : frames)
     EXPECT_TRUE(fx.m.phys.is_free(f));
-  EXPECT_TRUE(pt().busy_tables().empty());
+  EXPECT_TRUE(pt().freed_in_use().empty());
 }
 
 TEST_P(PageTableTest, MapArchPagesFailureAtEachTableLeavesNothing) {

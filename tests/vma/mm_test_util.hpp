@@ -30,12 +30,15 @@ struct MmFixture {
     mm = std::move(*r);
     mm->set_rlimits(&rlimits);
   }
-  // The invariant checker must stay green; returns its findings joined for a failure message.
+  // The invariant checker must stay green and no page table may have been freed while in
+  // use; returns the findings joined for a failure message.
   std::string problems() const {
     std::string out;
     const Mm* p = mm.get();
     for (const auto& s : validate_mms(std::span<const Mm* const>(&p, 1)))
       out += s + "\n";
+    for (const auto& t : m.freed_in_use)
+      out += kasan_report(t);
     return out;
   }
   vaddr_t map_anon(std::uint64_t len, int prot = PROT_READ | PROT_WRITE, int flags = 0,

@@ -57,6 +57,36 @@ TEST_P(MunmapTest, NeighboursInTheSamePteTableKeepEverything) {
   EXPECT_EQ(f.mm->rss[MM_ANONPAGES], 2);
 }
 
+// The floor: a VMA below in the same PTE table, nothing above. free_pgd_range starts at the
+// first PMD boundary above prev->vm_end; with FIRST_USER_ADDRESS instead it would free the
+// table that still maps the VMA below.
+TEST_P(MunmapTest, PrevInTheSamePteTableKeepsItWithNothingAbove) {
+  map_fixed_touched(kBase, PAGE_SIZE);
+  map_fixed_touched(kBase + 2 * PAGE_SIZE, PAGE_SIZE);
+  f.write8(kBase, 0x5a);
+  const auto pte = f.tables().at({Level::Pte, kBase});
+  EXPECT_EQ(unmap_and_diff(kBase + 2 * PAGE_SIZE, PAGE_SIZE), std::set<TableKey>{});
+  EXPECT_EQ(f.tables().at({Level::Pte, kBase}), pte);
+  EXPECT_EQ(f.read8(kBase), 0x5a);
+  EXPECT_EQ(f.mm->rss[MM_ANONPAGES], 1);
+  EXPECT_TRUE(f.m.freed_in_use.empty());
+}
+
+// The ceiling: a VMA above in the same PTE table (its start not PMD-aligned), nothing below.
+// The ceiling rounds down to the PMD boundary and end is pulled back below it; a ceiling of 0
+// (the top), or no pull-back, would free the table that still maps the VMA above.
+TEST_P(MunmapTest, NextInTheSamePteTableKeepsItWithNothingBelow) {
+  map_fixed_touched(kBase, PAGE_SIZE);
+  map_fixed_touched(kBase + 2 * PAGE_SIZE, PAGE_SIZE);
+  f.write8(kBase + 2 * PAGE_SIZE, 0xa5);
+  const auto pte = f.tables().at({Level::Pte, kBase});
+  EXPECT_EQ(unmap_and_diff(kBase, PAGE_SIZE), std::set<TableKey>{});
+  EXPECT_EQ(f.tables().at({Level::Pte, kBase}), pte);
+  EXPECT_EQ(f.read8(kBase + 2 * PAGE_SIZE), 0xa5);
+  EXPECT_EQ(f.mm->rss[MM_ANONPAGES], 1);
+  EXPECT_TRUE(f.m.freed_in_use.empty());
+}
+
 TEST_P(MunmapTest, OwnPteTableIsFreedPmdTableSurvives) {
   map_fixed_touched(kBase, PAGE_SIZE);
   map_fixed_touched(kBase + 4 * PMD_SIZE, 2 * PAGE_SIZE, PROT_READ);
