@@ -114,7 +114,9 @@ void free_pgd_range(MmuGather& tlb, vaddr_t addr, vaddr_t end, vaddr_t floor, va
     const vaddr_t next = addr_end(addr, end, PGDIR_SIZE);
     const unsigned idx = table_index(addr, Level::Pgd);
     const pte_t e = c.pt.get(PteRef{pgd, idx});
-    if (!c.f.none(e) && !bad_entry(c, e)) free_pud_range(c, idx, addr, next, floor, ceiling);
+    // init_mm's kernel-half entries are shared by every mm: never this mm's to free (no
+    // user range reaches them; the what-if script step could ask).
+    if (!c.f.none(e) && !bad_entry(c, e) && !c.pt.kernel_entry(idx)) free_pud_range(c, idx, addr, next, floor, ceiling);
     addr = next;
   } while (addr != end);
 }

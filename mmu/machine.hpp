@@ -1,5 +1,6 @@
-// The emulated machine's memory side: the failure injector, the live-object accounting and
-// physical memory. One per run; every address space of the run shares it.
+// The emulated machine's memory side: the failure injector, the live-object accounting,
+// physical memory and init_mm's kernel half of each architecture. One per run; every address
+// space of the run shares it.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 
 #include "mmu/fault_inject.hpp"
 #include "mmu/freed_in_use.hpp"
+#include "mmu/kernel_half.hpp"
 #include "mmu/live_objects.hpp"
 #include "mmu/phys_mem.hpp"
 
@@ -23,6 +25,12 @@ struct Machine {
   FaultInjector inject;
   LiveObjects live;
   PhysMem phys;
+  // init_mm's tables and kernel-half ranges per architecture (index: Arch), empty until the
+  // kernel sets them up; Mm::create copies their top-level entries. Declared after phys,
+  // so they are released before it goes.
+  KernelHalf kernel_half[2]{{phys, Arch::X86_64}, {phys, Arch::Arm64}};
+  KernelHalf& init_mm(Arch a) { return kernel_half[a == Arch::X86_64 ? 0 : 1]; }
+  const KernelHalf& init_mm(Arch a) const { return kernel_half[a == Arch::X86_64 ? 0 : 1]; }
   // Linux's overcommit heuristic (vm.overcommit_memory = 0) refuses one request of more
   // pages than this (totalram_pages + total_swap_pages). kNoCommitLimit: never refused.
   static constexpr std::uint64_t kNoCommitLimit = ~0ULL;

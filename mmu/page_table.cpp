@@ -16,10 +16,34 @@ constexpr std::size_t lvl(Level l) {
 PageTable::PageTable(PhysMem& phys, Arch arch, pfn_t pgd)
     : phys_(&phys), arch_(arch), fmt_(&pte_format(arch)), pgd_(pgd) {}
 
-Result<std::unique_ptr<PageTable>> PageTable::create(PhysMem& phys, Arch arch) {
+Result<std::unique_ptr<PageTable>> PageTable::create(PhysMem& phys, Arch arch,
+                                                     const PageTable* kernel) {
   auto pgd = phys.alloc_frame(AllocSite::PgTable);
   if (!pgd) return std::unexpected(pgd.error());
-  return std::unique_ptr<PageTable>(new PageTable(phys, arch, *pgd));
+  std::unique_ptr<PageTable> pt(new PageTable(phys, arch, *pgd));
+  if (kernel && arch == Arch::X86_64 && kernel->arch() == arch) {
+    for (unsigned i = PTRS_PER_TABLE / 2; i < PTRS_PER_TABLE; ++i) {
+      const pte_t e = phys.load_entry(kernel->pgd(), i);
+      if (pt->fmt_->none(e)) continue;
+      phys.store_entry(*pgd, i, e);
+      pt->kernel_.emplace_back(i, pt->fmt_->pfn(e));
+    }
+  }
+  return pt;
+}
+
+bool PageTable::kernel_entry(unsigned idx) const {
+  for (const auto& [i, table] : kernel_) {
+    if (i != idx) continue;
+    const pte_t e = phys_->load_entry(pgd_, idx);
+    return fmt_->is_table(e) && fmt_->pfn(e) == table;
+  }
+  return false;
+}
+
+void PageTable::for_each_kernel_table(const std::function<void(pfn_t, Level, vaddr_t)>& fn) const {
+  for (const auto& [i, table] : kernel_)
+    if (kernel_entry(i)) visit_tables(table, Level::Pud, entry_va(0, Level::Pgd, i), fn);
 }
 
 PageTable::~PageTable() {
@@ -180,6 +204,7 @@ void PageTable::visit_ptes(pfn_t table, Level level, vaddr_t base, vaddr_t start
     if (va > last || va + (entry_span(level) - 1) < start) continue;
     const pte_t e = phys_->load_entry(table, i);
     if (fmt_->none(e)) continue;
+    if (level == Level::Pgd && kernel_entry(i)) continue;  // init_mm's
     if (level == Level::Pte) {
       fn(va, PteRef{table, i}, e);
     } else if (fmt_->is_table(e)) {
@@ -201,6 +226,7 @@ void PageTable::visit_tables(pfn_t table, Level level, vaddr_t base,
   for (unsigned i = 0; i < PTRS_PER_TABLE; ++i) {
     const pte_t e = phys_->load_entry(table, i);
     if (fmt_->none(e) || !fmt_->is_table(e)) continue;
+    if (level == Level::Pgd && kernel_entry(i)) continue;  // init_mm's
     visit_tables(fmt_->pfn(e), next_level(level), entry_va(base, level, i), fn);
   }
 }

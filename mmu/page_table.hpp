@@ -1,6 +1,9 @@
 // One address space's 4-level page tables, each table a frame of emulated physical memory
 // holding 512 entries in the architecture's format. Also the registry of arch mappings:
-// pages mapped straight into the tables with no VMA (x86-64 vsyscall, arm64 trampoline).
+// pages mapped straight into the tables with no VMA (arm64's trampoline). The top-level
+// entries copied from init_mm at creation (mmu/kernel_half.hpp) point at tables this
+// address space shares and does not own: they are walked like any other entry but left out
+// of its table counts and of for_each_table/for_each_pte.
 #pragma once
 
 #include <array>
@@ -36,8 +39,11 @@ struct ArchMapping {
 
 class PageTable {
  public:
-  // Allocates the top-level table from the pgtable site.
-  static Result<std::unique_ptr<PageTable>> create(PhysMem& phys, Arch arch);
+  // Allocates the top-level table from the pgtable site (pgd_alloc). With `kernel` (init_mm's
+  // tables, x86-64), its upper-half top-level entries are copied into the new table, so the
+  // kernel-half tables below them are shared, as pgd_alloc's clone of swapper_pg_dir does.
+  static Result<std::unique_ptr<PageTable>> create(PhysMem& phys, Arch arch,
+                                                   const PageTable* kernel = nullptr);
   // Frees the top-level table only (pgd_free). Lower tables must have been freed by
   // free_pgd_range before; any left over stay allocated and show up as leaks.
   ~PageTable();
@@ -93,7 +99,17 @@ class PageTable {
   // The id of the mm owning these tables, for reports.
   std::uint64_t mm_id = 0;
 
-  // Number of live tables per level (pgd is always 1).
+  // The top-level entry `idx` still points at the kernel-half table copied from init_mm.
+  bool kernel_entry(unsigned idx) const;
+  // Top-level entries copied from init_mm (index and the shared table).
+  const std::vector<std::pair<unsigned, pfn_t>>& kernel_entries() const { return kernel_; }
+  // Visits the shared kernel-half tables reachable from this pgd (depth first), which
+  // for_each_table leaves out.
+  void for_each_kernel_table(
+      const std::function<void(pfn_t table, Level level, vaddr_t base)>& fn) const;
+
+  // Number of live tables per level this address space owns (pgd is always 1; the shared
+  // kernel-half tables are init_mm's).
   std::size_t nr_tables(Level level) const { return nr_tables_[static_cast<int>(level)]; }
   std::size_t nr_tables_total() const;
 
@@ -101,10 +117,12 @@ class PageTable {
   // the upper half on x86-64 (pgd index >= 256), as the hardware forms canonical addresses.
   vaddr_t entry_va(vaddr_t table_base, Level level, unsigned idx) const;
 
-  // Visits every non-none leaf entry with va in [start, end), in address order.
+  // Visits every non-none leaf entry with va in [start, end) in tables of this address space
+  // (not the shared kernel half), in address order.
   void for_each_pte(vaddr_t start, vaddr_t end,
                     const std::function<void(vaddr_t va, PteRef ref, pte_t e)>& fn) const;
-  // Visits every table frame (pgd first, depth first) with its level and the first va it covers.
+  // Visits every table frame this address space owns (pgd first, depth first) with its level
+  // and the first va it covers.
   void for_each_table(const std::function<void(pfn_t table, Level level, vaddr_t base)>& fn) const;
 
   // --- arch mappings outside VMAs ---
@@ -147,6 +165,7 @@ class PageTable {
   std::array<std::size_t, 4> nr_tables_{1, 0, 0, 0};
   std::vector<ArchMapping> arch_maps_;
   std::vector<FreedInUseTable> freed_in_use_;
+  std::vector<std::pair<unsigned, pfn_t>> kernel_;  // top-level entries copied from init_mm
 };
 
 // Names a kernel function on the path to free_pgd_range for as long as it runs, so that a

@@ -31,6 +31,7 @@ struct RunArgs {
   double inject_random = 0;
   std::uint64_t seed = 1;
   std::string recovery = "tree-max";
+  std::string vsyscall = "xonly";
   std::string walkers;
   std::string dump_when;
   std::string format = "text";
@@ -101,6 +102,13 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
     return kExitUsage;
   }
   opts.fork_recovery = *rec;
+  const auto vsys = parse_vsyscall_mode(a.vsyscall);
+  if (!vsys) {
+    std::cerr << fmt::format("mmemu run: --vsyscall {}: expected emulate, xonly or none\n",
+                             a.vsyscall);
+    return kExitUsage;
+  }
+  opts.vsyscall = *vsys;
   for (std::size_t at = 0; !a.walkers.empty() && at <= a.walkers.size();) {
     const std::size_t comma = std::min(a.walkers.find(',', at), a.walkers.size());
     const std::string name = a.walkers.substr(at, comma - at);
@@ -245,6 +253,10 @@ void add_run_command(CLI::App& app, int& status) {
       ->capture_default_str();
   sub->add_option("--fork-recovery", args->recovery,
                   "dup_mmap failure recovery: xa-zero, tree-max, partial")
+      ->capture_default_str();
+  sub->add_option("--vsyscall", args->vsyscall,
+                  "x86-64 vsyscall page, as Linux's vsyscall=: emulate (readable, calls "
+                  "emulated), xonly (calls emulated, no page), none")
       ->capture_default_str();
   sub->add_option("--walkers", args->walkers,
                   "walkers run at a failed fork's lock-drop point: unuse_mm, oom_reaper, rmap "

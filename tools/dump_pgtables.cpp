@@ -1,5 +1,7 @@
 // Page-table dumps: depth first from the pgd, each table introduced by the entry that points
-// at it, leaf entries collapsed into runs.
+// at it, leaf entries collapsed into runs. Top-level entries copied from init_mm and the
+// tables below them are marked "shared kernel-half (init_mm)": the mm walks them but does
+// not own them, and they are not in its table counts.
 #include <fmt/format.h>
 
 #include "emu/kernel/trace.hpp"
@@ -20,11 +22,19 @@ vaddr_t table_last(Level level, vaddr_t base) {
   return base + ((static_cast<vaddr_t>(PTRS_PER_TABLE) << level_shift(level)) - 1);
 }
 
-// What lies in a table's span: VMAs and arch mappings.
+// What lies in a table's span: VMAs and arch mappings (or, in a shared kernel-half table,
+// init_mm's ranges).
 struct SpanInfo {
   bool has_vma = false;
-  std::vector<std::string> arch;  // names of arch mappings in the span
+  bool shared = false;            // an init_mm table
+  std::vector<std::string> arch;  // names of arch mappings (kernel-half ranges) in the span
   std::string note() const {
+    if (shared) {
+      std::string s = " shared kernel-half (init_mm)";
+      for (const auto& a : arch)
+        s += " " + a;
+      return s;
+    }
     if (!has_vma && !arch.empty()) {
       std::string s = " arch-only";
       for (const auto& a : arch)
@@ -36,8 +46,14 @@ struct SpanInfo {
   }
 };
 
-SpanInfo span_info(const Mm& mm, vaddr_t lo, vaddr_t hi) {
+SpanInfo span_info(const Mm& mm, vaddr_t lo, vaddr_t hi, bool shared) {
   SpanInfo si;
+  si.shared = shared;
+  if (shared) {
+    for (const auto& r : mm.machine().init_mm(mm.arch()).ranges())
+      if (r.start <= hi && r.end - 1 >= lo) si.arch.push_back(r.name);
+    return si;
+  }
   for (const auto& e : mm.mm_mt.entries(lo, hi))
     if (!MapleTree::is_zero_entry(e.value)) si.has_vma = true;
   for (const auto& a : mm.pt().arch_mappings())
@@ -137,7 +153,8 @@ std::string run_text(const Mm& mm, const Run& r) {
                      r.prot, extra, r.raw, bits);
 }
 
-void table_text(const Mm& mm, pfn_t table, Level level, vaddr_t base, int depth, std::string& out) {
+void table_text(const Mm& mm, pfn_t table, Level level, vaddr_t base, int depth, bool shared,
+                std::string& out) {
   const PageTable& pt = mm.pt();
   const PteFormat& f = pt.fmt();
   const std::string ind(static_cast<std::size_t>(2 * depth + 2), ' ');
@@ -158,19 +175,20 @@ void table_text(const Mm& mm, pfn_t table, Level level, vaddr_t base, int depth,
     const Level cl = child_of(level);
     const pfn_t child = f.pfn(e);
     const vaddr_t last = table_last(cl, va);
+    const bool sh = shared || (level == Level::Pgd && pt.kernel_entry(i));
     out += fmt::format("{}{}[{}] raw {:#018x} {} -> {} {:#x} va {:#x}..{:#x} used {}{}\n", ind,
                        level_name(level), i, e, f.decode(e, level), level_name(cl), child, va, last,
-                       pt.nr_used_entries(child), span_info(mm, va, last).note());
-    table_text(mm, child, cl, va, depth + 1, out);
+                       pt.nr_used_entries(child), span_info(mm, va, last, sh).note());
+    table_text(mm, child, cl, va, depth + 1, sh, out);
   }
 }
 
 void table_json(const Mm& mm, pfn_t table, Level level, vaddr_t base, std::int64_t parent,
-                json& out) {
+                bool shared, json& out) {
   const PageTable& pt = mm.pt();
   const PteFormat& f = pt.fmt();
   const vaddr_t last = table_last(level, base);
-  const SpanInfo si = span_info(mm, base, last);
+  const SpanInfo si = span_info(mm, base, last, shared);
   json t{{"pfn", hex(table)},
          {"level", level_name(level)},
          {"va_start", hex(base)},
@@ -178,9 +196,18 @@ void table_json(const Mm& mm, pfn_t table, Level level, vaddr_t base, std::int64
          {"used", pt.nr_used_entries(table)},
          {"parent", parent < 0 ? json(nullptr) : json(hex(static_cast<pfn_t>(parent)))},
          {"has_vma", si.has_vma},
-         {"arch_mappings", si.arch},
-         {"arch_only", !si.has_vma && !si.arch.empty()}};
-  std::vector<std::pair<pfn_t, vaddr_t>> children;
+         {"arch_mappings", shared ? json::array() : json(si.arch)},
+         {"arch_only", !shared && !si.has_vma && !si.arch.empty()}};
+  if (shared) {
+    t["kernel_half"] = true;  // init_mm's, shared by every mm
+    t["kernel_half_ranges"] = si.arch;
+  }
+  struct Child {
+    pfn_t table;
+    vaddr_t va;
+    bool shared;
+  };
+  std::vector<Child> children;
   if (level == Level::Pte) {
     json runs = json::array();
     for (const Run& r : leaf_runs(mm, table, base)) {
@@ -206,8 +233,10 @@ void table_json(const Mm& mm, pfn_t table, Level level, vaddr_t base, std::int64
       if (f.none(e)) continue;
       json je{{"index", i}, {"raw", hex(e)}, {"bits", f.decode(e, level)}};
       if (f.is_table(e)) {
+        const bool sh = shared || (level == Level::Pgd && pt.kernel_entry(i));
         je["table"] = hex(f.pfn(e));
-        children.emplace_back(f.pfn(e), pt.entry_va(base, level, i));
+        if (sh) je["kernel_half"] = true;
+        children.push_back(Child{f.pfn(e), pt.entry_va(base, level, i), sh});
       } else {
         je["table"] = nullptr;
       }
@@ -216,8 +245,8 @@ void table_json(const Mm& mm, pfn_t table, Level level, vaddr_t base, std::int64
     t["entries"] = std::move(entries);
   }
   out.push_back(std::move(t));
-  for (const auto& [c, va] : children)
-    table_json(mm, c, child_of(level), va, static_cast<std::int64_t>(table), out);
+  for (const Child& c : children)
+    table_json(mm, c.table, child_of(level), c.va, static_cast<std::int64_t>(table), c.shared, out);
 }
 
 }  // namespace
@@ -228,9 +257,14 @@ std::string pgtables_text(const Mm& mm) {
       fmt::format("page tables of mm {} ({}): {} tables (pgd {}, pud {}, pmd {}, pte {})\n",
                   mm.id(), arch_name(mm.arch()), pt.nr_tables_total(), pt.nr_tables(Level::Pgd),
                   pt.nr_tables(Level::Pud), pt.nr_tables(Level::Pmd), pt.nr_tables(Level::Pte));
+  std::size_t shared = 0;
+  pt.for_each_kernel_table([&](pfn_t, Level, vaddr_t) { ++shared; });
+  if (shared)
+    out += fmt::format("  + {} shared kernel-half table{} (init_mm), not this mm's\n", shared,
+                       shared == 1 ? "" : "s");
   out += fmt::format("  pgd {:#x} va 0x0..0xffffffffffffffff used {}\n", pt.pgd(),
                      pt.nr_used_entries(pt.pgd()));
-  table_text(mm, pt.pgd(), Level::Pgd, 0, 1, out);
+  table_text(mm, pt.pgd(), Level::Pgd, 0, 1, false, out);
   for (const auto& a : pt.arch_mappings())
     out += fmt::format("  arch mapping {} va {:#x}..{:#x} (no VMA)\n", a.name, a.start, a.end - 1);
   for (const auto& t : pt.freed_in_use())
@@ -241,24 +275,29 @@ std::string pgtables_text(const Mm& mm) {
 json pgtables_json(const Mm& mm) {
   const PageTable& pt = mm.pt();
   json tables = json::array();
-  table_json(mm, pt.pgd(), Level::Pgd, 0, -1, tables);
+  table_json(mm, pt.pgd(), Level::Pgd, 0, -1, false, tables);
   json arch = json::array();
   for (const auto& a : pt.arch_mappings())
     arch.push_back({{"name", a.name}, {"start", hex(a.start)}, {"end", hex(a.end)}});
   json freed = json::array();
   for (const auto& t : pt.freed_in_use())
     freed.push_back(t);
-  return {{"mm", mm.id()},
-          {"arch", arch_name(mm.arch())},
-          {"counts",
-           {{"total", pt.nr_tables_total()},
-            {"pgd", pt.nr_tables(Level::Pgd)},
-            {"pud", pt.nr_tables(Level::Pud)},
-            {"pmd", pt.nr_tables(Level::Pmd)},
-            {"pte", pt.nr_tables(Level::Pte)}}},
-          {"tables", tables},
-          {"arch_mappings", arch},
-          {"freed_in_use", freed}};
+  std::size_t shared = 0;
+  pt.for_each_kernel_table([&](pfn_t, Level, vaddr_t) { ++shared; });
+  json out = {{"mm", mm.id()},
+              {"arch", arch_name(mm.arch())},
+              {"counts",
+               {{"total", pt.nr_tables_total()},
+                {"pgd", pt.nr_tables(Level::Pgd)},
+                {"pud", pt.nr_tables(Level::Pud)},
+                {"pmd", pt.nr_tables(Level::Pmd)},
+                {"pte", pt.nr_tables(Level::Pte)}}},
+              {"tables", tables},
+              {"arch_mappings", arch},
+              {"freed_in_use", freed}};
+  // init_mm's tables reachable from this pgd (vsyscall=emulate), not counted above.
+  if (shared) out["counts"]["kernel_half_shared"] = shared;
+  return out;
 }
 
 }  // namespace mmemu::dump

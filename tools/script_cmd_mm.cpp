@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "emu/image/arch_pages.hpp"
 #include "mmu/free_pgd_range.hpp"
 #include "tools/script_interp.hpp"
 #include "tools/script_spec.hpp"
@@ -14,17 +15,6 @@
 namespace mmemu::script {
 
 namespace {
-
-// Where each architecture keeps its page outside VMAs (see mmu/types.cpp): x86-64's legacy
-// vsyscall page, arm64's signal-return trampoline in the last page below 2^48.
-struct ArchPage {
-  vaddr_t va;
-  const char* name;
-};
-ArchPage arch_page(Arch a) {
-  return a == Arch::X86_64 ? ArchPage{0xffffffffff600000ULL, "[vsyscall]"}
-                           : ArchPage{0xfffffffff000ULL, "[sigpage]"};
-}
 
 inline constexpr vaddr_t kDefaultBrk = 0x1000000;
 
@@ -84,24 +74,24 @@ StepOut Interp::cmd_mm(const Stmt& st) {
     fail(st, &st.pos[0], fmt::format("mm '{}' already exists", name));
   Arch arch = opts.arch;
   if (const Arg* a = st.key("arch")) arch = a->value == "arm64" ? Arch::Arm64 : Arch::X86_64;
+  const Arg* am = st.key("archmap");
+  const bool archmap = !am || am->value == "yes";
+  // x86-64's vsyscall page is the machine's (init_mm, vsyscall=xonly: no tables); arm64's
+  // trampoline is each mm's arch mapping.
+  if (archmap && arch == Arch::X86_64) {
+    if (auto r = setup_vsyscall(machine, VsyscallMode::Xonly); !r)
+      return errno_result(std::unexpected(r.error()));
+  }
   auto created = Mm::create(machine, arch);
   if (!created) return errno_result(std::unexpected(created.error()));
   std::unique_ptr<Mm> mm = std::move(*created);
   StepOut o;
   o.status = "ok";
   o.result = fmt::format("mm {} ({})", mm->id(), arch_name(arch));
-  const Arg* am = st.key("archmap");
-  if (!am || am->value == "yes") {
-    const ArchPage ap = arch_page(arch);
-    auto pfn = machine.phys.alloc_frame(AllocSite::Page);
-    if (!pfn) return errno_result(std::unexpected(pfn.error()));
-    machine.phys.desc(*pfn).flags |= PG_arch;
-    if (auto r = mm->pt().map_arch_pages(ap.va, {*pfn}, PteProt{true, false, true, true}, ap.name);
-        !r) {
-      machine.phys.put_page(*pfn);
-      return errno_result(std::unexpected(r.error()));
-    }
-    o.result += fmt::format(", {} at {:#x}", ap.name, ap.va);
+  if (archmap) {
+    if (auto r = map_arch_pages(*mm); !r) return errno_result(std::unexpected(r.error()));
+    o.result += fmt::format(", {} at {:#x}", arch == Arch::X86_64 ? "[vsyscall]" : "[sigpage]",
+                            arch_page_addr(arch));
   }
   const vaddr_t brk = st.key("brk") ? page_align_up(expr(st, *st.key("brk"))) : kDefaultBrk;
   mm->start_brk = mm->brk = brk;

@@ -302,6 +302,9 @@ Result<void> for_each_user_chunk(Mm& mm, vaddr_t va, std::size_t n, Access acces
   while (done < n) {
     const vaddr_t a = va + done;
     if (a < va) return fail(EFAULT);  // wrapped
+    // access_ok: nothing at or above TASK_SIZE_MAX, even what user space may read there
+    // (x86-64's vsyscall page in vsyscall=emulate).
+    if (a >= mm.params().task_size_max) return fail(EFAULT);
     auto t = fault_in(mm, a, access);
     if (!t) return fail(EFAULT);
     const std::size_t off = a & (PAGE_SIZE - 1);
@@ -333,6 +336,7 @@ Result<std::string> strncpy_from_user(Mm& mm, vaddr_t src, std::size_t max) {
   std::string out;
   while (out.size() < max) {
     const vaddr_t a = src + out.size();
+    if (a >= mm.params().task_size_max) return fail(EFAULT);  // access_ok
     auto t = fault_in(mm, a, Access::Read);
     if (!t) return fail(EFAULT);
     const std::size_t off = a & (PAGE_SIZE - 1);

@@ -34,7 +34,8 @@ Vma* expand_stack(Mm& mm, vaddr_t addr);
 // Returns the translation or the fault that stopped it.
 std::expected<Translation, FaultResult> fault_in(Mm& mm, vaddr_t addr, Access access);
 
-// copy_from_user / copy_to_user / strncpy_from_user: EFAULT where the guest would fault.
+// copy_from_user / copy_to_user / strncpy_from_user: EFAULT where the guest would fault, and
+// at or above TASK_SIZE_MAX (access_ok).
 Result<void> copy_from_user(Mm& mm, void* dst, vaddr_t src, std::size_t n);
 Result<void> copy_to_user(Mm& mm, vaddr_t dst, const void* src, std::size_t n);
 Result<std::string> strncpy_from_user(Mm& mm, vaddr_t src, std::size_t max);

@@ -24,7 +24,7 @@ vaddr_t default_mmap_base(vaddr_t task_size, std::uint64_t stack_limit) {
 }  // namespace
 
 Result<std::unique_ptr<Mm>> Mm::create(Machine& m, Arch arch) {
-  auto pt = PageTable::create(m.phys, arch);
+  auto pt = PageTable::create(m.phys, arch, m.init_mm(arch).tables());
   if (!pt) return std::unexpected(pt.error());
   return std::unique_ptr<Mm>(new Mm(m, arch, std::move(*pt)));
 }

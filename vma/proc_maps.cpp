@@ -37,19 +37,22 @@ void append_name(std::string& s, const std::string& name) {
   s += name;
 }
 
-// The gate VMA: x86_64's vsyscall page in vsyscall=xonly mode (VM_EXEC only).
-constexpr vm_flags_t kGateFlags = VM_EXEC;
-
-const ArchMapping* gate_mapping(const Mm& mm) {
+// The gate VMA (get_gate_vma): the kernel-half range user space may reach, x86_64's
+// vsyscall page; its flags are what user space is allowed there (xonly: VM_EXEC only,
+// emulate: VM_READ | VM_EXEC).
+const KernelHalfRange* gate_mapping(const Mm& mm) {
   if (mm.arch() != Arch::X86_64) return nullptr;
-  for (const ArchMapping& a : mm.pt().arch_mappings())
-    if (a.name == "[vsyscall]") return &a;
-  return nullptr;
+  const auto& ranges = mm.machine().init_mm(mm.arch()).ranges();
+  return ranges.empty() ? nullptr : &ranges.front();
 }
 
-std::string gate_line(const ArchMapping& a) {
-  std::string s = header_prefix(a.start, a.end, kGateFlags, 0, 0, 0);
-  append_name(s, a.name);
+vm_flags_t gate_flags(const KernelHalfRange& g) {
+  return (g.user.read ? VM_READ : 0) | (g.user.exec ? VM_EXEC : 0);
+}
+
+std::string gate_line(const KernelHalfRange& g) {
+  std::string s = header_prefix(g.start, g.end, gate_flags(g), 0, 0, 0);
+  append_name(s, g.name);
   return s;
 }
 
@@ -170,7 +173,7 @@ std::string proc_maps(const Mm& mm) {
     out += maps_line(mm, *v);
     out += '\n';
   }
-  if (const ArchMapping* g = gate_mapping(mm)) out += gate_line(*g) + "\n";
+  if (const KernelHalfRange* g = gate_mapping(mm)) out += gate_line(*g) + "\n";
   return out;
 }
 
@@ -235,8 +238,8 @@ std::string proc_smaps(const Mm& mm) {
   std::string out;
   for (const Vma* v : mm.vmas())
     out += smaps_entry(mm, *v);
-  if (const ArchMapping* g = gate_mapping(mm))
-    out += gate_line(*g) + "\n" + smaps_body(mm, g->start, g->end, kGateFlags, SmapsStats{});
+  if (const KernelHalfRange* g = gate_mapping(mm))
+    out += gate_line(*g) + "\n" + smaps_body(mm, g->start, g->end, gate_flags(*g), SmapsStats{});
   return out;
 }
 

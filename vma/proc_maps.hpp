@@ -9,9 +9,10 @@
 //   vma_is_initial_heap since the December 2023 fix of its corner cases; 6.6 as released
 //   also named a VMA that ends at start_brk or starts at brk), "[stack]" for the VMA
 //   containing start_stack, otherwise none.
-// - The x86_64 vsyscall arch mapping is the gate VMA: a last "[vsyscall]" line with the
-//   flags of Linux's default vsyscall=xonly mode ("--xp", VmFlags "ex") and no Rss. Other
-//   arch mappings (arm64's sigreturn trampoline) are not shown, like [sigpage] on arm64.
+// - The x86_64 vsyscall page, a kernel-half range of the machine's init_mm, is the gate VMA:
+//   a last "[vsyscall]" line with the flags of its mode ("--xp", VmFlags "ex" in Linux's
+//   default vsyscall=xonly; "r-xp" in emulate; absent in none) and no Rss. Arch mappings
+//   (arm64's sigreturn trampoline) are not shown, like [sigpage] on arm64.
 // - smaps counts come from the leaf entries and the frames they map, as smaps_pte_entry and
 //   smaps_account do: the zero page is not counted (vm_normal_page), refcount 1 or mapcount
 //   below 2 is private, mapcount >= 2 divides Pss, dirty is the PTE's or PG_dirty, young

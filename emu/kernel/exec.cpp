@@ -127,6 +127,11 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
   // Build the new image completely before touching the process: any failure up to here
   // leaves the caller as it was (execve returns the error).
   machine_.inject.set_context(fmt::format("pid {}: execve", p.pid));
+  // map_vsyscall runs at boot in Linux; here before the first x86-64 mm copies init_mm.
+  if (img->arch == Arch::X86_64) {
+    if (auto r = setup_vsyscall(machine_, opts_.vsyscall); !r)
+      return err(ENOMEM, "out of memory setting up the vsyscall page");
+  }
   auto mm = Mm::create(machine_, img->arch);
   if (!mm) return err(ENOMEM, "out of memory creating the address space");
   auto as = make_address_space(std::move(*mm), p.pid);

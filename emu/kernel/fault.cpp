@@ -61,6 +61,8 @@ void Kernel::handle_fault(Process& p, const MemFault& f) {
   // The TLB's fill usually ran the fault handler already; otherwise (no handler, or a
   // fault the walker sends outside) resolve it now.
   std::optional<TlbFaultOutcome> taken = p.tlb->take_outcome();
+  // do_user_addr_fault looks at the vsyscall page before any VMA.
+  if (emulate_vsyscall(p, f)) return;
   TlbFaultOutcome o = taken ? *taken : resolve_fault(p, f);
   // Inside the fill only the page was known; the stop decoded the exact address.
   if (taken && o.kind == TlbFaultOutcome::Kind::Signal && o.code != 0x80) o.addr = f.va;

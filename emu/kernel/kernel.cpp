@@ -465,6 +465,11 @@ std::vector<std::string> Kernel::final_check() {
   for (auto& [path, f] : file_cache_)
     f->put();
   file_cache_.clear();
+  // init_mm's kernel half (the vsyscall page) outlives every mm; only the run's end frees it.
+  if (procs_.empty()) {
+    for (Arch a : {Arch::X86_64, Arch::Arm64})
+      machine_.init_mm(a).release();
+  }
   std::vector<std::string> out = problems_;
   for (const FreedInUseTable& t : machine_.freed_in_use)
     out.push_back(freed_in_use_summary(t));

@@ -25,6 +25,7 @@
 #include "emu/cpu/cpu.hpp"
 #include "emu/fs/created_files.hpp"
 #include "emu/fs/sysv_shm.hpp"
+#include "emu/image/arch_pages.hpp"
 #include "emu/kernel/process.hpp"
 #include "emu/kernel/trace.hpp"
 #include "emu/signal/signal.hpp"
@@ -84,6 +85,9 @@ struct KernelOptions {
   // oom_reaper, rmap, each with -nocheck); their outcomes go into the fork dump or the log.
   std::vector<std::string> walkers;
   int inject_at_fork = 0;
+  // Linux's vsyscall= boot parameter: how x86-64's legacy vsyscall page is provided (see
+  // emu/image/arch_pages.hpp). Set up in init_mm at the first x86-64 exec.
+  VsyscallMode vsyscall = VsyscallMode::Xonly;
 };
 
 // Why a program cannot be started (spawn) or exec'd: errno as execve gives it and a
@@ -202,6 +206,10 @@ class Kernel {
   TlbFaultOutcome resolve_fault(Process& p, const MemFault& f);
   void handle_fault(Process& p, const MemFault& f);
   void handle_exception(Process& p, const ExceptionInfo& e);
+  // emulate_vsyscall (vsyscall.cpp): an x86-64 fault in the vsyscall page that the kernel
+  // takes over (a fetch of an entry: the call and its `ret` are emulated, or SIGSEGV is
+  // forced). False: an ordinary fault (data access, vsyscall=none).
+  bool emulate_vsyscall(Process& p, const MemFault& f);
   // Signals (signal_delivery.cpp): false when p died.
   bool deliver_signals(Process& p);
   void interrupt_blocked(Process& p);

@@ -15,8 +15,16 @@ class ProcMapsTest : public SyscallTest {
   // The smaps record of the VMA containing va.
   std::string smaps_of(vaddr_t va) const { return smaps_entry(*f.mm, *vma_at(va)); }
   SmapsStats stats_of(vaddr_t va) const { return smaps_gather(*f.mm, *vma_at(va)); }
-  // Maps one frame as an arch mapping (what emu/arch_pages does at exec).
-  void map_gate(vaddr_t at, std::string name) {
+  // x86-64: the machine's kernel-half range (what emu/image's setup_vsyscall registers in
+  // vsyscall=xonly, or with `readable` as in emulate); arm64: one frame as an arch mapping
+  // (what emu/image's map_arch_pages does at exec).
+  void map_gate(vaddr_t at, std::string name, bool readable = false) {
+    if (GetParam() == Arch::X86_64) {
+      ASSERT_TRUE(
+          f.m.init_mm(Arch::X86_64)
+              .add_unmapped(at, at + PAGE_SIZE, PteProt{readable, false, true, true}, name));
+      return;
+    }
     auto pfn = f.m.phys.alloc_frame(AllocSite::Page);
     ASSERT_TRUE(pfn);
     ASSERT_TRUE(f.mm->pt().map_arch_pages(at, {*pfn}, PteProt{true, false, true, true}, name));
@@ -272,6 +280,17 @@ TEST_P(ProcMapsTest, GateVmaSmapsHasNoRss) {
   EXPECT_NE(text.find("Size:                  4 kB\n"), std::string::npos);
   EXPECT_NE(text.find("Rss:                   0 kB\n"), std::string::npos);
   EXPECT_NE(text.find("VmFlags: ex \n"), std::string::npos);
+}
+
+// vsyscall=emulate: the page is readable, the gate VMA is r-x; none: no line at all.
+TEST_P(ProcMapsTest, GateVmaFollowsTheVsyscallMode) {
+  if (GetParam() == Arch::Arm64) GTEST_SKIP() << "x86-64 only";
+  EXPECT_EQ(proc_maps(*f.mm), "");  // none: nothing registered
+  map_gate(0xffffffffff600000ULL, "[vsyscall]", /*readable=*/true);
+  EXPECT_EQ(proc_maps(*f.mm),
+            "ffffffffff600000-ffffffffff601000 r-xp 00000000 00:00 0"
+            "                  [vsyscall]\n");
+  EXPECT_NE(proc_smaps(*f.mm).find("VmFlags: rd ex \n"), std::string::npos);
 }
 
 TEST_P(ProcMapsTest, RollupSumsEveryVmaWithoutTheGate) {
