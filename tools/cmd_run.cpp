@@ -33,6 +33,7 @@ struct RunArgs {
   std::string recovery = "tree-max";
   std::string vsyscall = "xonly";
   std::string walkers;
+  std::string walker_at = "lock-drop";
   std::string dump_when;
   std::string format = "text";
   std::string out;
@@ -127,6 +128,7 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
     }
     at = comma + 1;
   }
+  opts.walker_at = *parse_walker_point(a.walker_at);  // CLI checked the name
   if (!a.dump_when.empty()) {
     std::string err;
     auto w = parse_dump_when(a.dump_when, &err);
@@ -261,6 +263,12 @@ void add_run_command(CLI::App& app, int& status) {
   sub->add_option("--walkers", args->walkers,
                   "walkers run at a failed fork's lock-drop point: unuse_mm, oom_reaper, rmap "
                   "(-nocheck: without the mm flag test), or all (comma-separated)");
+  sub->add_option("--walker-at", args->walker_at,
+                  "where the --walkers run: lock-drop (dup_mmap unlocked, before mmput), "
+                  "exit-unlock (inside the child's exit_mmap, between unmap_vmas and "
+                  "free_pgtables, mm_users 0) or both")
+      ->check(CLI::IsMember({"lock-drop", "exit-unlock", "both"}))
+      ->capture_default_str();
   sub->add_option("--dump-pgtables", args->dump_when,
                   "dump page tables WHEN: exit, fork, fork-child, guest, syscall:NAME "
                   "(comma-separated)");

@@ -12,20 +12,23 @@ namespace mmemu::dump {
 std::string mm_counters_text(const Mm& mm) {
   const PageTable& pt = mm.pt();
   return fmt::format(
-      "counters of mm {} ({}): map_count {}, total_vm {}, locked_vm {}, pinned_vm {}, data_vm "
+      "counters of mm {} ({}): mm_users {}, mm_count {}, map_count {}, total_vm {}, locked_vm {}, "
+      "pinned_vm {}, data_vm "
       "{}, exec_vm {}, stack_vm {}\n"
       "  rss anon {}, file {}, shmem {}, swap {}; tables {} (pgd {}, pud {}, pmd {}, pte {}); "
       "flags {}\n",
-      mm.id(), arch_name(mm.arch()), mm.map_count, mm.total_vm, mm.locked_vm, mm.pinned_vm,
-      mm.data_vm, mm.exec_vm, mm.stack_vm, mm.rss[MM_ANONPAGES], mm.rss[MM_FILEPAGES],
-      mm.rss[MM_SHMEMPAGES], mm.rss[MM_SWAPENTS], pt.nr_tables_total(), pt.nr_tables(Level::Pgd),
-      pt.nr_tables(Level::Pud), pt.nr_tables(Level::Pmd), pt.nr_tables(Level::Pte),
-      mmf_flag_names(mm.flags));
+      mm.id(), arch_name(mm.arch()), mm.mm_users, mm.mm_count, mm.map_count, mm.total_vm,
+      mm.locked_vm, mm.pinned_vm, mm.data_vm, mm.exec_vm, mm.stack_vm, mm.rss[MM_ANONPAGES],
+      mm.rss[MM_FILEPAGES], mm.rss[MM_SHMEMPAGES], mm.rss[MM_SWAPENTS], pt.nr_tables_total(),
+      pt.nr_tables(Level::Pgd), pt.nr_tables(Level::Pud), pt.nr_tables(Level::Pmd),
+      pt.nr_tables(Level::Pte), mmf_flag_names(mm.flags));
 }
 
 json mm_counters_json(const Mm& mm) {
   const PageTable& pt = mm.pt();
   return {{"mm", mm.id()},
+          {"mm_users", mm.mm_users},
+          {"mm_count", mm.mm_count},
           {"map_count", mm.map_count},
           {"total_vm", mm.total_vm},
           {"locked_vm", mm.locked_vm},

@@ -371,10 +371,14 @@ StepOut Interp::expect_no_leaks_since(const Stmt& st) {
 StepOut Interp::expect_walker(const Stmt& st) {
   if (!last_fork) fail(st, nullptr, "no fork has run yet");
   const std::string& name = st.pos[0].value;
-  const auto it = std::find_if(last_fork->walkers.begin(), last_fork->walkers.end(),
-                               [&](const WalkerReport& w) { return w.walker == name; });
+  // Without at=, the first report of that walker (lock-drop before exit-unlock).
+  const std::string at = st.key("at") ? st.key("at")->value : "";
+  const auto it = std::find_if(
+      last_fork->walkers.begin(), last_fork->walkers.end(),
+      [&](const WalkerReport& w) { return w.walker == name && (at.empty() || w.point == at); });
   if (it == last_fork->walkers.end())
-    return verdict(false, fmt::format("walker {} did not run in the last fork", name));
+    return verdict(false, fmt::format("walker {} did not run{} in the last fork", name,
+                                      at.empty() ? "" : " at " + at));
   return verdict(it->outcome == st.pos[1].value, fmt::format("{} {}", name, it->outcome));
 }
 

@@ -18,13 +18,36 @@ using json = nlohmann::json;
 namespace {
 
 json walker_json(const WalkerReport& w) {
-  return {{"walker", w.walker},
-          {"outcome", w.outcome},
-          {"addr", fmt::format("{:#x}", w.addr)},
-          {"entry", w.entry},
-          {"vmas_seen", w.vmas_seen},
-          {"checks", w.checks},
-          {"pages_reaped", w.pages_reaped}};
+  json j{{"walker", w.walker},
+         {"point", w.point},
+         {"outcome", w.outcome},
+         {"addr", fmt::format("{:#x}", w.addr)},
+         {"entry", w.entry},
+         {"vmas_seen", w.vmas_seen},
+         {"checks", w.checks},
+         {"pages_reaped", w.pages_reaped},
+         {"mm_users", w.mm_users},
+         {"mm_count", w.mm_count},
+         {"ref", w.ref}};
+  if (!w.via.empty()) {
+    j["via_pfn"] = fmt::format("{:#x}", w.via_pfn);
+    j["via"] = w.via;
+    json vs = json::array();
+    for (const RmapVisit& v : w.visits)
+      vs.push_back({{"mm", v.mm},
+                    {"child", v.child},
+                    {"mm_flags", mmf_flag_names(v.mm_flags)},
+                    {"tree_empty", v.tree_empty},
+                    {"vm_start", fmt::format("{:#x}", v.vm_start)},
+                    {"vm_end", fmt::format("{:#x}", v.vm_end)},
+                    {"addr", fmt::format("{:#x}", v.addr)},
+                    {"looked", v.looked},
+                    {"has_table", v.has_table},
+                    {"present", v.present},
+                    {"pfn", fmt::format("{:#x}", v.pfn)}});
+    j["visits"] = vs;
+  }
+  return j;
 }
 
 // The step of a command that cannot fail once its arguments parsed.
@@ -44,11 +67,13 @@ StepOut Interp::cmd_fork(const Stmt& st) {
     fail(st, &st.pos[1], fmt::format("mm '{}' already exists", child));
   const ForkRecovery rec =
       st.key("recovery") ? *parse_recovery(st.key("recovery")->value) : recovery;
-  std::vector<ConcurrentWalker*> ws;
-  for (auto& w : walkers)
-    ws.push_back(w.get());
+  std::vector<ConcurrentWalker*> ws, exit_ws;
+  for (auto& w : walkers) {
+    if (at_lock_drop(w.at)) ws.push_back(w.walker.get());
+    if (at_exit_unlock(w.at)) exit_ws.push_back(w.walker.get());
+  }
   ForkReport rep;
-  auto r = dup_mm(parent, rec, &rep, ws);
+  auto r = dup_mm(parent, rec, &rep, ws, exit_ws);
   last_fork = rep;
 
   StepOut o;
@@ -80,6 +105,8 @@ StepOut Interp::cmd_fork(const Stmt& st) {
     d["torn_down"] = rep.torn_down;
     d["recovery_note"] = rep.recovery_note;
     d["child_flags"] = mmf_flag_names(rep.child_flags);
+    d["child_mm_users"] = rep.child_mm_users;
+    d["child_mm_count"] = rep.child_mm_count;
     d["errors"] = rep.errors;
     d["exit_mmap"] = rep.exited ? json(rep.exit) : json(nullptr);
   }
@@ -138,16 +165,25 @@ StepOut Interp::cmd_recovery(const Stmt& st) {
 StepOut Interp::cmd_walker(const Stmt& st) {
   const auto parsed = parse_walker(st.pos[0].value);
   if (!parsed) fail(st, &st.pos[0], "unknown walker " + st.pos[0].value);
-  walkers.push_back(make_walker(parsed->first, parsed->second));
-  std::string names;
-  for (const auto& w : walkers)
-    names += (names.empty() ? "" : ", ") + w->name();
-  return done("walkers at the lock-drop point: " + names);
+  const WalkerPoint at =
+      st.key("at") ? *parse_walker_point(st.key("at")->value) : WalkerPoint::LockDrop;
+  walkers.push_back({make_walker(parsed->first, parsed->second), at});
+  std::string drop, unlock;
+  for (const auto& w : walkers) {
+    if (at_lock_drop(w.at)) drop += (drop.empty() ? "" : ", ") + w.walker->name();
+    if (at_exit_unlock(w.at)) unlock += (unlock.empty() ? "" : ", ") + w.walker->name();
+  }
+  std::string out;
+  if (!drop.empty()) out = "walkers at the lock-drop point: " + drop;
+  if (!unlock.empty())
+    out +=
+        (out.empty() ? "" : "; ") + std::string("walkers in exit_mmap's unlock window: ") + unlock;
+  return done(out);
 }
 
 StepOut Interp::cmd_walker_clear(const Stmt&) {
   walkers.clear();
-  return done("no walkers at the lock-drop point");
+  return done("no walkers");
 }
 
 }  // namespace mmemu::script

@@ -109,8 +109,9 @@ std::string Interp::mm_label(const Mm& mm) const {
 StepOut Interp::exit_mm(const std::string& name) {
   auto it = std::find_if(mms.begin(), mms.end(), [&](const MmSlot& s) { return s.name == name; });
   const std::uint64_t free_before = machine.phys.nr_free();
-  const ExitMmapReport r = exit_mmap(*it->mm);
-  mms.erase(it);  // mmput: frees the pgd
+  ExitMmapReport r;
+  (void)mmput(*it->mm, &r);  // the script's only use: exit_mmap runs
+  mms.erase(it);             // the last mm_count went with it: the struct and its pgd
   const std::uint64_t back = machine.phys.nr_free() - free_before;
   StepOut o;
   o.result = fmt::format("exit_mmap: {}; {} frame{} back on the free list",

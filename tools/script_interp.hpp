@@ -158,7 +158,11 @@ class Interp {
   std::map<std::string, std::uint64_t> vars;
   std::map<std::string, int> unset_by;  // variable -> line whose failed step left it unset
   ForkRecovery recovery;
-  std::vector<std::unique_ptr<ConcurrentWalker>> walkers;
+  struct WalkerSlot {
+    std::unique_ptr<ConcurrentWalker> walker;
+    WalkerPoint at;  // where later forks run it
+  };
+  std::vector<WalkerSlot> walkers;
   std::string last_status = "ok";  // status of the last operation step, for expect
   std::optional<ForkReport> last_fork;
   std::vector<std::string> step_failures;  // injected failures during the current step

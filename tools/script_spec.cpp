@@ -129,8 +129,10 @@ const std::vector<CmdSpec>& table() {
        .run = &I::cmd_recovery,
        .role = Role::Other},
       {.name = "walker",
-       .usage = "walker unuse_mm|oom_reaper|rmap[-nocheck] | walker clear",
+       .usage = "walker unuse_mm|oom_reaper|rmap[-nocheck] [at=lock-drop|exit-unlock|both] | "
+                "walker clear",
        .required = {Walker},
+       .keys = {{"at", Point}},
        .run = &I::cmd_walker,
        .role = Role::Other},
       {.name = "walker clear",
@@ -234,8 +236,9 @@ const std::vector<CmdSpec>& table() {
        .run = &I::expect_no_leaks_since,
        .role = Role::Expect},
       {.name = "expect walker",
-       .usage = "expect walker NAME OUTCOME",
+       .usage = "expect walker NAME OUTCOME [at=lock-drop|exit-unlock]",
        .required = {Walker, Outcome},
+       .keys = {{"at", Point}},
        .run = &I::expect_walker,
        .role = Role::Expect},
   };
@@ -342,8 +345,8 @@ std::vector<std::string_view> fault_names() {
 }
 
 std::vector<std::string_view> outcome_names() {
-  return {"met-xa-zero", "skipped-unstable", "skipped-oom-skip",
-          "empty-tree",  "walked",           "unreachable"};
+  return {"met-xa-zero", "skipped-unstable", "skipped-oom-skip", "empty-tree",
+          "walked",      "unreachable",      "no-mm-users",      "met-child-vma"};
 }
 
 std::optional<int> parse_prot(std::string_view s) {
@@ -478,6 +481,10 @@ std::optional<std::string> check_kind(Kind kind, std::string_view v, bool quoted
     case Outcome:
       if (!one_of(v, outcome_names()))
         return "unknown walker outcome '" + std::string(v) + "' (" + join(outcome_names()) + ")";
+      return std::nullopt;
+    case Point:
+      if (!parse_walker_point(v))
+        return "unknown walker point '" + std::string(v) + "' (lock-drop|exit-unlock|both)";
       return std::nullopt;
     case RssType:
       if (!one_of(v, {"anon", "file", "shmem", "swap"}))

@@ -36,6 +36,7 @@ enum class Kind : std::uint8_t {
   Fault,       // fault result name
   Walker,      // concurrent walker name
   Outcome,     // walker outcome
+  Point,       // where walkers run: lock-drop | exit-unlock | both
   RssType,     // anon | file | shmem | swap
   Level,       // pgd | pud | pmd | pte
   Arch,        // x86_64 | arm64

@@ -30,6 +30,20 @@ TearDown tear_down_vmas(Mm& mm, Vma* vma, vaddr_t max) {
   return td;
 }
 
+namespace {
+
+// mmap_read_unlock ... mmap_write_lock: for a moment nobody holds the mmap lock, and a walker
+// with its own way to the mm (the OOM reaper's mmgrab, an rmap walk) can take it for
+// reading; on_exit_unlock runs them here. Then MMF_OOM_SKIP hides the mm from the reaper
+// (its memory is gone) and the write lock is taken for free_pgtables; a reader that came
+// after the bit sees it. The no-VMA path unlocks and relocks too, without the bit.
+void exit_mmap_unlock_window(Mm& mm, bool unmapped) {
+  if (mm.on_exit_unlock) mm.on_exit_unlock(mm);
+  if (unmapped) mm.flags |= MMF_OOM_SKIP;
+}
+
+}  // namespace
+
 ExitMmapReport exit_mmap(Mm& mm) {
   ExitMmapReport rep;
   CallFrame frame(mm.pt(), "exit_mmap");
@@ -43,11 +57,13 @@ ExitMmapReport exit_mmap(Mm& mm) {
       // Can happen when dup_mmap failed before copying anything.
       rep.empty = !first;
       rep.met_xa_zero = first.has_value();
+      exit_mmap_unlock_window(mm, false);
     } else {
       vma = static_cast<Vma*>(first->value);
       const ArchParams& ap = mm.params();
       const std::vector<Vma*> all = vmas_below(mm, vma, 0);
       unmap_vmas(tlb, all, 0, ~0ULL);
+      exit_mmap_unlock_window(mm, true);
       const std::vector<Vma*> pg = vmas_below(mm, vma, ap.user_pgtables_ceiling);
       // tree_max is the ceiling itself: the sanity check holds by construction.
       (void)free_pgtables(tlb, pg, ap.first_user_address, ap.user_pgtables_ceiling,

@@ -17,9 +17,12 @@ struct TearDown {
 TearDown tear_down_vmas(Mm& mm, Vma* vma, vaddr_t max);
 
 // exit_mmap: no VMA (or an XA_ZERO marker first) -> straight to destroy; otherwise
-// unmap_vmas over everything, free_pgtables(FIRST_USER_ADDRESS, USER_PGTABLES_CEILING,
-// USER_PGTABLES_CEILING), tear_down_vmas(ULONG_MAX). The arch mappings' pages and tables
-// are freed here on every path, then the maple tree is destroyed and the trace event fires.
+// unmap_vmas over everything, the unlock/relock window (on_exit_unlock runs there, then
+// MMF_OOM_SKIP is set; the no-VMA path has the window too, without the bit),
+// free_pgtables(FIRST_USER_ADDRESS, USER_PGTABLES_CEILING, USER_PGTABLES_CEILING),
+// tear_down_vmas(ULONG_MAX). The arch mappings' pages and tables are freed here on every
+// path, then the maple tree is destroyed and the trace event fires. Runs when mm_users
+// has dropped to 0 (mmput) or from ~Mm.
 ExitMmapReport exit_mmap(Mm& mm);
 
 }  // namespace mmemu

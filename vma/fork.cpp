@@ -31,6 +31,24 @@ std::optional<ForkRecovery> parse_recovery(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view walker_point_name(WalkerPoint p) {
+  switch (p) {
+    case WalkerPoint::LockDrop:
+      return "lock-drop";
+    case WalkerPoint::ExitUnlock:
+      return "exit-unlock";
+    case WalkerPoint::Both:
+      return "both";
+  }
+  return "?";
+}
+
+std::optional<WalkerPoint> parse_walker_point(std::string_view s) {
+  for (WalkerPoint p : {WalkerPoint::LockDrop, WalkerPoint::ExitUnlock, WalkerPoint::Both})
+    if (walker_point_name(p) == s) return p;
+  return std::nullopt;
+}
+
 namespace {
 
 // Restores the injector's context label on every return path.
@@ -205,7 +223,8 @@ Result<void> dup_mmap(Mm& mm, Mm& oldmm, ForkRecovery recovery, ForkReport& rep,
 }  // namespace
 
 Result<std::unique_ptr<Mm>> dup_mm(Mm& parent, ForkRecovery recovery, ForkReport* report,
-                                   const std::vector<ConcurrentWalker*>& walkers) {
+                                   const std::vector<ConcurrentWalker*>& walkers,
+                                   const std::vector<ConcurrentWalker*>& exit_walkers) {
   ForkReport local;
   ForkReport& rep = report ? *report : local;
   rep = ForkReport{};
@@ -229,20 +248,39 @@ Result<std::unique_ptr<Mm>> dup_mm(Mm& parent, ForkRecovery recovery, ForkReport
 
   rep.ok = false;
   rep.child_flags = mm->flags;
+  rep.child_mm_users = mm->mm_users;
+  rep.child_mm_count = mm->mm_count;
   // The lock-drop point: dup_mmap has unlocked both mms, mmput has not run yet.
   ctx.step("lock-drop");
-  for (ConcurrentWalker* w : walkers)
+  for (ConcurrentWalker* w : walkers) {
     rep.walkers.push_back(w->walk(*mm, parent));
-  // mmput -> exit_mmap; its trace event fires; then the pgd goes with the mm.
+    rep.walkers.back().point = "lock-drop";
+  }
+  if (!exit_walkers.empty())
+    mm->on_exit_unlock = [&](Mm& dying) {
+      ctx.step("exit-unlock");
+      for (ConcurrentWalker* w : exit_walkers) {
+        rep.walkers.push_back(w->walk(dying, parent));
+        rep.walkers.back().point = "exit-unlock";
+      }
+      ctx.step("exit_mmap");
+    };
+  // mmput: dup_mm's use was the only one, so exit_mmap runs (its trace event fires), then
+  // the users' mm_count goes and the struct with its pgd.
   ctx.step("exit_mmap");
   {
     CallFrame frame(mm->pt(), "mmput (failed fork)");
-    rep.exit = exit_mmap(*mm);
+    rep.exited = mmput(*mm, &rep.exit);
   }
-  rep.exited = true;
-  if (!rep.exit.empty && rep.exit.vmas_removed != rep.exit.map_count)
+  if (!rep.exited)
+    rep.errors.push_back(
+        fmt::format("mm_users {} after dup_mm's mmput: exit_mmap deferred", mm->mm_users));
+  else if (mm->mm_count != 0)
+    rep.errors.push_back(fmt::format("mm_count {} after the last mmput", mm->mm_count));
+  if (rep.exited && !rep.exit.empty && rep.exit.vmas_removed != rep.exit.map_count)
     rep.errors.push_back(fmt::format("exit_mmap removed {} VMAs but map_count was {}",
                                      rep.exit.vmas_removed, rep.exit.map_count));
+  mm->on_exit_unlock = nullptr;
   mm.reset();
   return std::unexpected(r.error());
 }

@@ -46,6 +46,35 @@ Mm::~Mm() {
   pt_.reset();
 }
 
+void mmget(Mm& mm) {
+  ++mm.mm_users;
+}
+
+bool mmget_not_zero(Mm& mm) {
+  if (mm.mm_users == 0) return false;
+  ++mm.mm_users;
+  return true;
+}
+
+bool mmput(Mm& mm, ExitMmapReport* exit) {
+  // The count reaches 0 before exit_mmap starts: whoever looks during it sees no users.
+  if (--mm.mm_users > 0) return false;
+  if (!(mm.flags & MMF_EXITED)) {
+    const ExitMmapReport r = exit_mmap(mm);
+    if (exit) *exit = r;
+  }
+  (void)mmdrop(mm);  // the users' reference on the struct
+  return true;
+}
+
+void mmgrab(Mm& mm) {
+  ++mm.mm_count;
+}
+
+bool mmdrop(Mm& mm) {
+  return --mm.mm_count == 0;
+}
+
 Vma* Mm::find_vma(vaddr_t addr) const {
   for (auto e = mm_mt.find(addr); e; e = mm_mt.find(e->last + 1)) {
     if (!MapleTree::is_zero_entry(e->value)) return static_cast<Vma*>(e->value);

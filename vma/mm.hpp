@@ -49,9 +49,12 @@ struct ExitMmapReport {
 class Mm {
  public:
   // mm_alloc + mm_init: allocates the pgd (pgtable site). Layout fields start as Linux's
-  // defaults for a task with an 8 MiB stack limit and no randomisation.
+  // defaults for a task with an 8 MiB stack limit and no randomisation; mm_users and
+  // mm_count start at 1 (the creator's use).
   static Result<std::unique_ptr<Mm>> create(Machine& m, Arch arch);
-  // mmput: runs exit_mmap if it has not run yet, then frees the pgd.
+  // __mmdrop: frees the pgd and the struct. The unique_ptr's owner destroys it once mmdrop
+  // said the last mm_count went; an owner that never counted (tests, tools) destroys it
+  // directly, and then exit_mmap runs here if no mmput ran it (the last user leaving).
   ~Mm();
   Mm(const Mm&) = delete;
   Mm& operator=(const Mm&) = delete;
@@ -112,8 +115,21 @@ class Mm {
   std::uint32_t flags = 0;  // MmFlag
   std::uint32_t caps = 0;   // MmCap
 
+  // The kernel's two references (include/linux/sched/mm.h). mm_users counts users of the
+  // address space: each task running on it, and anyone working on it for a while
+  // (mmget/mmget_not_zero: swapoff's try_to_unuse, GUP on another process, /proc); the last
+  // mmput runs exit_mmap. mm_count pins the struct itself: the users together hold one,
+  // each mmgrab another (the OOM killer's victim record, a lazy-TLB CPU); the last mmdrop
+  // frees it. An rmap walk takes neither: it holds the anon_vma (or i_mmap) lock instead.
+  int mm_users = 1;
+  int mm_count = 1;
+
   // exit_mmap's trace event: called once, at the end of exit_mmap, on every path.
   std::function<void(Mm&, const ExitMmapReport&)> on_exit_mmap;
+  // Called inside exit_mmap between mmap_read_unlock and mmap_write_lock (after unmap_vmas,
+  // before free_pgtables), where concurrent walkers can still take the mmap lock. Set by
+  // whoever wants to run walkers there (dup_mm for a failed child); never inherited.
+  std::function<void(Mm&)> on_exit_unlock;
 
  private:
   Mm(Machine& m, Arch arch, std::unique_ptr<PageTable> pt);
@@ -130,6 +146,18 @@ class Mm {
   const Rlimits* rlimits_ = &kDefaultRlimits;
   std::uint64_t id_;
 };
+
+// The reference counts (see Mm::mm_users). mmget: one more user (the caller has one, or a
+// task that has the mm). mmget_not_zero: the same unless the users are gone (exit_mmap has
+// started): false then, and the caller must leave the mm alone. mmput: one user fewer; the
+// last one runs exit_mmap (its report in *exit if given) and drops the users' mm_count;
+// returns true then. mmgrab / mmdrop: mm_count; mmdrop returns true when the last one went
+// (the caller owning the unique_ptr frees the struct).
+void mmget(Mm& mm);
+bool mmget_not_zero(Mm& mm);
+bool mmput(Mm& mm, ExitMmapReport* exit = nullptr);
+void mmgrab(Mm& mm);
+bool mmdrop(Mm& mm);
 
 // vm_stat_account: keeps total_vm and the per-kind counters in step with VMAs.
 void vm_stat_account(Mm& mm, vm_flags_t flags, std::int64_t npages);

@@ -82,11 +82,10 @@ void Kernel::release_mm(Process& p) {
   p.cpu.reset();
   std::shared_ptr<AddressSpace> as = std::move(p.as);
   if (!as->mm) return;
-  if (as.use_count() == 1) {
-    machine_.inject.set_context(fmt::format("pid {}: exit_mmap", p.pid));
-    as.reset();  // mmput -> exit_mmap (its trace event fires there)
-    return;
-  }
+  if (as->mm->mm_users == 1) machine_.inject.set_context(fmt::format("pid {}: exit_mmap", p.pid));
+  // exit_mm / exec_mmap: mmput; the last user runs exit_mmap (its trace event fires there),
+  // and the AddressSpace (with the struct) goes with the last process pointing at it.
+  if (mmput(*as->mm)) return;
   // A vfork child leaving (exec or exit) gives the mm back to its parent, or the parent died
   // first: the mm reads the remaining user's limits, never those of p, which may go.
   as->mm->set_rlimits(nullptr);
@@ -162,7 +161,7 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
 
   // Point of no return.
   if (p.as) {
-    if (opts_.dump.exit && p.as.use_count() == 1) dump(DumpKind::Exit, p.pid, p.mm(), "exec");
+    if (opts_.dump.exit && p.mm().mm_users == 1) dump(DumpKind::Exit, p.pid, p.mm(), "exec");
     if (p.vfork_parent) {
       if (Process* parent = find(p.vfork_parent)) parent->vfork_done.wake_all();
       p.vfork_parent = 0;

@@ -25,11 +25,11 @@ void Kernel::exit_process(Process& p, int wait_status) {
     p.vfork_parent = 0;
   }
   // mm_release: with other users of the mm (a vfork parent), clear_child_tid is zeroed.
-  if (p.clear_child_tid && p.as && p.as.use_count() > 1) {
+  if (p.clear_child_tid && p.has_mm() && p.mm().mm_users > 1) {
     const std::uint32_t zero = 0;
     (void)copy_to_user(p.mm(), p.clear_child_tid, &zero, 4);
   }
-  if (p.as && p.as.use_count() == 1 && opts_.dump.exit)
+  if (p.has_mm() && p.mm().mm_users == 1 && opts_.dump.exit)
     dump(DumpKind::Exit, p.pid, p.mm(), fmt::format("exit of {}", p.pid));
   release_mm(p);
   if (p.fds) {

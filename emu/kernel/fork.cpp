@@ -34,12 +34,14 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
   std::optional<ForkObservers> observers;  // only a copied address space is watched
   if (args.flags & kCloneVm) {
     as = parent.as;
+    mmget(*as->mm);  // copy_mm: the child is one more user of the parent's mm
   } else {
     machine_.inject.set_context(fmt::format("pid {}: fork", parent.pid));
     if (++forks_ == opts_.inject_at_fork) arm_injections();
     observers.emplace(*this, parent, child_pid);
     ForkReport rep;
-    auto mm = dup_mm(parent.mm(), opts_.fork_recovery, &rep, observers->walkers());
+    auto mm = dup_mm(parent.mm(), opts_.fork_recovery, &rep, observers->walkers(),
+                     observers->exit_walkers());
     observers->copied(rep, mm.has_value());
     if (!mm) {
       stats_.add("fork_failed");
@@ -50,9 +52,14 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
     as->exe_file = parent.as->exe_file;
     if (as->exe_file) as->exe_file->get();
   }
+  // Before the child exists: its use of the mm goes again (a copy's only use: exit_mmap).
+  auto unwind = [&](int e) {
+    (void)mmput(*as->mm);
+    return fail(e);
+  };
   auto cpu = make_cpu(parent.arch);
-  if (!cpu) return fail(ENOMEM);  // `as` goes (exit_mmap) if it was a copy
-  if (!(*cpu)->restore_context(parent.cpu->save_context())) return fail(EINVAL);
+  if (!cpu) return unwind(ENOMEM);
+  if (!(*cpu)->restore_context(parent.cpu->save_context())) return unwind(EINVAL);
   (*cpu)->set_syscall_ret(0);
   if (args.stack) (*cpu)->set_sp(args.stack);
   if (args.flags & kCloneSettls) (*cpu)->set_tls(args.tls);

@@ -21,7 +21,10 @@ class DumpWalker final : public ConcurrentWalker {
   WalkerReport walk(Mm& mm, Mm&) override {
     k_.dump(DumpKind::ForkFailedChild, child_, mm,
             fmt::format("failed fork {} -> {} at the lock-drop point", parent_, child_));
-    return WalkerReport{kDumpWalker, "walked", 0, {}, 0, false, 0};
+    WalkerReport r;
+    r.walker = kDumpWalker;
+    r.outcome = "walked";
+    return r;
   }
 
  private:
@@ -43,6 +46,19 @@ nlohmann::json report_json(const ForkReport& r) {
     j["xa_zero_stored"] = r.xa_zero_stored;
     j["torn_down"] = r.torn_down;
     j["note"] = r.recovery_note;
+    j["child_mm_users"] = r.child_mm_users;
+    j["child_mm_count"] = r.child_mm_count;
+    nlohmann::json ws = nlohmann::json::array();
+    for (const WalkerReport& w : r.walkers)
+      if (w.walker != kDumpWalker)
+        ws.push_back({{"walker", w.walker},
+                      {"point", w.point},
+                      {"outcome", w.outcome},
+                      {"vmas_seen", w.vmas_seen},
+                      {"mm_users", w.mm_users},
+                      {"mm_count", w.mm_count},
+                      {"ref", w.ref}});
+    if (!ws.empty()) j["walkers"] = ws;
     if (!r.errors.empty()) j["errors"] = r.errors;
   }
   return j;
@@ -60,7 +76,8 @@ ForkObservers::ForkObservers(Kernel& k, const Process& parent, int child_pid)
   for (const std::string& w : o.walkers)
     if (auto kind = parse_walker(w)) {
       named_.push_back(make_walker(kind->first, kind->second));
-      walkers_.push_back(named_.back().get());
+      if (at_lock_drop(o.walker_at)) walkers_.push_back(named_.back().get());
+      if (at_exit_unlock(o.walker_at)) exit_walkers_.push_back(named_.back().get());
     }
   attempts_before_ = k_.machine().inject.attempts_total();
 }

@@ -84,6 +84,8 @@ struct KernelOptions {
   // Walkers run at a failed fork's lock-drop point (vma/walkers.hpp names: unuse_mm,
   // oom_reaper, rmap, each with -nocheck); their outcomes go into the fork dump or the log.
   std::vector<std::string> walkers;
+  // Where they run: the lock-drop point, the dying child's exit_mmap unlock window, or both.
+  WalkerPoint walker_at = WalkerPoint::LockDrop;
   int inject_at_fork = 0;
   // Linux's vsyscall= boot parameter: how x86-64's legacy vsyscall page is provided (see
   // emu/image/arch_pages.hpp). Set up in init_mm at the first x86-64 exec.

@@ -78,9 +78,15 @@ TEST_P(RunCli, FailedForkReportsTheRecoveryAndTheWalkers) {
             std::string::npos)
       << xa.dump;
   EXPECT_NE(xa.dump.find("  walker unuse_mm-nocheck: met-xa-zero at 0x"), std::string::npos);
-  EXPECT_NE(xa.dump.find("  walker unuse_mm: skipped-unstable (0 VMAs seen)\n"), std::string::npos);
-  EXPECT_NE(xa.dump.find("  walker oom_reaper: skipped-oom-skip (0 VMAs seen)\n"),
+  EXPECT_NE(xa.dump.find("  walker unuse_mm: skipped-unstable (0 VMAs seen; mm_users 1, "
+                         "mm_count 1, took mmget_not_zero)\n"),
             std::string::npos);
+  EXPECT_NE(xa.dump.find("  walker oom_reaper: skipped-oom-skip (0 VMAs seen; mm_users 1, "
+                         "mm_count 1, took mmgrab)\n"),
+            std::string::npos);
+  // rmap reaches the child through a COW-shared frame's anon_vma, never through its tree.
+  EXPECT_NE(xa.dump.find("  walker rmap-nocheck: met-child-vma from frame 0x"), std::string::npos);
+  EXPECT_NE(xa.dump.find("    rmap visit: mm "), std::string::npos);
   EXPECT_NE(xa.dump.find("XA_ZERO marker in tree"), std::string::npos);  // lock-drop dump
   EXPECT_NE(xa.dump.find("  child exit_mmap: 24 VMAs removed (map_count 24), stopped at XA_ZERO"),
             std::string::npos);
@@ -88,10 +94,9 @@ TEST_P(RunCli, FailedForkReportsTheRecoveryAndTheWalkers) {
   const Cli tm = mmemu_run("--fork-recovery tree-max " + common);
   EXPECT_EQ(tm.status, 0) << tm.err << tm.dump;
   EXPECT_NE(tm.out.find("fork 1: ENOMEM\n"), std::string::npos) << tm.out;
-  EXPECT_NE(tm.dump.find("  walker unuse_mm-nocheck: empty-tree (0 VMAs seen)\n"),
-            std::string::npos)
+  EXPECT_NE(tm.dump.find("  walker unuse_mm-nocheck: empty-tree (0 VMAs seen; "), std::string::npos)
       << tm.dump;
-  EXPECT_NE(tm.dump.find("  walker oom_reaper-nocheck: empty-tree (0 VMAs seen)\n"),
+  EXPECT_NE(tm.dump.find("  walker oom_reaper-nocheck: empty-tree (0 VMAs seen; "),
             std::string::npos);
   EXPECT_NE(tm.dump.find("  child exit_mmap: no VMA: straight to destroy"), std::string::npos);
   EXPECT_EQ(tm.dump.find("met-xa-zero"), std::string::npos);
@@ -105,8 +110,27 @@ TEST_P(RunCli, FailedForkReportsTheRecoveryAndTheWalkers) {
       std::string::npos)
       << pa.dump;
   EXPECT_NE(pa.dump.find("; 24 copied VMAs kept\n"), std::string::npos);
-  EXPECT_NE(pa.dump.find("  walker unuse_mm-nocheck: walked (24 VMAs seen)\n"), std::string::npos);
+  EXPECT_NE(pa.dump.find("  walker unuse_mm-nocheck: walked (24 VMAs seen; "), std::string::npos);
   EXPECT_EQ(pa.dump.find("met-xa-zero"), std::string::npos);
+}
+
+// --walker-at exit-unlock: the walkers run inside the dying child's exit_mmap, where
+// mm_users is already 0: swapoff's mmget_not_zero fails, the reaper (mm_count) walks on.
+TEST_P(RunCli, WalkersInExitMmapsUnlockWindow) {
+  const Cli c = mmemu_run(
+      "--fork-recovery xa-zero --walkers unuse_mm-nocheck,oom_reaper-nocheck "
+      "--walker-at exit-unlock --inject-from fork:1 --inject anon_vma:3 " +
+      guest("fork_fail") + " 1");
+  EXPECT_EQ(c.status, 0) << c.err;
+  EXPECT_NE(c.err.find("mmemu:   walker unuse_mm-nocheck in exit_mmap's unlock window: "
+                       "no-mm-users (0 VMAs seen; mm_users 0, mm_count 1, took mmget_not_zero)"),
+            std::string::npos)
+      << c.err;
+  EXPECT_NE(c.err.find("mmemu:   walker oom_reaper-nocheck in exit_mmap's unlock window: "
+                       "met-xa-zero at 0x"),
+            std::string::npos)
+      << c.err;
+  EXPECT_EQ(c.err.find("mmemu:   walker unuse_mm-nocheck: "), std::string::npos) << c.err;
 }
 
 // Without a fork dump the report goes to mmemu's log.
