@@ -17,7 +17,8 @@ std::string mmf_flag_names(std::uint32_t flags);
 std::string walker_report_text(const WalkerReport& w);
 // "27 VMAs removed (map_count 27), stopped at XA_ZERO, 82 pages unmapped, 9 tables freed".
 std::string exit_mmap_report_text(const ExitMmapReport& r);
-// A failed fork: "vm_area_dup failed at VMA 0x..., 24 VMAs copied".
+// A failed fork: "vm_area_dup failed at VMA 0x..., 24 VMAs copied" ("fatal_signal pending
+// at VMA 0x..., 3 VMAs copied" when a fatal signal stopped it).
 std::string fork_failure_headline(const ForkReport& r);
 // The lines under it: the recovery, the child at the lock drop, each walker (those named
 // in `hide` left out), the child's exit_mmap and any WARNING.
