@@ -5,33 +5,53 @@
 namespace mmemu {
 
 namespace {
-constexpr std::array<std::string_view, kAllocSites> kSiteNames{"vma", "anon_vma", "maple_node",
-                                                               "pgtable", "page"};
+constexpr std::array<std::string_view, kInjectSites> kSiteNames{
+    "vma", "anon_vma", "maple_node", "pgtable", "page", "fatal_signal"};
 }
 
-std::string_view site_name(AllocSite s) {
+std::string_view site_name(InjectSite s) {
   return kSiteNames[static_cast<std::size_t>(s)];
 }
 
-std::optional<AllocSite> parse_site(std::string_view name) {
-  for (std::size_t i = 0; i < kAllocSites; ++i)
-    if (kSiteNames[i] == name) return static_cast<AllocSite>(i);
+std::string_view site_name(AllocSite s) {
+  return site_name(inject_site(s));
+}
+
+std::optional<InjectSite> parse_inject_site(std::string_view name) {
+  for (std::size_t i = 0; i < kInjectSites; ++i)
+    if (kSiteNames[i] == name) return static_cast<InjectSite>(i);
   return std::nullopt;
 }
 
-bool FaultInjector::should_fail(AllocSite site) {
+std::optional<AllocSite> parse_site(std::string_view name) {
+  const auto s = parse_inject_site(name);
+  return s ? alloc_site(*s) : std::nullopt;
+}
+
+std::string inject_site_names(std::string_view sep) {
+  std::string out;
+  for (std::string_view n : kSiteNames) {
+    if (!out.empty()) out += sep;
+    out += n;
+  }
+  return out;
+}
+
+bool FaultInjector::should_fail(InjectSite site) {
   const std::size_t i = idx(site);
+  const bool alloc = alloc_site(site).has_value();
   ++attempts_[i];
   bool fail = false;
   for (Armed& a : rules_) {
-    if (a.done || (a.rule.site && *a.rule.site != site)) continue;
+    // "any" (no site) counts allocations only.
+    if (a.done || (a.rule.site ? *a.rule.site != site : !alloc)) continue;
     ++a.seen;
     if (a.seen == a.rule.nth || (a.rule.persistent && a.seen > a.rule.nth)) {
       fail = true;
       if (!a.rule.persistent) a.done = true;
     }
   }
-  if (random_p_ > 0 && (!random_site_ || *random_site_ == site)) {
+  if (random_p_ > 0 && (random_site_ ? *random_site_ == site : alloc)) {
     std::uniform_real_distribution<double> dist(0.0, 1.0);
     if (dist(rng_) < random_p_) fail = true;
   }
@@ -40,7 +60,7 @@ bool FaultInjector::should_fail(AllocSite site) {
   return fail;
 }
 
-void FaultInjector::fail_nth(AllocSite site, std::uint64_t nth, bool persistent) {
+void FaultInjector::fail_nth(InjectSite site, std::uint64_t nth, bool persistent) {
   rules_.push_back(Armed{InjectRule{site, nth, persistent}});
 }
 
@@ -48,7 +68,7 @@ void FaultInjector::fail_nth_any(std::uint64_t nth, bool persistent) {
   rules_.push_back(Armed{InjectRule{std::nullopt, nth, persistent}});
 }
 
-void FaultInjector::fail_random(double p, std::uint64_t seed, std::optional<AllocSite> site) {
+void FaultInjector::fail_random(double p, std::uint64_t seed, std::optional<InjectSite> site) {
   random_p_ = p;
   random_site_ = site;
   rng_.seed(seed);
@@ -62,15 +82,15 @@ void FaultInjector::disarm() {
 
 std::uint64_t FaultInjector::attempts_total() const {
   std::uint64_t n = 0;
-  for (auto v : attempts_)
-    n += v;
+  for (AllocSite s : kAllAllocSites)
+    n += attempts(s);
   return n;
 }
 
 std::uint64_t FaultInjector::failures_total() const {
   std::uint64_t n = 0;
-  for (auto v : failures_)
-    n += v;
+  for (AllocSite s : kAllAllocSites)
+    n += failures(s);
   return n;
 }
 
@@ -90,7 +110,7 @@ std::optional<InjectRule> parse_inject_rule(std::string_view spec) {
     num.remove_suffix(1);
   }
   if (name != "any") {
-    rule.site = parse_site(name);
+    rule.site = parse_inject_site(name);
     if (!rule.site) return std::nullopt;
   }
   std::uint64_t n = 0;

@@ -152,9 +152,8 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
       auto r = parse_inject_rule(spec);
       if (!r) {
         std::cerr << fmt::format(
-            "mmemu run: --inject {}: expected SITE:N or SITE:N+ with SITE one of vma, anon_vma, "
-            "maple_node, pgtable, page, any\n",
-            spec);
+            "mmemu run: --inject {}: expected SITE:N or SITE:N+ with SITE one of {}, any\n", spec,
+            inject_site_names(", "));
         return kExitUsage;
       }
       rules.push_back(*r);
@@ -243,14 +242,16 @@ void add_run_command(CLI::App& app, int& status) {
       ->capture_default_str();
   sub->add_option("--inject", args->inject,
                   "fail allocations: SITE:N[,SITE:N...] (N-th attempt at SITE; N+ = from N "
-                  "on; SITE: vma anon_vma maple_node pgtable page any)")
+                  "on; SITE: vma anon_vma maple_node pgtable page, any (every allocation site), "
+                  "or fatal_signal (the N-th VMA a fork copies finds SIGKILL pending))")
       ->expected(1)
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--inject-from", args->inject_from,
                   "start counting --inject attempts when the K-th fork begins: fork:K");
-  sub->add_option("--inject-random", args->inject_random,
-                  "fail each allocation with probability P (seeded by --seed)");
+  sub->add_option(
+      "--inject-random", args->inject_random,
+      "fail each allocation (never a fatal_signal check) with probability P (seeded by --seed)");
   sub->add_option("--seed", args->seed, "seed for --inject-random and AT_RANDOM")
       ->capture_default_str();
   sub->add_option("--fork-recovery", args->recovery,

@@ -133,9 +133,10 @@ StepOut Interp::cmd_inject(const Stmt& st) {
       machine.inject.fail_nth(*rule.site, rule.nth, rule.persistent);
     else
       machine.inject.fail_nth_any(rule.nth, rule.persistent);
-    desc += fmt::format("{}{} allocation #{}{} from now", desc.empty() ? "" : ", ",
-                        rule.site ? site_name(*rule.site) : "any", rule.nth,
-                        rule.persistent ? " and every later one" : "");
+    const bool check = rule.site && !alloc_site(*rule.site);
+    desc += fmt::format("{}{} {} #{}{} from now", desc.empty() ? "" : ", ",
+                        rule.site ? site_name(*rule.site) : "any", check ? "check" : "allocation",
+                        rule.nth, rule.persistent ? " and every later one" : "");
     if (comma == std::string_view::npos) break;
     rest = rest.substr(comma + 1);
   }
@@ -145,11 +146,12 @@ StepOut Interp::cmd_inject(const Stmt& st) {
 StepOut Interp::cmd_inject_random(const Stmt& st) {
   const double p = std::stod(st.pos[0].value);
   const std::uint64_t s = pos_expr(st, 2);
-  std::optional<AllocSite> site;
-  if (const Arg* sa = st.key("site")) site = parse_site(sa->value);
+  std::optional<InjectSite> site;
+  if (const Arg* sa = st.key("site")) site = parse_inject_site(sa->value);
   machine.inject.fail_random(p, s, site);
-  return done(fmt::format("each {} allocation fails with probability {} (seed {})",
-                          site ? site_name(*site) : "any", p, s));
+  const bool check = site && !alloc_site(*site);
+  return done(fmt::format("each {} {} fails with probability {} (seed {})",
+                          site ? site_name(*site) : "any", check ? "check" : "allocation", p, s));
 }
 
 StepOut Interp::cmd_inject_off(const Stmt&) {

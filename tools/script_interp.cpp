@@ -165,7 +165,8 @@ void Interp::report_table_changes(const std::vector<std::pair<const Mm*, TableSe
 int Interp::run() {
   machine.inject.on_attempt = [this](const FaultInjector::Event& e) {
     if (e.failed)
-      step_failures.push_back(fmt::format("{} allocation #{}", site_name(e.site), e.attempt));
+      step_failures.push_back(fmt::format("{} {} #{}", site_name(e.site),
+                                          alloc_site(e.site) ? "allocation" : "check", e.attempt));
   };
   try {
     exec_block(prog.stmts);

@@ -119,7 +119,7 @@ const std::vector<CmdSpec>& table() {
       {.name = "inject random",
        .usage = "inject random P seed S [site=SITE]",
        .required = {Prob, SeedWord, Expr},
-       .keys = {{"site", Site}},
+       .keys = {{"site", InjectSite}},
        .run = &I::cmd_inject_random,
        .role = Role::Other},
       {.name = "inject off", .usage = "inject off", .run = &I::cmd_inject_off, .role = Role::Other},
@@ -445,8 +445,8 @@ std::optional<std::string> check_kind(Kind kind, std::string_view v, bool quoted
         const auto comma = rest.find(',');
         const std::string_view one = rest.substr(0, comma);
         if (!parse_inject_rule(one))
-          return "bad failure rule '" + std::string(one) +
-                 "' (SITE:N or SITE:N+ with SITE vma|anon_vma|maple_node|pgtable|page|any)";
+          return "bad failure rule '" + std::string(one) + "' (SITE:N or SITE:N+ with SITE " +
+                 inject_site_names("|") + "|any)";
         if (comma == std::string_view::npos) break;
         rest = rest.substr(comma + 1);
       }
@@ -455,6 +455,10 @@ std::optional<std::string> check_kind(Kind kind, std::string_view v, bool quoted
     case Site:
       if (!parse_site(v))
         return "unknown site '" + std::string(v) + "' (vma|anon_vma|maple_node|pgtable|page)";
+      return std::nullopt;
+    case InjectSite:
+      if (!parse_inject_site(v))
+        return "unknown site '" + std::string(v) + "' (" + inject_site_names("|") + ")";
       return std::nullopt;
     case Prob: {
       const std::string s(v);

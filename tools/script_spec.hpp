@@ -30,6 +30,7 @@ enum class Kind : std::uint8_t {
   Recovery,    // xa-zero | tree-max | partial
   InjectSpec,  // SITE:N[+][,SITE:N...]
   Site,        // allocation site name
+  InjectSite,  // injection site name: an allocation site or fatal_signal
   Prob,        // probability 0..1
   Data,        // "quoted string" (escapes \n \t \\ \" \xHH)
   Errno,       // errno name or OK

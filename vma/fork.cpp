@@ -109,8 +109,8 @@ Vma* entry_vma(const std::optional<MapleTree::Entry>& e) {
 
 // dup_mmap: returns the failing step's errno after running the recovery; the caller runs
 // the walkers and exit_mmap.
-Result<void> dup_mmap(Mm& mm, Mm& oldmm, ForkRecovery recovery, ForkReport& rep,
-                      ContextLabel& ctx) {
+Result<void> dup_mmap(Mm& mm, Mm& oldmm, ForkRecovery recovery, ForkReport& rep, ContextLabel& ctx,
+                      const FatalSignalPending& fatal_signal_pending) {
   mm.total_vm = oldmm.total_vm;
   mm.data_vm = oldmm.data_vm;
   mm.exec_vm = oldmm.exec_vm;
@@ -141,6 +141,14 @@ Result<void> dup_mmap(Mm& mm, Mm& oldmm, ForkRecovery recovery, ForkReport& rep,
       vm_stat_account(mm, mpnt->vm_flags, -static_cast<std::int64_t>(mpnt->pages()));
       if (mpnt->vm_end == 0) break;
       continue;
+    }
+    // A task killed while it forks (the OOM killer's victim, say) stops copying VMAs; what
+    // it copied so far is undone at loop_out as after an allocation failure here.
+    ctx.step("fatal_signal", mpnt->vm_start);
+    if (fatal_signal_pending ? fatal_signal_pending() : injected_fatal_signal(oldmm)) {
+      rep.failed_step = "fatal_signal";
+      ret = fail(EINTR);
+      break;
     }
     // The child's copy of an accounted VMA is charged (to the parent, as Linux does).
     if (mpnt->vm_flags & VM_ACCOUNT) {
@@ -222,9 +230,14 @@ Result<void> dup_mmap(Mm& mm, Mm& oldmm, ForkRecovery recovery, ForkReport& rep,
 
 }  // namespace
 
+bool injected_fatal_signal(Mm& parent) {
+  return parent.machine().inject.should_fail(InjectSite::FatalSignal);
+}
+
 Result<std::unique_ptr<Mm>> dup_mm(Mm& parent, ForkRecovery recovery, ForkReport* report,
                                    const std::vector<ConcurrentWalker*>& walkers,
-                                   const std::vector<ConcurrentWalker*>& exit_walkers) {
+                                   const std::vector<ConcurrentWalker*>& exit_walkers,
+                                   const FatalSignalPending& fatal_signal_pending) {
   ForkReport local;
   ForkReport& rep = report ? *report : local;
   rep = ForkReport{};
@@ -241,7 +254,7 @@ Result<std::unique_ptr<Mm>> dup_mm(Mm& parent, ForkRecovery recovery, ForkReport
   std::unique_ptr<Mm> mm = std::move(*created);
   mm_init_from(*mm, parent);
 
-  const Result<void> r = dup_mmap(*mm, parent, recovery, rep, ctx);
+  const Result<void> r = dup_mmap(*mm, parent, recovery, rep, ctx, fatal_signal_pending);
   // out: flush_tlb_mm(oldmm) on every path, for the entries made read-only.
   parent.tlb().flush_all();
   if (r) return mm;

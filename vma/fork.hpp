@@ -4,6 +4,7 @@
 // exit_mmap's own unlock/relock window.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -102,7 +103,8 @@ struct ForkReport {
   // The step whose allocation failed: "mm_init" (the child's pgd; no dup_mmap, no exit),
   // "mt_dup", "vma_iter_clear" (erasing a VM_DONTCOPY VMA from the copied tree),
   // "vm_enough_memory" (overcommit refused an accounted VMA), "vm_area_dup", "anon_vma_fork",
-  // "copy_page_range", "arch_dup_mmap". Empty when ok.
+  // "copy_page_range", "arch_dup_mmap"; or "fatal_signal" (no allocation: the forking task
+  // had SIGKILL pending before failed_vma was copied; dup_mm returns EINTR). Empty when ok.
   std::string failed_step;
   vaddr_t failed_vma = 0;          // vm_start of the VMA being copied when it failed
   int vmas_copied = 0;             // child VMAs written to the new tree (its map_count) by then
@@ -126,16 +128,25 @@ struct ForkReport {
   bool exited = false;                 // exit is filled (every failure after mm_init)
 };
 
+// fatal_signal_pending(current) for the forking task. dup_mmap asks it before each VMA it
+// copies (VM_DONTCOPY ones are skipped first, as in the kernel); true stops the copy there.
+// vma/ knows no tasks: the caller answers (the emu kernel from the task's pending signals).
+using FatalSignalPending = std::function<bool()>;
+// The answer when the caller gives none: the injector's fatal_signal site alone decides.
+bool injected_fatal_signal(Mm& parent);
+
 // dup_mm: a new mm (mm_users 1, mm_count 1) for a child of `parent` with copy-on-write
 // copies of its VMAs and tables. On failure the chosen recovery runs, then `walkers` at the
 // lock-drop point, then dup_mm's mmput: mm_users drops to 0 and the child's exit_mmap runs
 // (its on_exit_mmap hook, copied from the parent, fires), with `exit_walkers` in its
 // unlock window; then the struct goes (mm_count 0). The parent keeps its VMAs, frames and
-// counts (its COW entries stay write-protected, as the kernel leaves them); returns ENOMEM.
-// The parent's TLB is flushed once (flush_tlb_mm).
+// counts (its COW entries stay write-protected, as the kernel leaves them); returns ENOMEM,
+// or EINTR when a fatal signal stopped the copy. The parent's TLB is flushed once
+// (flush_tlb_mm).
 Result<std::unique_ptr<Mm>> dup_mm(Mm& parent, ForkRecovery recovery, ForkReport* report = nullptr,
                                    const std::vector<ConcurrentWalker*>& walkers = {},
-                                   const std::vector<ConcurrentWalker*>& exit_walkers = {});
+                                   const std::vector<ConcurrentWalker*>& exit_walkers = {},
+                                   const FatalSignalPending& fatal_signal_pending = {});
 
 // The pieces of dup_mmap, exposed for tests and dumps.
 // copy_page_range: copies src's entries into dst's tables (same range, dst in the child)

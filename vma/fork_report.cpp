@@ -71,7 +71,10 @@ std::string exit_mmap_report_text(const ExitMmapReport& r) {
 }
 
 std::string fork_failure_headline(const ForkReport& r) {
-  std::string s = fmt::format("{} failed", r.failed_step.empty() ? "?" : r.failed_step);
+  // A fatal signal is not a failure of the step: the task was found killed there.
+  std::string s = r.failed_step == "fatal_signal"
+                      ? std::string("fatal_signal pending")
+                      : fmt::format("{} failed", r.failed_step.empty() ? "?" : r.failed_step);
   // These steps fail before or after the per-VMA loop: no VMA to name.
   if (r.failed_step != "mm_init" && r.failed_step != "mt_dup" && r.failed_step != "arch_dup_mmap")
     s += fmt::format(" at VMA {:#x}", r.failed_vma);

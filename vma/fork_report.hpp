@@ -22,7 +22,8 @@ std::string walker_report_text(const WalkerReport& w);
 std::string rmap_visit_text(const RmapVisit& v);
 // "27 VMAs removed (map_count 27), stopped at XA_ZERO, 82 pages unmapped, 9 tables freed".
 std::string exit_mmap_report_text(const ExitMmapReport& r);
-// A failed fork: "vm_area_dup failed at VMA 0x..., 24 VMAs copied".
+// A failed fork: "vm_area_dup failed at VMA 0x..., 24 VMAs copied" ("fatal_signal pending
+// at VMA 0x..., 3 VMAs copied" when a fatal signal stopped it).
 std::string fork_failure_headline(const ForkReport& r);
 // The lines under it: the recovery, the child at the lock drop (flags, mm_users, mm_count),
 // each walker with its rmap visits indented under it (those named in `hide` left out),

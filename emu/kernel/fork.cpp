@@ -40,12 +40,20 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
     if (++forks_ == opts_.inject_at_fork) arm_injections();
     observers.emplace(*this, parent, child_pid);
     ForkReport rep;
+    // fatal_signal_pending(current), asked per VMA dup_mmap copies. Nothing runs inside a
+    // fork, so the kill that arrives meanwhile is the injector's: a real SIGKILL sent now
+    // (as the OOM killer sends it), of which the parent dies on its way out of the call.
+    const FatalSignalPending killed = [this, &parent] {
+      if (machine_.inject.should_fail(InjectSite::FatalSignal))
+        send_signal(parent, SigInfo{.signo = kSigKill, .code = kSiKernel});
+      return parent.sig.is_pending(kSigKill);
+    };
     auto mm = dup_mm(parent.mm(), opts_.fork_recovery, &rep, observers->walkers(),
-                     observers->exit_walkers());
+                     observers->exit_walkers(), killed);
     observers->copied(rep, mm.has_value());
     if (!mm) {
       stats_.add("fork_failed");
-      return fail(ENOMEM);
+      return std::unexpected(mm.error());  // ENOMEM, or EINTR with SIGKILL pending
     }
     as = make_address_space(std::move(*mm), child_pid);
     as->exe_path = parent.as->exe_path;

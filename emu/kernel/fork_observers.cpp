@@ -80,6 +80,7 @@ ForkObservers::ForkObservers(Kernel& k, const Process& parent, int child_pid)
       if (at_exit_unlock(o.walker_at)) exit_walkers_.push_back(named_.back().get());
     }
   attempts_before_ = k_.machine().inject.attempts_total();
+  checks_before_ = k_.machine().inject.attempts(InjectSite::FatalSignal);
 }
 
 ForkObservers::~ForkObservers() = default;
@@ -89,6 +90,9 @@ void ForkObservers::copied(const ForkReport& rep, bool ok) {
   // The injector's global attempt numbers dup_mm used: (before, after].
   j["attempts_before"] = attempts_before_;
   j["attempts_after"] = k_.machine().inject.attempts_total();
+  // Its fatal_signal checks (one per VMA it copied) by the same numbering: (before, after].
+  j["checks_before"] = checks_before_;
+  j["checks_after"] = k_.machine().inject.attempts(InjectSite::FatalSignal);
   j["child"] = ok ? child_pid_ : 0;
   k_.record("fork", parent_.pid, std::move(j));
   if (ok) return;

@@ -1,8 +1,8 @@
 // What watches a fork of an address space without taking part in it: the walkers dup_mm
 // runs at a failed copy's lock-drop point (the dying child's page-table dump with
 // --dump-pgtables fork, then the --walkers ones) and, with --walker-at, in the child's
-// exit_mmap unlock window, the "fork" trace event (the ForkReport and
-// the injector attempts dup_mm used), a failed fork's dump or log lines, and the page-table
+// exit_mmap unlock window, the "fork" trace event (the ForkReport and the injector attempts
+// and fatal_signal checks dup_mm used), a failed fork's dump or log lines, and the page-table
 // dumps after a successful fork. Kernel::fork_process makes one per fork that copies the mm
 // (not for CLONE_VM) and calls it at three points; it only reads the kernel's options and
 // writes through its record/dump/log.
@@ -45,6 +45,7 @@ class ForkObservers {
   std::vector<ConcurrentWalker*> walkers_;
   std::vector<ConcurrentWalker*> exit_walkers_;
   std::uint64_t attempts_before_;  // the injector's global attempt count before dup_mm
+  std::uint64_t checks_before_;    // its fatal_signal check count before dup_mm
 };
 
 }  // namespace mmemu

@@ -175,6 +175,7 @@ class Kernel {
 
   // --- lifecycle (emu/kernel/fork.cpp, exec.cpp, exit.cpp) ---
   // fork/vfork/clone: the child's pid, or ENOMEM (dup_mm failed: the parent is untouched),
+  // EINTR (dup_mmap found SIGKILL pending: the parent dies of it before it runs again),
   // EAGAIN (too many processes), EINVAL (unsupported flags such as CLONE_THREAD).
   Result<int> fork_process(Process& parent, const CloneArgs& args);
   // execve: on success p runs the new image (registers set, no return to the old one).

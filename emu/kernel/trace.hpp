@@ -55,8 +55,9 @@ class Trace {
   //   tlb_flush    start, end
   // (the tlb_* events are traced, and counted in the stats when the CPU goes)
   //   pgtable_alloc pfn                          pgtable_free pfn
-  //   inject       site, attempt (an injected allocation failure)
-  //   fork         child, ok, recovery, failed_step, ...   exec  path
+  //   inject       site, attempt (an injected allocation failure, or fatal_signal: a kill)
+  //   fork         child, ok, recovery, failed_step, attempts_/checks_before/after, ...
+  //   exec         path
   //   exit         status ("exited N" / "killed by SIGx")  exit_mmap  (the ExitMmapReport)
   //   signal       sig, code, addr, action ("handler", "terminate", "core", "ignore", ...)
   //   syscall      name, ret                     dump  when, label

@@ -1,14 +1,18 @@
 // Every allocation a clean fork makes is made to fail in turn, on both architectures and
-// under each recovery, on a parent of 50+ VMAs of every kind. After each failure: the
-// parent is unchanged, nothing of the child is left (live objects back to their count
-// before the fork, per site), the report names the failing step and VMA, and the recovery
-// did exactly what it promises (marker, max, erase).
+// under each recovery, on a parent of 50+ VMAs of every kind; then every fatal_signal check
+// (one per VMA copied) finds the task killed, in turn. After each failure: the parent is
+// unchanged, nothing of the child is left (live objects back to their count before the
+// fork, per site), the report names the failing step and VMA, and the recovery did exactly
+// what it promises (marker, max, erase).
 #include <gtest/gtest.h>
+
+#include <fmt/format.h>
 
 #include <sstream>
 
 #include "lifecycle_util.hpp"
 #include "vma/exit_mmap.hpp"
+#include "vma/fork_report.hpp"
 
 namespace mmemu::test {
 namespace {
@@ -28,13 +32,16 @@ Step parse_step(const std::string& ctx) {
   return s;
 }
 
-using Steps = std::array<std::vector<Step>, kAllocSites>;
+using Steps = std::array<std::vector<Step>, kInjectSites>;
 
-std::size_t idx(AllocSite s) {
+std::size_t idx(InjectSite s) {
   return static_cast<std::size_t>(s);
 }
+std::size_t idx(AllocSite s) {
+  return idx(inject_site(s));
+}
 
-// The clean fork: per site, the step of each allocation attempt, in order.
+// The clean fork: per site, the step of each allocation attempt (or check), in order.
 Steps record_clean_fork(Machine& m, Mm& parent, ForkRecovery rec, std::unique_ptr<Mm>* keep) {
   Steps steps;
   m.inject.on_attempt = [&](const FaultInjector::Event& ev) {
@@ -208,6 +215,126 @@ TEST_P(ForkSweep, EveryAllocationOfACleanForkFailsInTurn) {
   auto last = dup_mm(parent, rec);
   ASSERT_TRUE(last.has_value());
   EXPECT_EQ(problems({&parent, last->get()}), "");
+}
+
+// The task killed during the fork: the N-th fatal_signal_pending check of a clean fork
+// (one per VMA dup_mmap copies, VM_DONTCOPY ones skipped before it) finds SIGKILL pending,
+// for every N. The copy stops before that VMA with EINTR, having allocated nothing for it;
+// the recovery, the walkers and the child's exit_mmap run as after an allocation failure.
+TEST_P(ForkSweep, EveryFatalSignalCheckOfACleanForkStopsIt) {
+  const auto [arch, rec] = GetParam();
+  Machine m(kLifePhys);
+  MixedParent p = build_mixed_parent(m, arch);
+  Mm& parent = *p.mm;
+  std::unique_ptr<Mm> clean;
+  const Steps steps = record_clean_fork(m, parent, rec, &clean);
+  ASSERT_TRUE(clean);
+  clean.reset();
+
+  std::vector<const Vma*> copyable;
+  for (const Vma* v : parent.vmas())
+    if (!(v->vm_flags & VM_DONTCOPY)) copyable.push_back(v);
+  const auto& checks = steps[idx(InjectSite::FatalSignal)];
+  ASSERT_EQ(checks.size(), copyable.size());
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    EXPECT_EQ(checks[i].name, "fatal_signal");
+    EXPECT_EQ(checks[i].vma, copyable[i]->vm_start);
+  }
+
+  const MmSnapshot before = MmSnapshot::of(parent);
+  const auto live0 = live_now(m);
+  int exits = 0;
+  parent.on_exit_mmap = [&](Mm&, const ExitMmapReport&) { ++exits; };
+  // The walker that trusts the tree: what it meets shows the recovery ran before it.
+  const auto walker = make_walker(WalkerKind::UnuseMm, /*checks=*/false);
+  const std::vector<ConcurrentWalker*> walkers{walker.get()};
+  for (std::uint64_t n = 1; n <= checks.size(); ++n) {
+    const Vma& killed_at = *copyable[n - 1];
+    const int copied = static_cast<int>(n) - 1;
+    SCOPED_TRACE(arch_label(arch) + " " + std::string(recovery_name(rec)) +
+                 " fatal_signal:" + std::to_string(n));
+    m.inject.fail_nth(InjectSite::FatalSignal, n);
+    ForkReport rep;
+    const std::uint64_t allocs_before = m.inject.attempts_total();
+    auto child = dup_mm(parent, rec, &rep, walkers);
+    EXPECT_EQ(m.inject.failures(InjectSite::FatalSignal), 1U);
+    EXPECT_EQ(m.inject.failures_total(), 0U);  // no allocation failed
+    EXPECT_GT(m.inject.attempts_total(), allocs_before);
+    m.inject.disarm();
+    m.inject.reset_counts();
+    ASSERT_FALSE(child.has_value());
+    EXPECT_EQ(child.error(), Errno{EINTR});
+    EXPECT_FALSE(rep.ok);
+    EXPECT_EQ(rep.failed_step, "fatal_signal");
+    EXPECT_EQ(rep.failed_vma, killed_at.vm_start);
+    EXPECT_EQ(rep.vmas_copied, copied);
+    EXPECT_TRUE(rep.has_failure_point);
+    EXPECT_EQ(rep.failure_point, killed_at.vm_start);
+    EXPECT_TRUE(rep.errors.empty()) << rep.errors.front();
+    EXPECT_EQ(fork_failure_headline(rep),
+              fmt::format("fatal_signal pending at VMA {:#x}, {} VMA{} copied", killed_at.vm_start,
+                          copied, copied == 1 ? "" : "s"));
+    EXPECT_TRUE(rep.exited);
+    EXPECT_EQ(exits, static_cast<int>(n));
+    EXPECT_TRUE(rep.child_flags & MMF_UNSTABLE);
+    ASSERT_EQ(rep.walkers.size(), 1U);
+    const WalkerReport& w = rep.walkers[0];
+    switch (rec) {
+      case ForkRecovery::XaZero:
+        EXPECT_EQ(rep.recovery_note,
+                  fmt::format("XA_ZERO_ENTRY stored over [{:#x}, {:#x}]; exit_mmap stops there",
+                              killed_at.vm_start, killed_at.vm_end - 1));
+        EXPECT_TRUE(rep.child_flags & MMF_OOM_SKIP);
+        EXPECT_EQ(w.outcome, "met-xa-zero");
+        EXPECT_EQ(w.addr, killed_at.vm_start);
+        EXPECT_EQ(w.vmas_seen, copied);
+        EXPECT_TRUE(rep.exit.met_xa_zero);
+        EXPECT_EQ(rep.exit.vmas_removed, copied);
+        break;
+      case ForkRecovery::TreeMax:
+        EXPECT_EQ(rep.recovery_note,
+                  copied == 0 ? std::string("max 0: nothing was copied; tree destroyed before "
+                                            "unlock")
+                              : fmt::format("max {:#x}: unmap_region(0, max, max) and "
+                                            "tear_down_vmas removed {} VMAs; tree destroyed "
+                                            "before unlock",
+                                            killed_at.vm_start, copied));
+        EXPECT_EQ(rep.tree_max, copied == 0 ? 0 : killed_at.vm_start);
+        EXPECT_EQ(rep.torn_down, copied);
+        EXPECT_EQ(w.outcome, "empty-tree");
+        EXPECT_TRUE(rep.exit.empty);
+        break;
+      case ForkRecovery::Partial: {
+        // The entries not yet copied: every parent VMA from the killed one on (VM_DONTCOPY
+        // ones included: they are erased only when the loop reaches them).
+        std::size_t rest = 0;
+        for (const Vma* v : parent.vmas())
+          rest += v->vm_start >= killed_at.vm_start;
+        EXPECT_EQ(rep.recovery_note,
+                  fmt::format("erased {} entries not yet copied from {:#x}; {} copied VMAs kept",
+                              rest, killed_at.vm_start, copied));
+        EXPECT_FALSE(rep.child_flags & MMF_OOM_SKIP);
+        EXPECT_EQ(w.outcome, copied ? "walked" : "empty-tree");
+        EXPECT_EQ(w.vmas_seen, copied);
+        EXPECT_FALSE(rep.exit.met_xa_zero);
+        EXPECT_EQ(rep.exit.vmas_removed, copied);
+        break;
+      }
+    }
+    // Nothing of the child is left; the parent is as it was; every invariant holds.
+    EXPECT_EQ(live_now(m), live0);
+    EXPECT_EQ(snapshot_diff(before, MmSnapshot::of(parent)), "");
+    ASSERT_EQ(problems({&parent}), "");
+  }
+  parent.on_exit_mmap = nullptr;
+  // A caller that answers itself (the emu kernel): asked once per VMA, the injector not at all.
+  int asked = 0;
+  m.inject.fail_nth(InjectSite::FatalSignal, 1);
+  auto ok = dup_mm(parent, rec, nullptr, {}, {}, [&] { return ++asked > 1000; });
+  EXPECT_TRUE(ok.has_value());
+  EXPECT_EQ(asked, static_cast<int>(copyable.size()));
+  EXPECT_EQ(m.inject.attempts(InjectSite::FatalSignal), 0U);
+  m.inject.disarm();
 }
 
 // Sustained pressure: from the Nth attempt on, every allocation fails (the recovery's own

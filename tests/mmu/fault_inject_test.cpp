@@ -114,6 +114,52 @@ TEST(FaultInjector, SiteNamesAndRuleParsing) {
     EXPECT_FALSE(parse_inject_rule(bad).has_value()) << bad;
 }
 
+// fatal_signal is a check, not an allocation: only a rule or random rate that names it
+// decides it; "any", a site-less random rate and the allocation totals never see it.
+TEST(FaultInjector, FatalSignalIsAPseudoSiteNamedOnly) {
+  EXPECT_EQ(site_name(InjectSite::FatalSignal), "fatal_signal");
+  EXPECT_EQ(parse_inject_site("fatal_signal"), InjectSite::FatalSignal);
+  EXPECT_FALSE(parse_site("fatal_signal").has_value());  // not an allocation site
+  EXPECT_FALSE(alloc_site(InjectSite::FatalSignal).has_value());
+  for (AllocSite s : kAllAllocSites) {
+    EXPECT_EQ(parse_inject_site(site_name(s)), inject_site(s));
+    EXPECT_EQ(alloc_site(inject_site(s)), s);
+  }
+  EXPECT_EQ(inject_site_names(" "), "vma anon_vma maple_node pgtable page fatal_signal");
+  auto r = parse_inject_rule("fatal_signal:4+");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->site, InjectSite::FatalSignal);
+  EXPECT_EQ(r->nth, 4U);
+  EXPECT_TRUE(r->persistent);
+
+  FaultInjector inj;
+  std::vector<FaultInjector::Event> evs;
+  inj.on_attempt = [&](const FaultInjector::Event& e) { evs.push_back(e); };
+  inj.fail_nth_any(1, /*persistent=*/true);
+  inj.fail_random(1.0, 7);
+  EXPECT_FALSE(inj.should_fail(InjectSite::FatalSignal));
+  EXPECT_TRUE(inj.should_fail(AllocSite::Vma));
+  inj.disarm();
+  inj.fail_nth(InjectSite::FatalSignal, 2);
+  EXPECT_FALSE(inj.should_fail(AllocSite::Page));  // allocations do not advance it
+  EXPECT_FALSE(inj.should_fail(InjectSite::FatalSignal));
+  EXPECT_TRUE(inj.should_fail(InjectSite::FatalSignal));
+  EXPECT_FALSE(inj.should_fail(InjectSite::FatalSignal));
+  EXPECT_EQ(inj.attempts(InjectSite::FatalSignal), 4U);
+  EXPECT_EQ(inj.failures(InjectSite::FatalSignal), 1U);
+  EXPECT_EQ(inj.attempts_total(), 2U);  // the allocations only
+  EXPECT_EQ(inj.failures_total(), 1U);
+  ASSERT_EQ(evs.size(), 6U);
+  EXPECT_EQ(evs[4].site, InjectSite::FatalSignal);
+  EXPECT_EQ(evs[4].attempt, 3U);
+  EXPECT_EQ(evs[4].global, 2U);  // a check does not advance the allocation numbering
+  EXPECT_TRUE(evs[4].failed);
+  inj.disarm();
+  inj.fail_random(1.0, 7, InjectSite::FatalSignal);
+  EXPECT_TRUE(inj.should_fail(InjectSite::FatalSignal));
+  EXPECT_FALSE(inj.should_fail(AllocSite::Vma));
+}
+
 TEST(LiveObjects, CountsPeakAndRecordsWhereObjectsCameFrom) {
   FaultInjector inj;
   LiveObjects live(inj);
