@@ -170,16 +170,16 @@ void PageTable::release_subtree(pfn_t table, Level level, vaddr_t base, MmuGathe
 
 void PageTable::release_in_use(pfn_t table, Level level, vaddr_t base, const FreePgdRangeArgs& args,
                                MmuGather& tlb) {
-  FreedInUseTable rec;
-  rec.mm = mm_id;
-  rec.arch = arch_;
-  rec.level = level;
-  rec.table = table;
-  rec.start = base;
-  rec.end = base + entry_span(level) * PTRS_PER_TABLE;
-  rec.args = args;
+  FreedInUseTable rec{.mm = mm_id,
+                      .arch = arch_,
+                      .level = level,
+                      .table = table,
+                      .start = base,
+                      .end = base + entry_span(level) * PTRS_PER_TABLE,
+                      .args = args,
+                      .entries = {},
+                      .chain = {"free_pgd_range"}};
   collect_live(table, level, base, rec.entries);
-  rec.chain.emplace_back("free_pgd_range");
   for (auto it = call_chain.rbegin(); it != call_chain.rend(); ++it)
     rec.chain.emplace_back(*it);
   if (on_free_in_use) on_free_in_use(rec, tlb);
