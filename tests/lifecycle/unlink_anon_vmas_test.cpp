@@ -64,6 +64,7 @@ TEST_P(UnlinkAnonVmas, FileBackedPrivateSourceLosesItsAnonVmaToo) {
   File* file = File::create(m, "/lib/data.bin", std::vector<std::uint8_t>(4 * PAGE_SIZE, 0x5a));
   ASSERT_TRUE(
       sys_mmap(*mm, kSrc, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, file, 0));
+  file->put();  // the mapping holds its own reference
   ASSERT_NE(mm->vma_lookup(kSrc)->vm_file, nullptr);
   move_and_check();
   EXPECT_EQ(read8(*mm, kSrc + PAGE_SIZE), 0x5a);  // the file shows through again
