@@ -116,7 +116,8 @@ void free_pgd_range(MmuGather& tlb, vaddr_t addr, vaddr_t end, vaddr_t floor, va
     const pte_t e = c.pt.get(PteRef{pgd, idx});
     // init_mm's kernel-half entries are shared by every mm: never this mm's to free (no
     // user range reaches them; the what-if script step could ask).
-    if (!c.f.none(e) && !bad_entry(c, e) && !c.pt.kernel_entry(idx)) free_pud_range(c, idx, addr, next, floor, ceiling);
+    if (!c.f.none(e) && !bad_entry(c, e) && !c.pt.kernel_entry(idx))
+      free_pud_range(c, idx, addr, next, floor, ceiling);
     addr = next;
   } while (addr != end);
 }

@@ -236,7 +236,8 @@ void add_run_command(CLI::App& app, int& status) {
       "Run a static x86_64 or arm64 Linux program on mmemu's page tables.\n"
       "Usage: mmemu run [options] PROGRAM [ARGS...]\n"
       "Exit status: the guest's (128+N when killed by signal N), 70 when something leaked, an\n"
-      "invariant broke or a page table was freed while in use, 126/127 when PROGRAM cannot be run, 2 for usage errors.");
+      "invariant broke or a page table was freed while in use, 126/127 when PROGRAM cannot be run, "
+      "2 for usage errors.");
   sub->prefix_command();
   sub->add_option("--phys-mem", args->phys_mem, "emulated physical memory (K/M/G suffixes)")
       ->capture_default_str();
