@@ -10,6 +10,7 @@
 #include "tools/script_spec.hpp"
 #include "vma/fault.hpp"
 #include "vma/file.hpp"
+#include "vma/free_pgtables.hpp"
 #include "vma/mm_syscalls.hpp"
 
 namespace mmemu::script {
@@ -186,10 +187,7 @@ StepOut Interp::cmd_unmap_region(const Stmt& st) {
   StepOut o = with_vmas(errno_result(r ? Result<void>{} : std::unexpected(r.error())), mm);
   if (!r) return o;
   if (!*r) {
-    const std::string warn = fmt::format(
-        "WARNING: free_pgtables: WARN_ON_ONCE(tree_max - 1 > ceiling - 1): tree_max {:#x}, "
-        "ceiling {:#x}",
-        tree_max, ceiling);
+    const std::string warn = "WARNING: " + free_pgtables_warning(tree_max, ceiling);
     o.detail.push_back(warn);
     o.data["warning"] = warn;
   }

@@ -56,10 +56,7 @@ void recover_tree_max(LoopOut& lo) {
     CallFrame frame(mm.pt(), "dup_mmap (tree-max recovery)");
     const vaddr_t ceiling = mm.params().user_pgtables_ceiling;
     if (!unmap_region(mm, vmas, 0, max, max, nullptr, nullptr))
-      lo.rep.errors.push_back(fmt::format(
-          "free_pgtables: WARN_ON_ONCE(tree_max - 1 > ceiling - 1): tree_max {:#x}, ceiling "
-          "{:#x} (USER_PGTABLES_CEILING)",
-          max, ceiling));
+      lo.rep.errors.push_back(free_pgtables_warning(max, ceiling) + " (USER_PGTABLES_CEILING)");
     const TearDown td = tear_down_vmas(mm, first, max);
     lo.rep.torn_down = td.count;
     if (td.count != mm.map_count)

@@ -1,5 +1,7 @@
 #include "vma/free_pgtables.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "mmu/free_pgd_range.hpp"
@@ -7,6 +9,12 @@
 #include "vma/file.hpp"
 
 namespace mmemu {
+
+std::string free_pgtables_warning(vaddr_t tree_max, vaddr_t ceiling) {
+  return fmt::format(
+      "free_pgtables: WARN_ON_ONCE(tree_max - 1 > ceiling - 1): tree_max {:#x}, ceiling {:#x}",
+      tree_max, ceiling);
+}
 
 void unlink_file_vma(Vma& vma) {
   if (!vma.vm_file) return;

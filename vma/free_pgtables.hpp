@@ -2,6 +2,7 @@
 #pragma once
 
 #include <span>
+#include <string>
 
 #include "mmu/mmu_gather.hpp"
 #include "vma/mm.hpp"
@@ -14,6 +15,9 @@ namespace mmemu {
 // ceiling 0 means the top of the address space. Returns false when the sanity check
 // tree_max - 1 <= ceiling - 1 fails (the kernel's WARN_ON_ONCE); the tables are freed all the
 // same, and the caller reports it.
+// What a failed sanity check says: "free_pgtables: WARN_ON_ONCE(tree_max - 1 > ceiling - 1):
+// tree_max 0x..., ceiling 0x...".
+std::string free_pgtables_warning(vaddr_t tree_max, vaddr_t ceiling);
 [[nodiscard]] bool free_pgtables(MmuGather& tlb, std::span<Vma* const> vmas, vaddr_t floor,
                                  vaddr_t ceiling, vaddr_t tree_max);
 
