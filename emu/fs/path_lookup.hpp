@@ -46,6 +46,19 @@ Result<FileStat> stat_path(SyscallContext& ctx, const std::string& abs, bool fol
 Result<std::string> readlink_path(SyscallContext& ctx, const std::string& abs);
 // faccessat: mode is R_OK|W_OK|X_OK (F_OK = 0).
 Result<void> access_path(SyscallContext& ctx, const std::string& abs, int mode, bool follow);
+// struct statfs as the emulated mounts answer it (emu/fs/proc_system.hpp's mount list).
+struct StatFs {
+  std::int64_t type = 0, bsize = 0;
+  std::uint64_t blocks = 0, bfree = 0, bavail = 0, files = 0, ffree = 0;
+  std::int32_t fsid[2] = {0, 0};
+  std::int64_t namelen = 0, frsize = 0, flags = 0;
+};
+// statfs of an absolute path: procfs under /proc; otherwise the host file system's numbers
+// with ST_RDONLY, as guests see every host mount read-only.
+Result<StatFs> statfs_path(SyscallContext& ctx, const std::string& abs);
+// fstatfs: by the path of the file, pipefs for a pipe, tmpfs for an unnamed shmem file.
+Result<StatFs> statfs_file(SyscallContext& ctx, const OpenFile& f);
+
 // chdir: the directory's canonical absolute path (ENOTDIR, ENOENT, ...).
 Result<std::string> chdir_path(SyscallContext& ctx, const std::string& abs);
 
