@@ -121,11 +121,13 @@ class Process {
   } last_trap;
 
   // --- scheduling ---
-  std::optional<BlockedCall> blocked;   // set while state == Blocked
-  std::uint64_t instructions = 0;       // completed over the process's life
-  std::uint64_t start_boottime_ns = 0;  // CLOCK_BOOTTIME at creation (/proc/PID/stat starttime)
-  std::uint64_t oom_retries = 0;        // consecutive OOM answers from the fault handler
-  bool yield = false;                   // sched_yield: end the slice after this call
+  std::optional<BlockedCall> blocked;  // set while state == Blocked
+  std::uint64_t instructions = 0;      // completed over the process's life
+  std::uint64_t oom_retries = 0;       // consecutive OOM answers from the fault handler
+  bool yield = false;                  // sched_yield: end the slice after this call
+
+  // CLOCK_BOOTTIME when the process was created (/proc/PID/stat starttime).
+  std::uint64_t start_boottime_ns = 0;
 
   // --- interval timers (setitimer, alarm); not inherited by fork, kept across exec ---
   // ITIMER_REAL expires on the host's CLOCK_MONOTONIC; ITIMER_VIRTUAL and ITIMER_PROF on
