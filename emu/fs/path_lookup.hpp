@@ -1,9 +1,13 @@
 // Path lookup for the file system calls: guest paths resolved against the process's cwd or
 // a directory descriptor, and the name space a guest sees:
-// - /proc/self, /proc/thread-self and /proc/PID (guest pids) with maps, smaps,
-//   smaps_rollup, status, statm, comm, cmdline, environ, exe, cwd, fd/ and task/PID/;
-//   /sys/devices/system/cpu/{online,possible,present} say "0" (one CPU, as
-//   sched_getaffinity); other /proc and /sys files are snapshots of the host's, read-only;
+// - /proc lists the guest pids (never the host's) and the host's other names;
+//   /proc/self, /proc/thread-self and /proc/PID (guest pids, zombies included) with maps,
+//   smaps, smaps_rollup, status, stat, statm, limits, mounts, comm, cmdline, environ, exe,
+//   cwd, root, fd/ and task/PID/, owned by the process; /proc/{meminfo,stat,loadavg,uptime,
+//   cpuinfo} describe the emulated machine and /proc/mounts -> self/mounts
+//   (emu/fs/proc_system.hpp); /sys/devices/system/cpu/{online,possible,present} say "0"
+//   (one CPU, as sched_getaffinity); other /proc and /sys files are snapshots of the
+//   host's, read-only;
 // - /dev/null, zero, full, random, urandom (emulated), /dev/stdin|stdout|stderr and
 //   /dev/fd/N (as /proc/self/fd/N);
 // - everything else is the host's file system, read-only: opening an existing file for

@@ -1,5 +1,6 @@
 // Generated read-only files: /proc/PID/{maps,smaps,smaps_rollup,comm,cmdline,environ,...}
-// of guest processes and snapshots of host pseudo-files (/proc/meminfo, /sys/...). Like a
+// of guest processes, the system-wide /proc files (emu/fs/proc_system.hpp) and snapshots of
+// host pseudo-files (/proc/filesystems, /sys/...). Like a
 // seq_file, the text is produced when a read starts at offset 0 (or when nothing has been
 // produced yet) and later reads continue in that text; lseek takes SEEK_SET and SEEK_CUR.
 // Such files cannot be mapped (ENODEV).
