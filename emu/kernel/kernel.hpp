@@ -150,6 +150,8 @@ class Kernel {
   Process* current() const { return current_; }
   std::vector<Process*> processes() const;  // by pid
   int nr_live() const;                      // not zombies
+  // The pid most recently handed out (/proc/loadavg, /proc/stat).
+  int last_pid() const { return next_pid_ - 1; }
 
   // --- services for system calls ---
   // The host file at `path` with its page cache, one File per path for the whole run
