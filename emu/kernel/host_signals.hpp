@@ -2,8 +2,10 @@
 // from whoever runs it. While a HostSignalForwarding object lives they no longer end mmemu
 // on the spot: the host handler only queues the signal's number on a self-pipe. The
 // kernel's run loop takes them between slices and while every process sleeps, and sends
-// each to the guest's foreground process group as a terminal does; a second one ends the
-// run in order (Kernel::run: statistics, dumps and the leak check still come). Host waits
+// each to the guest's foreground process group as a terminal does. A repeated one that
+// group would not act on (it ignores or blocks the signal) ends the run in order
+// (Kernel::run: statistics, dumps and the leak check still come); one it handles is
+// forwarded every time, as a terminal would. Host waits
 // that may last (the scheduler's sleep, a read of mmemu's standard input) poll wake_fd()
 // beside their own descriptor so that a signal ends them.
 #pragma once

@@ -424,21 +424,30 @@ void Kernel::kill_all(int wait_status) {
 void Kernel::forward_host_signals() {
   while (const int sig = host_signals::take()) {
     record("host_signal", 0, {{"sig", sig}});
-    if (++host_signals_taken_ > 1) {
-      // The guest did not end after the first: end the run as a hung one is ended by hand.
-      log_.msg(fmt::format("{} received again: killing every guest process", signal_name(sig)));
+    // A terminal's signal (tty's kill_pgrp): from the kernel, no sender, to the foreground
+    // process group. The terminal's foreground group is not modelled (no TIOCSPGRP): it is
+    // the group the run started in, led by the initial process.
+    std::vector<Process*> fg;
+    for (Process* q : processes())
+      if (q->state != ProcState::Zombie && q->pgid == init_pid_) fg.push_back(q);
+    const bool taken =
+        std::ranges::any_of(fg, [sig](const Process* q) { return q->sig.would_act_on(sig); });
+    if (host_signals_taken_++ > 0 && !taken) {
+      // A repeat the guest would not act on (it ignores or blocks the signal): end the run
+      // as a hung one is ended by hand. One still pending unblocked (not run since) merges.
+      log_.msg(
+          fmt::format("{} received again and not taken by the guest: killing every guest "
+                      "process",
+                      signal_name(sig)));
       summary_.host_signal = sig;
       kill_all(9);
       continue;
     }
-    // A terminal's signal (tty's kill_pgrp): from the kernel, no sender, to the foreground
-    // process group. The terminal's foreground group is not modelled (no TIOCSPGRP): it is
-    // the group the run started in, led by the initial process.
     SigInfo info;
     info.signo = sig;
     info.code = kSiKernel;
-    for (Process* q : processes())
-      if (q->state != ProcState::Zombie && q->pgid == init_pid_) send_signal(*q, info);
+    for (Process* q : fg)
+      send_signal(*q, info);
   }
 }
 

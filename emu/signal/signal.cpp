@@ -88,6 +88,15 @@ int SignalState::next_deliverable(sigset64 skip) const {
   return std::countr_zero(pick) + 1;
 }
 
+bool SignalState::would_act_on(int sig) const {
+  if (sig < 1 || sig > kNSig) return false;
+  if (blocked & sig_bit(sig) & ~kUnblockable) return false;
+  const KSigAction& ka = act(sig);
+  if (ka.handler == kSigIgn) return sig == kSigKill || sig == kSigStop;
+  const DefaultAction a = default_action(sig);
+  return ka.handler != kSigDfl || (a != DefaultAction::Ignore && a != DefaultAction::Continue);
+}
+
 int SignalState::next_acted_on() const {
   sigset64 skip = 0;
   for (;;) {

@@ -102,6 +102,8 @@ struct SignalState : SigInherited {
   // signals whose action is to ignore them (they are discarded on the way, as get_signal
   // does). Decides whether an interrupted call is restarted. 0 when none.
   int next_acted_on() const;
+  // Whether sig sent now would be acted on: neither blocked nor ignored.
+  bool would_act_on(int sig) const;
   bool is_pending(int sig) const;
   sigset64 pending_set() const;  // rt_sigpending: standard | queued real-time
 };

@@ -1,9 +1,9 @@
 // Signals sent to the mmemu process (emu/kernel/host_signals.hpp): they reach the guest's
 // foreground process group as a terminal's would (SI_KERNEL, no sender), they end host
-// waits (a read of standard input, the scheduler's sleep), a second one ends the run, and
-// either way the run ends in order: the statistics are still printed. The guest is
-// tests/guests/sig_host.c; one case types ^C on a pseudo-terminal and compares with the
-// guest run natively the same way.
+// waits (a read of standard input, the scheduler's sleep), a second one the guest does not
+// take ends the run, and either way the run ends in order: the statistics are still
+// printed. The guest is tests/guests/sig_host.c; one case types ^C on a pseudo-terminal
+// and compares with the guest run natively the same way.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pty.h>
@@ -33,9 +33,10 @@ std::string slurp(const std::string& f) {
   return ss.str();
 }
 
-// Reads fd until `want` is in what was read, EOF, or 20 s pass.
-bool read_until(int fd, std::string& got, const std::string& want) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+// Reads fd until `want` is in what was read, EOF, or `limit` passes.
+bool read_until(int fd, std::string& got, const std::string& want,
+                std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
   while (got.find(want) == std::string::npos) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         end - std::chrono::steady_clock::now());
@@ -57,10 +58,19 @@ std::string stat_line(const std::string& key, int n) {
   return line + " " + std::to_string(n) + "\n";
 }
 
-void read_to_eof(int fd, std::string& got) {
-  char buf[512];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
-    got.append(buf, static_cast<std::size_t>(n));
+// The wait status of pid, given 5 s to exit once its output ended; killed after that so
+// that a hung run fails instead of hanging the suite.
+int reap(pid_t pid) {
+  int st = 0;
+  for (int i = 0; ::waitpid(pid, &st, WNOHANG) != pid; ++i) {
+    if (i == 500) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &st, 0);
+      break;
+    }
+    ::usleep(10000);
+  }
+  return st;
 }
 
 // One `mmemu run --stats --out FILE sig_host MODE` with stdout on a pipe, stdin on another
@@ -105,14 +115,32 @@ class Mmemu {
     fs::remove_all(dir_);
   }
   bool wait_for(const std::string& text) { return read_until(stdout_, out, text); }
+  // Sends sig every 100 ms until mmemu's output ends (the host merges a signal sent while
+  // the last is still pending, so one cannot just send twice): how many were sent.
+  int signal_until_eof(int sig) {
+    for (int n = 1; n <= 200; ++n) {
+      signal(sig);
+      if (!read_until(stdout_, out, std::string(1, '\x01'), std::chrono::milliseconds(100)) &&
+          eof())
+        return n;
+    }
+    return 0;
+  }
   void signal(int sig) { ::kill(pid_, sig); }
   // The exit status (-1: killed by a signal), once the guest's output is all read.
   int finish() {
-    read_to_eof(stdout_, out);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
+    read_until(stdout_, out, std::string(1, '\x01'));  // EOF, or 20 s: never sent
+    const int st = reap(pid_);
     reaped_ = true;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  bool eof() {
+    pollfd p{stdout_, POLLIN, 0};
+    char c;
+    if (::poll(&p, 1, 0) != 1) return false;
+    const ssize_t n = ::read(stdout_, &c, 1);
+    if (n == 1) out += c;
+    return n == 0;
   }
   std::string stats() const { return slurp((dir_ / "stats.txt").string()); }
   std::string err() const { return slurp((dir_ / "err.txt").string()); }
@@ -171,18 +199,38 @@ TEST_P(HostSignal, SigintInterruptsASleep) {
   EXPECT_EQ(m.out, "ready\nnanosleep: -1 EINTR\nSIGINT code 128 pid 0 uid 0\n");
 }
 
-// A guest that survives the first SIGINT is ended by the second: every process killed,
-// status 128 + 2, the reason logged, the statistics and the leak check as usual.
-TEST_P(HostSignal, SecondSigintEndsTheRunInOrder) {
+// A guest that handles SIGINT gets every one (a terminal's ^C each time); one with no
+// handler for SIGTERM dies of it.
+TEST_P(HostSignal, EveryHandledSigintIsForwarded) {
   Mmemu m(GetParam(), "count");
   ASSERT_TRUE(m.wait_for("ready\n")) << m.out << m.err();
   m.signal(SIGINT);
   ASSERT_TRUE(m.wait_for("got 1\n")) << m.out << m.err();
   m.signal(SIGINT);
-  EXPECT_EQ(m.finish(), 128 + SIGINT) << m.err();
-  EXPECT_EQ(m.out, "ready\ngot 1\n");
-  EXPECT_EQ(m.err(), "mmemu: SIGINT received again: killing every guest process\n");
-  EXPECT_NE(m.stats().find(stat_line("host_signal", 2)), std::string::npos) << m.stats();
+  ASSERT_TRUE(m.wait_for("got 2\n")) << m.out << m.err();
+  m.signal(SIGTERM);
+  EXPECT_EQ(m.finish(), 128 + SIGTERM) << m.err();
+  EXPECT_EQ(m.out, "ready\ngot 1\ngot 2\n");
+  EXPECT_EQ(m.err(), "");
+  EXPECT_NE(m.stats().find(stat_line("host_signal", 3)), std::string::npos) << m.stats();
+}
+
+// A guest that ignores or blocks SIGINT is ended by the second one: every process killed,
+// status 128 + 2, the reason logged, the statistics and the leak check as usual.
+TEST_P(HostSignal, SecondSigintNotTakenEndsTheRunInOrder) {
+  for (const char* mode : {"ignore", "block"}) {
+    Mmemu m(GetParam(), mode);
+    ASSERT_TRUE(m.wait_for("ready\n")) << mode << m.out << m.err();
+    EXPECT_GE(m.signal_until_eof(SIGINT), 2) << mode;
+    EXPECT_EQ(m.finish(), 128 + SIGINT) << mode << m.err();
+    EXPECT_EQ(m.out, "ready\n") << mode;
+    EXPECT_EQ(m.err(),
+              "mmemu: SIGINT received again and not taken by the guest: killing every guest "
+              "process\n")
+        << mode;
+    EXPECT_NE(m.stats().find(stat_line("host_signal", 2)), std::string::npos) << m.stats();
+    EXPECT_NE(m.stats().find(stat_line("exit", 1)), std::string::npos) << m.stats();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Arches, HostSignal, ::testing::Values(Arch::X86_64, Arch::Arm64),
@@ -211,14 +259,7 @@ PtyRun run_on_pty(const std::vector<std::string>& args) {
   if (read_until(master, r.out, "ready\r\n")) (void)!::write(master, "\x03", 1);
   // Everything until EIO (the child gone) or 20 s; the sentinel never comes.
   read_until(master, r.out, std::string(1, '\x01'));
-  int st = 0;
-  for (int i = 0; i < 500 && ::waitpid(pid, &st, WNOHANG) != pid; ++i) {
-    if (i == 499) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &st, 0);
-    }
-    ::usleep(10000);
-  }
+  const int st = reap(pid);
   ::close(master);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;

@@ -6,7 +6,9 @@
  *   spin   a busy loop; exits 5 after printing the siginfo (si_code, si_pid, si_uid)
  *   read   a read of standard input (no SA_RESTART): prints its result, exits 5
  *   sleep  a 20 s nanosleep: prints its result, exits 5
- *   count  a busy loop printing "got N" for each signal, never exiting */
+ *   count  a busy loop printing "got N" for each signal, never exiting
+ *   ignore a busy loop with SIGINT ignored
+ *   block  a busy loop with SIGINT blocked */
 #include <time.h>
 
 #include "guest.h"
@@ -43,7 +45,17 @@ int main(int argc, char** argv) {
     report();
     return code == SI_TKILL && got == 1 ? 0 : 1;
   }
+  if (!strcmp(mode, "ignore")) signal(SIGINT, SIG_IGN);
+  if (!strcmp(mode, "block")) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+  }
   say("ready");
+  if (!strcmp(mode, "ignore") || !strcmp(mode, "block"))
+    for (;;) {
+    }
   if (!strcmp(mode, "spin")) {
     while (!got) {
     }
