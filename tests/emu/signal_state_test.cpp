@@ -1,6 +1,7 @@
 // SignalState's choice of the next signal (emu/signal/signal.hpp): which pending signal
-// delivery takes first, and which one it acts on once the ignored ones are discarded
-// (what decides whether an interrupted system call restarts).
+// delivery takes first, which one it acts on once the ignored ones are discarded (what
+// decides whether an interrupted system call restarts), and whether a signal sent now
+// would be acted on.
 #include <gtest/gtest.h>
 
 #include "emu/signal/signal.hpp"
@@ -56,6 +57,25 @@ TEST(SignalState, ActedOnSkipsWhatDeliveryWouldDiscard) {
   // A blocked signal is not acted on at all.
   s.blocked = sig_bit(kSigTerm);
   EXPECT_EQ(s.next_acted_on(), 0);
+}
+
+// What decides whether a repeated host signal is forwarded or ends the run.
+TEST(SignalState, WouldActOnUnlessBlockedOrIgnored) {
+  constexpr int kSigInt = 2;
+  SignalState s;
+  EXPECT_TRUE(s.would_act_on(kSigInt));  // default: terminate
+  EXPECT_FALSE(s.would_act_on(kSigChld));
+  EXPECT_FALSE(s.would_act_on(kSigCont));
+  s.act(kSigChld).handler = 0x401000;
+  EXPECT_TRUE(s.would_act_on(kSigChld));
+  s.act(kSigInt).handler = kSigIgn;
+  EXPECT_FALSE(s.would_act_on(kSigInt));
+  s.act(kSigInt).handler = 0x401000;
+  s.pending |= sig_bit(kSigInt);  // pending, not yet run: a repeat merges with it
+  EXPECT_TRUE(s.would_act_on(kSigInt));
+  s.blocked = sig_bit(kSigInt) | kUnblockable;
+  EXPECT_FALSE(s.would_act_on(kSigInt));
+  EXPECT_TRUE(s.would_act_on(kSigKill));
 }
 
 }  // namespace
