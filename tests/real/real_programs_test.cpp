@@ -8,7 +8,8 @@
 // Every run gets the same clean environment: PATH (a directory of symlinks, one per busybox
 // applet, plus bash and zsh, to the run's own architecture's binaries), HOME (the run's
 // scratch directory, also its working directory, empty at the start), LC_ALL=C, TZ=UTC0.
-// Standard input is /dev/null; the soft open-file limit is 4096 (the hard limit if lower).
+// Standard input is /dev/null; umask 022; the soft open-file limit is 4096 (the hard
+// limit if lower).
 // Files the script creates in its working directory are real files natively and mmemu's
 // in-memory files under mmemu; each run has a fresh directory.
 //
@@ -205,7 +206,8 @@ Outcome run(const std::vector<std::string>& argv, const std::vector<std::string>
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::setpgid(0, 0);
-    // The same open-file limit wherever the test runs (the shells print it).
+    // The same umask and open-file limit wherever the test runs (the shells print them).
+    ::umask(022);
     rlimit nofile{};
     if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
       nofile.rlim_cur = std::min<rlim_t>(4096, nofile.rlim_max);
