@@ -36,6 +36,7 @@
 namespace mmemu {
 
 class SyscallTable;
+class UnixNames;
 
 // When page tables are dumped (--dump-pgtables WHEN[,WHEN...]).
 struct DumpWhen {
@@ -160,6 +161,8 @@ class Kernel {
   CreatedFiles& created_files() { return created_files_; }
   // The SysV shared memory segments of the run's IPC namespace (emu/fs/sysv_shm.hpp).
   SysvShm& sysv_shm() { return sysv_shm_; }
+  // The AF_UNIX names of the run (emu/fs/unix_socket.hpp), made on first use.
+  std::shared_ptr<UnixNames>& unix_names() { return unix_names_; }
   // Generates a signal for p (kill, tgkill, SIGPIPE, SIGCHLD...): queued, and p woken if it
   // is blocked and the signal is deliverable. Delivery happens before p next runs.
   void send_signal(Process& p, const SigInfo& info);
@@ -256,6 +259,7 @@ class Kernel {
   bool init_exited_ = false;
   int forks_ = 0;                      // fork attempts so far (inject_at_fork)
   std::vector<std::string> problems_;  // invariant failures seen during the run
+  std::shared_ptr<UnixNames> unix_names_;
 };
 
 }  // namespace mmemu
