@@ -1,9 +1,9 @@
 // System calls: sendfile and copy_file_range, file-to-file copies inside the kernel.
 // - sendfile (do_sendfile): from anything Linux can splice from (a regular file, a /proc
-//   file, a character device such as /dev/zero; a pipe, socket or terminal is EINVAL) to any
-//   writable file. With an offset pointer the input's position is left alone and the
-//   pointer advanced; without one the input's position moves. Bytes count when the output
-//   took them. Into a pipe, as much as fits moves at once (blocking only while it is full).
+//   file, a character device such as /dev/zero; a socket only into a pipe; a pipe or a
+//   terminal is EINVAL) to any writable file. With an offset pointer the input's position is left
+//   alone and the pointer advanced; without one the input's position moves. Bytes count when the
+//   output took them. Into a pipe, as much as fits moves at once (blocking only while it is full).
 // - copy_file_range (generic_copy_file_checks + the splice fallback): regular files only
 //   (EISDIR for a directory, EINVAL for anything else), EBADF for the wrong access mode or
 //   an O_APPEND output, EINVAL for flags or an overlapping copy within one file.
@@ -34,14 +34,15 @@ SysResult err(const Errno& e) {
   return SysResult::err(e.code);
 }
 
-// Has a splice_read (what sendfile reads through).
-bool can_splice_read(const OpenFile& f) {
+// Has a splice_read (what sendfile reads through) that reads at a position.
+bool positioned_source(const OpenFile& f) {
   const std::string_view k = f.kind();
   return k == "file" || k == "proc" || k == "dev";
 }
 
-// Copies up to count bytes from `in` at pos to `out` (its own position or, with out_pos,
-// pwrite at *out_pos): the bytes the output took, or the first answer that stopped it.
+// Copies up to count bytes from `in` at pos (a socket: its next bytes) to `out` (its own position
+// or, with out_pos, pwrite at *out_pos): the bytes the output took, or the first answer that
+// stopped it.
 SysResult copy_loop(SyscallContext& ctx, OpenFile& in, std::uint64_t pos, OpenFile& out,
                     std::uint64_t count, std::uint64_t* out_pos) {
   std::uint64_t done = 0;
@@ -56,7 +57,7 @@ SysResult copy_loop(SyscallContext& ctx, OpenFile& in, std::uint64_t pos, OpenFi
       if (room) chunk = std::min<std::uint64_t>(chunk, room);
     }
     std::vector<std::uint8_t> buf(chunk);
-    const SysResult r = in.pread(ctx, buf, pos + done);
+    const SysResult r = positioned_source(in) ? in.pread(ctx, buf, pos + done) : in.read(ctx, buf);
     if (!r.is_return() || r.is_error()) return done ? SysResult::ok(done) : r;
     const auto n = std::min<std::uint64_t>(static_cast<std::uint64_t>(r.value()), chunk);
     if (n == 0) break;
@@ -83,10 +84,9 @@ SysResult sys_sendfile(SyscallContext& ctx) {
   auto in = fd_file(ctx, in_fd);
   if (!in) return err(in.error());
   if (!(*in)->readable()) return err(EBADF);
-  const std::string_view ik = (*in)->kind();
-  const bool positioned = ik != "pipe" && ik != "tty" && ik != "socket";
+  const bool positioned = positioned_source(**in);
   if (off_at && !positioned) return err(ESPIPE);
-  const std::int64_t pos = off_at ? off : static_cast<std::int64_t>((*in)->pos());
+  const std::int64_t pos = off_at ? off : positioned ? static_cast<std::int64_t>((*in)->pos()) : 0;
   if (pos < 0) return err(EINVAL);
   count = std::min(count, kMaxRwCount);
   auto out = fd_file(ctx, out_fd);
@@ -96,14 +96,16 @@ SysResult sys_sendfile(SyscallContext& ctx) {
     return err(EINVAL);
   const bool to_pipe = dynamic_cast<PipeEnd*>(out->get()) != nullptr;
   if (!to_pipe && ((*out)->flags() & O_APPEND)) return err(EINVAL);
-  if (!can_splice_read(**in)) return err(EINVAL);
+  // splice_direct_to_actor takes regular files (and devices); a pipe takes a socket too.
+  const bool socket_in = (*in)->kind() == "socket";
+  if (!positioned && !(socket_in && to_pipe)) return err(EINVAL);
   if (count == 0) return SysResult::ok(0);
   const SysResult r = copy_loop(ctx, **in, static_cast<std::uint64_t>(pos), **out, count, nullptr);
   if (!r.is_return() || r.is_error()) return r;
   const auto moved = static_cast<std::uint64_t>(r.value());
   if (off_at) {
     if (!ctx.write_obj(off_at, pos + static_cast<std::int64_t>(moved))) return err(EFAULT);
-  } else {
+  } else if (positioned) {
     (*in)->set_pos(static_cast<std::uint64_t>(pos) + moved);
   }
   return r;

@@ -102,12 +102,14 @@ class SyscallTable {
 void register_process_syscalls(SyscallTable& t);  // emu/syscalls/process.cpp
 void register_signal_syscalls(SyscallTable& t);   // emu/syscalls/signal.cpp
 void register_mem_syscalls(SyscallTable& t);      // emu/syscalls/mem.cpp
-void register_shm_syscalls(SyscallTable& t);     // emu/syscalls/shm.cpp, from register_mem_syscalls
-void register_file_syscalls(SyscallTable& t);    // emu/syscalls/file.cpp
-void register_time_syscalls(SyscallTable& t);    // emu/syscalls/time.cpp
-void register_misc_syscalls(SyscallTable& t);    // emu/syscalls/misc.cpp
-void register_socket_syscalls(SyscallTable& t);  // emu/syscalls/socket.cpp
-void register_sendfile_syscalls(SyscallTable& t);  // emu/syscalls/sendfile.cpp
+void register_shm_syscalls(SyscallTable& t);   // emu/syscalls/shm.cpp, from register_mem_syscalls
+void register_file_syscalls(SyscallTable& t);  // emu/syscalls/file.cpp
+void register_time_syscalls(SyscallTable& t);  // emu/syscalls/time.cpp
+void register_misc_syscalls(SyscallTable& t);  // emu/syscalls/misc.cpp
+
+// AF_UNIX sockets (emu/syscalls/socket.cpp); sendfile, copy_file_range (emu/syscalls/sendfile.cpp).
+void register_socket_syscalls(SyscallTable& t);
+void register_sendfile_syscalls(SyscallTable& t);
 std::unique_ptr<SyscallTable> make_syscall_table();
 
 }  // namespace mmemu
