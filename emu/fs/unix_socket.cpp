@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "emu/syscalls/abi.hpp"
 #include "emu/syscalls/syscall.hpp"
 
 namespace mmemu {
@@ -50,11 +51,6 @@ std::uint64_t take_partial(UnixSock& sk, const SyscallContext& ctx) {
   const std::uint64_t done = it->second;
   sk.partial.erase(it);
   return done;
-}
-
-SysResult block_with(UnixSock& sk, WaitQueue& wq, const SyscallContext& ctx, std::uint64_t done) {
-  if (done) sk.partial[ctx.proc.pid] = done;
-  return SysResult::block(wq);
 }
 
 UnixSkb make_skb(const UnixSock& from, const SyscallContext& ctx, const std::uint8_t* data,
@@ -153,6 +149,20 @@ void UnixNames::add_inode(const ShmemInode* inode, const std::shared_ptr<UnixSoc
 }
 
 // ---- helpers ----
+
+SysResult sock_wait(SyscallContext& ctx, UnixSock& sk, WaitQueue& wq, std::uint64_t done,
+                    std::uint64_t timeo_us) {
+  const std::uint64_t now = host_monotonic_ns();
+  if (timeo_us == UnixSock::kNoTimeout || timeo_us > (~0ULL - now) / 2000) {
+    if (done) sk.partial[ctx.proc.pid] = done;
+    return SysResult::block(wq);
+  }
+  const std::uint64_t deadline =
+      ctx.retry && ctx.deadline_ns ? ctx.deadline_ns : now + timeo_us * 1000;
+  if (now >= deadline) return done ? SysResult::ok(done) : SysResult::err(EAGAIN);
+  if (done) sk.partial[ctx.proc.pid] = done;
+  return SysResult::block_until(deadline, &wq, Restart::Never);
+}
 
 UnixCred current_cred(const SyscallContext& ctx) {
   return UnixCred{ctx.proc.pid, ctx.proc.cred.euid, ctx.proc.cred.egid};
@@ -282,7 +292,7 @@ SysResult UnixSocket::send_stream(SyscallContext& ctx, std::span<const std::uint
     if (other.dead || (other.shutdown & kRcvShutdown)) return pipe_err();
     if (sk.wmem >= sk.sndbuf) {
       if (nonblock(a.flags)) return done ? SysResult::ok(done) : SysResult::err(EAGAIN);
-      return block_with(sk, sk.wait, ctx, done);
+      return sock_wait(ctx, sk, sk.wait, done, sk.sndtimeo_us);
     }
     const std::size_t n = std::min<std::uint64_t>(data.size() - done, (sk.sndbuf >> 1) - 64);
     UnixSkb skb = make_skb(sk, ctx, data.data() + done, n, a);
@@ -307,7 +317,7 @@ SysResult UnixSocket::send_dgram(SyscallContext& ctx, std::span<const std::uint8
   if (sk.shutdown & kSendShutdown) return SysResult::err(EPIPE);
   if (sk.wmem >= sk.sndbuf) {
     if (nonblock(a.flags)) return SysResult::err(EAGAIN);
-    return SysResult::block(sk.wait);
+    return sock_wait(ctx, sk, sk.wait, 0, sk.sndtimeo_us);
   }
   if (other->dead) {
     if (sk.type == kSockSeqpacket) return SysResult::err(EPIPE);
@@ -321,7 +331,7 @@ SysResult UnixSocket::send_dgram(SyscallContext& ctx, std::span<const std::uint8
   if (other->shutdown & kRcvShutdown) return SysResult::err(EPIPE);
   if (other->peer.get() != &sk && other->recvq_full()) {
     if (nonblock(a.flags)) return SysResult::err(EAGAIN);
-    return SysResult::block(other->wait);
+    return sock_wait(ctx, sk, other->wait, 0, sk.sndtimeo_us);
   }
   UnixSkb skb = make_skb(sk, ctx, data.data(), data.size(), a);
   skb.fds = std::move(a.fds);
@@ -360,7 +370,7 @@ SysResult UnixSocket::recv_stream(SyscallContext& ctx, std::uint64_t len, int fl
       }
       if (sk.shutdown & kRcvShutdown) break;
       if (nonblock(flags)) return copied ? SysResult::ok(copied) : SysResult::err(EAGAIN);
-      return block_with(sk, sk.wait, ctx, copied);
+      return sock_wait(ctx, sk, sk.wait, copied, sk.rcvtimeo_us);
     }
     UnixSkb& skb = sk.rcvq[i];
     if (have_cred && sk.passcred && out.cred && *out.cred != skb.cred) break;
@@ -392,7 +402,6 @@ SysResult UnixSocket::recv_stream(SyscallContext& ctx, std::uint64_t len, int fl
 SysResult UnixSocket::recv_dgram(SyscallContext& ctx, std::uint64_t len, int flags,
                                  const RecvSink& sink, RecvOut& out) {
   UnixSock& sk = *sk_;
-  (void)ctx;
   if (sk.type == kSockSeqpacket && sk.state != UnixSock::State::Connected)
     return SysResult::err(ENOTCONN);
   if (sk.rcvq.empty()) {
@@ -403,7 +412,7 @@ SysResult UnixSocket::recv_dgram(SyscallContext& ctx, std::uint64_t len, int fla
     }
     if (sk.shutdown & kRcvShutdown) return SysResult::ok(0);
     if (nonblock(flags)) return SysResult::err(EAGAIN);
-    return SysResult::block(sk.wait);
+    return sock_wait(ctx, sk, sk.wait, 0, sk.rcvtimeo_us);
   }
   UnixSkb& skb = sk.rcvq.front();
   const std::uint64_t size = skb.data.size();

@@ -11,6 +11,8 @@
 //   bytes a blocked stream writer or MSG_WAITALL reader already moved are remembered per pid
 //   so the retry continues after them. A sock's queue is woken for everything poll may
 //   report about it: data or a connection arriving, room coming back, the peer going.
+//   SO_RCVTIMEO/SO_SNDTIMEO bound the waits (kept to the microsecond; Linux rounds them
+//   to its timer tick).
 // - Names live in mmemu's memory: a path name is a created file of type S_IFSOCK in the
 //   kernel's CreatedFiles (unlink removes it, stat shows it, a second bind gets EADDRINUSE;
 //   the host's file system is never written); abstract names ('\0' first) and autobind names
@@ -110,6 +112,9 @@ class UnixSock : public std::enable_shared_from_this<UnixSock> {
   std::size_t wmem = 0;  // truesize of this sock's messages still queued at a receiver
   bool passcred = false;
   int reuseaddr = 0, keepalive = 0;
+  // SO_RCVTIMEO / SO_SNDTIMEO in microseconds; kNoTimeout waits for ever.
+  static constexpr std::uint64_t kNoTimeout = ~0ULL;
+  std::uint64_t rcvtimeo_us = kNoTimeout, sndtimeo_us = kNoTimeout;
   UnixCred peercred;  // SO_PEERCRED: the peer's at connect/socketpair time
   bool has_peercred = false;
   std::map<int, std::uint64_t> partial;  // by pid: bytes a blocked call already moved
@@ -195,6 +200,13 @@ class UnixSocket final : public OpenFile {
 
   std::shared_ptr<UnixSock> sk_;
 };
+
+// Sleeps on wq for a call that moved `done` bytes so far (kept for its retry). With a
+// timeout (SO_RCVTIMEO/SO_SNDTIMEO, microseconds) the wait ends at its deadline: the retry
+// then answers the bytes moved or EAGAIN, and a signal interrupts it with EINTR
+// (sock_intr_errno); without one a handler with SA_RESTART restarts it.
+SysResult sock_wait(SyscallContext& ctx, UnixSock& sk, WaitQueue& wq, std::uint64_t done,
+                    std::uint64_t timeo_us);
 
 // The credentials of the calling process (SO_PEERCRED, SCM_CREDENTIALS).
 UnixCred current_cred(const SyscallContext& ctx);

@@ -33,7 +33,8 @@ constexpr int kSockNonblock = 0x800, kSockCloexec = 0x80000;  // both ABIs
 constexpr int kSolSocket = 1;
 constexpr int kSoReuseaddr = 2, kSoType = 3, kSoError = 4, kSoSndbuf = 7, kSoRcvbuf = 8,
               kSoKeepalive = 9, kSoPasscred = 16, kSoPeercred = 17, kSoAcceptconn = 30,
-              kSoProtocol = 38, kSoDomain = 39;
+              kSoRcvtimeoOld = 20, kSoSndtimeoOld = 21, kSoProtocol = 38, kSoDomain = 39,
+              kSoRcvtimeoNew = 66, kSoSndtimeoNew = 67;
 constexpr int kScmRights = 1, kScmCredentials = 2;
 constexpr int kScmMaxFd = 253;
 constexpr int kMsgCtrunc = 0x8, kMsgTrunc = 0x20, kMsgDontwait = 0x40, kMsgCmsgCloexec = 0x40000000;
@@ -287,7 +288,7 @@ SysResult stream_connect(SyscallContext& ctx, UnixSocket& s, const std::string& 
     return err(ECONNREFUSED);
   if (l.backlog.size() > l.max_backlog) {
     if (s.nonblock(0)) return err(EAGAIN);
-    return SysResult::block(l.wait);
+    return sock_wait(ctx, sk, l.wait, 0, sk.sndtimeo_us);
   }
   if (sk.state == UnixSock::State::Connected) return err(EISCONN);
   if (sk.state != UnixSock::State::Unconnected) return err(EINVAL);
@@ -334,7 +335,7 @@ SysResult do_accept(SyscallContext& ctx, int fd, vaddr_t uaddr, vaddr_t ulen, in
   if (sk.state != UnixSock::State::Listening) return err(EINVAL);
   if (sk.backlog.empty()) {
     if ((*s)->nonblock(0)) return err(EAGAIN);
-    return SysResult::block(sk.wait);
+    return sock_wait(ctx, sk, sk.wait, 0, sk.rcvtimeo_us);
   }
   std::shared_ptr<UnixSock> conn = sk.backlog.front();
   auto file =
@@ -679,6 +680,20 @@ SysResult sys_getsockopt(SyscallContext& ctx) {
   if (!len) return err(EFAULT);
   if (*len < 0) return err(EINVAL);
   UnixSock& sk = (*s)->sock();
+  if (name == kSoRcvtimeoOld || name == kSoSndtimeoOld || name == kSoRcvtimeoNew ||
+      name == kSoSndtimeoNew) {
+    // struct timeval (64-bit fields on both ABIs); {0, 0} when there is no timeout.
+    const bool rcv = name == kSoRcvtimeoOld || name == kSoRcvtimeoNew;
+    const std::uint64_t us = rcv ? sk.rcvtimeo_us : sk.sndtimeo_us;
+    std::int64_t tv[2] = {0, 0};
+    if (us != UnixSock::kNoTimeout) {
+      tv[0] = static_cast<std::int64_t>(us / 1000000);
+      tv[1] = static_cast<std::int64_t>(us % 1000000);
+    }
+    const auto n = std::min<std::int32_t>(*len, sizeof tv);
+    if (n && !ctx.write(optval, tv, static_cast<std::size_t>(n))) return err(EFAULT);
+    return SysResult::from(ctx.write_obj(optlen, n));
+  }
   std::int32_t v = 0;
   switch (name) {
     case kSoType:
@@ -736,10 +751,27 @@ SysResult sys_setsockopt(SyscallContext& ctx) {
   const vaddr_t optval = ctx.arg(3);
   const auto optlen = static_cast<std::int32_t>(ctx.arg(4));
   if (level != kSolSocket) return err(EOPNOTSUPP);
+  UnixSock& sk = (*s)->sock();
+  if (name == kSoRcvtimeoOld || name == kSoSndtimeoOld || name == kSoRcvtimeoNew ||
+      name == kSoSndtimeoNew) {
+    // sock_set_timeout: {0, 0} waits for ever, a negative time does not wait at all.
+    std::int64_t tv[2];
+    if (optlen < static_cast<std::int32_t>(sizeof tv)) return err(EINVAL);
+    if (!ctx.read(optval, tv, sizeof tv)) return err(EFAULT);
+    if (tv[1] < 0 || tv[1] >= 1000000) return err(EDOM);
+    std::uint64_t us = UnixSock::kNoTimeout;
+    if (tv[0] < 0) {
+      us = 0;
+    } else if (tv[0] || tv[1]) {
+      us = static_cast<std::uint64_t>(tv[0]) * 1000000 + static_cast<std::uint64_t>(tv[1]);
+      us = std::min(us, UnixSock::kNoTimeout - 1);
+    }
+    (name == kSoRcvtimeoOld || name == kSoRcvtimeoNew ? sk.rcvtimeo_us : sk.sndtimeo_us) = us;
+    return SysResult::ok(0);
+  }
   if (optlen < static_cast<std::int32_t>(sizeof(std::int32_t))) return err(EINVAL);
   auto v = ctx.read_obj<std::int32_t>(optval);
   if (!v) return err(EFAULT);
-  UnixSock& sk = (*s)->sock();
   const auto uv = static_cast<std::uint32_t>(*v);
   switch (name) {
     case kSoSndbuf:

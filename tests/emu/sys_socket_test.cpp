@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include "emu/fs/unix_socket.hpp"
+#include "emu/syscalls/abi.hpp"
 #include "sys_test_util.hpp"
 
 namespace mmemu::test {
@@ -127,6 +128,30 @@ TEST_P(SysSocketTest, WaitallReceiveKeepsWhatItHasAcrossRetries) {
   r = raw(Sys::recvfrom, args, 1);
   ASSERT_TRUE(r.is_return());
   EXPECT_EQ(r.value(), 2);
+}
+
+TEST_P(SysSocketTest, ReceiveTimeoutEndsTheWaitWithEagain) {
+  auto [a, b] = pair(SOCK_STREAM);
+  put(kAux, std::array<std::int64_t, 2>{0, 1000000});  // tv_usec out of range
+  EXPECT_EQ(call(Sys::setsockopt, b, SOL_SOCKET, SO_RCVTIMEO, kAux, 16), E(EDOM));
+  EXPECT_EQ(call(Sys::setsockopt, b, SOL_SOCKET, SO_RCVTIMEO, kAux, 8), E(EINVAL));
+  put(kAux, std::array<std::int64_t, 2>{2, 500});
+  ASSERT_EQ(call(Sys::setsockopt, b, SOL_SOCKET, SO_RCVTIMEO, kAux, 16), 0);
+  put(kAux + 32, std::int32_t{16});
+  ASSERT_EQ(call(Sys::getsockopt, b, SOL_SOCKET, SO_RCVTIMEO, kAux + 64, kAux + 32), 0);
+  EXPECT_EQ((get<std::array<std::int64_t, 2>>(kAux + 64)), (std::array<std::int64_t, 2>{2, 500}));
+  const std::array<std::uint64_t, 6> args{static_cast<std::uint64_t>(b), kBuf, 10, 0, 0, 0};
+  SysResult r = raw(Sys::recvfrom, args);
+  ASSERT_EQ(r.kind(), SysResult::Kind::Block);
+  EXPECT_EQ(r.queue(), &sock(b).wait);
+  EXPECT_GT(r.deadline_ns(), host_monotonic_ns());
+  EXPECT_EQ(r.restart(), Restart::Never);  // sock_intr_errno: EINTR with a timeout
+  // The retry after the deadline: nothing arrived, EAGAIN.
+  SyscallContext late{k, p, Sys::recvfrom, *sys_number(arch(), Sys::recvfrom), args, 1, 1};
+  const SysResult t = table.find(Sys::recvfrom)(late);
+  ASSERT_TRUE(t.is_return());
+  EXPECT_EQ(t.value(), E(EAGAIN));
+  (void)a;
 }
 
 // A bound listener named by an abstract address.
