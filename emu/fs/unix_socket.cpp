@@ -222,13 +222,13 @@ SysResult UnixSocket::write(SyscallContext& ctx, std::span<const std::uint8_t> b
 }
 
 SysResult UnixSocket::ioctl(SyscallContext& ctx, std::uint64_t request, std::uint64_t arg) {
-  // SIOCINQ (FIONREAD): unread bytes (a stream's all, a datagram socket's first message);
+  // SIOCINQ (FIONREAD): unread bytes (all a connection's, a datagram socket's first message);
   // SIOCOUTQ (TIOCOUTQ): bytes sent and not yet read.
   const UnixSock& sk = *sk_;
   if (request == FIONREAD) {
     if (sk.state == UnixSock::State::Listening) return SysResult::err(EINVAL);
     std::uint64_t n = 0;
-    if (sk.type == kSockStream) {
+    if (sk.type != kSockDgram) {
       for (const UnixSkb& skb : sk.rcvq)
         n += skb.left();
     } else if (!sk.rcvq.empty()) {
