@@ -7,7 +7,11 @@
  *   an O_APPEND output and a negative offset, ESPIPE for an offset on a pipe, EFAULT for a
  *   bad offset pointer, EPIPE (and SIGPIPE) into a pipe nobody reads;
  * - copy_file_range between files with and without offsets; EINVAL for flags, overlapping
- *   ranges of one file and non-regular files, EBADF for an O_APPEND output. */
+ *   ranges of one file and non-regular files, EBADF for an O_APPEND output;
+ * - splice file to pipe (with and without an offset), pipe to file, pipe to pipe; EINVAL
+ *   without a pipe, for a pipe to itself and bad flags, ESPIPE for a pipe's offset, EAGAIN
+ *   from an empty pipe with SPLICE_F_NONBLOCK, 0 at a pipe's EOF;
+ * - tee copies a pipe's bytes to another pipe and leaves them in the first. */
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
@@ -131,6 +135,47 @@ int main(void) {
   expect_str("O_APPEND target", rc_str(copy_file_range(f, &in_off, ap, NULL, 10, 0)), "EBADF");
   expect_str("from a pipe", rc_str(copy_file_range(pp[0], NULL, g, NULL, 10, 0)), "EINVAL");
   expect_str("to a socket", rc_str(copy_file_range(f, &in_off, sv[0], NULL, 10, 0)), "EINVAL");
+
+  /* splice: file to pipe, pipe to file, pipe to pipe. */
+  loff_t so = 500;
+  CHECK(lseek(f, 0, SEEK_SET) == 0);
+  expect_long("splice file to pipe at an offset", splice(f, &so, pp[1], NULL, 300, 0), 300);
+  expect_yes("splice offset advanced, position kept", so == 800 && lseek(f, 0, SEEK_CUR) == 0);
+  expect_long("splice file to pipe", splice(f, NULL, pp[1], NULL, 200, 0), 200);
+  expect_long("splice moved the position", lseek(f, 0, SEEK_CUR), 200);
+  int q[2], t[2];
+  CHECK(pipe(q) == 0);
+  CHECK(pipe(t) == 0);
+  expect_long("tee", tee(pp[0], t[1], 50, 0), 50);
+  n = read(t[0], got, sizeof got);
+  expect_yes("tee content", n == 50 && same(got, 500, 50));
+  expect_str("tee from a file", rc_str(tee(f, t[1], 10, 0)), "EINVAL");
+  expect_str("tee a pipe to itself", rc_str(tee(t[0], t[1], 10, 0)), "EINVAL");
+  expect_str("tee from an empty pipe, nonblocking",
+             rc_str(tee(t[0], q[1], 10, SPLICE_F_NONBLOCK)), "EAGAIN");
+  close(t[0]);
+  close(t[1]);
+  expect_long("splice pipe to pipe", splice(pp[0], NULL, q[1], NULL, 100, 0), 100);
+  CHECK(ftruncate(g, 0) == 0);
+  CHECK(lseek(g, 0, SEEK_SET) == 0);
+  total = 0;
+  while (total < 400 && (n = splice(pp[0], NULL, g, NULL, 400, SPLICE_F_NONBLOCK)) > 0)
+    total += n;
+  expect_long("splice pipe to file", total, 400);
+  CHECK(pread(g, got, 400, 0) == 400);
+  expect_yes("spliced content", same(got, 600, 200) && same(got + 200, 0, 200));
+  n = read(q[0], got, sizeof got);
+  expect_yes("pipe to pipe content", n == 100 && same(got, 500, 100));
+  expect_str("splice from an empty pipe, nonblocking",
+             rc_str(splice(pp[0], NULL, g, NULL, 10, SPLICE_F_NONBLOCK)), "EAGAIN");
+  expect_str("splice neither a pipe", rc_str(splice(f, NULL, g, NULL, 10, 0)), "EINVAL");
+  expect_str("splice a pipe to itself", rc_str(splice(q[0], NULL, q[1], NULL, 10, 0)), "EINVAL");
+  expect_str("splice offset on a pipe", rc_str(splice(pp[0], &so, g, NULL, 10, 0)), "ESPIPE");
+  expect_str("splice bad flags", rc_str(splice(f, NULL, pp[1], NULL, 10, 0x100)), "EINVAL");
+  expect_long("splice nothing", splice(f, NULL, pp[1], NULL, 0, 0), 0);
+  close(q[1]);
+  expect_long("splice from a pipe at EOF", splice(q[0], NULL, g, NULL, 10, 0), 0);
+  close(q[0]);
 
   close(f);
   close(g);
