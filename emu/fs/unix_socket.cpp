@@ -310,15 +310,16 @@ SysResult UnixSocket::send_dgram(SyscallContext& ctx, std::span<const std::uint8
   UnixSock& sk = *sk_;
   if (sk.type == kSockSeqpacket && sk.state != UnixSock::State::Connected)
     return SysResult::err(ENOTCONN);
-  std::shared_ptr<UnixSock> other = sk.type == kSockSeqpacket ? sk.peer : a.to;
-  if (!other) other = sk.peer;
-  if (!other) return SysResult::err(ENOTCONN);
   if (data.size() > sk.sndbuf - 32) return SysResult::err(EMSGSIZE);
+  // The message is allocated (sock_alloc_send_pskb) before the peer is looked at.
   if (sk.shutdown & kSendShutdown) return SysResult::err(EPIPE);
   if (sk.wmem >= sk.sndbuf) {
     if (nonblock(a.flags)) return SysResult::err(EAGAIN);
     return sock_wait(ctx, sk, sk.wait, 0, sk.sndtimeo_us);
   }
+  std::shared_ptr<UnixSock> other = sk.type == kSockSeqpacket ? sk.peer : a.to;
+  if (!other) other = sk.peer;
+  if (!other) return SysResult::err(ENOTCONN);
   if (other->dead) {
     if (sk.type == kSockSeqpacket) return SysResult::err(EPIPE);
     if (sk.peer == other) {

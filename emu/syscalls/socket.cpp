@@ -294,9 +294,7 @@ SysResult stream_connect(SyscallContext& ctx, UnixSocket& s, const std::string& 
   if (sk.state != UnixSock::State::Unconnected) return err(EINVAL);
   auto embryo = new_unix_sock(ctx, sk.type);
   if (l.bound()) embryo->set_addr(l.addr(), nullptr);
-  embryo->sndbuf = l.sndbuf;
-  embryo->rcvbuf = l.rcvbuf;
-  embryo->passcred = l.passcred;
+  embryo->passcred = l.passcred;  // unix_sock_inherit_flags at accept
   unix_connect_pair(s.sock_ref(), embryo, current_cred(ctx), l.peercred);
   l.backlog.push_back(std::move(embryo));
   l.wait.wake_all();

@@ -95,7 +95,18 @@ static void pairs(void) {
     if (t == SOCK_STREAM) {
       expect_str("stream write after close", rc_str(write(sv[1], "x", 1)), "EPIPE");
       expect_long("stream SIGPIPE", sigpipes - before, 1);
+    } else {
+      /* No SIGPIPE for messages; a refused datagram socket lost its peer. */
+      snprintf(label, sizeof label, "%s send again", n);
+      expect_str(label, rc_str(send(sv[1], "x", 1, 0)),
+                 t == SOCK_DGRAM ? "ENOTCONN" : "EPIPE");
+      snprintf(label, sizeof label, "%s no SIGPIPE", n);
+      expect_long(label, sigpipes - before, 0);
     }
+    /* Our own SHUT_WR is looked at first. */
+    CHECK(shutdown(sv[1], SHUT_WR) == 0);
+    snprintf(label, sizeof label, "%s send after own SHUT_WR", n);
+    expect_str(label, rc_str(send(sv[1], "x", 1, MSG_NOSIGNAL)), "EPIPE");
     close(sv[1]);
   }
 
