@@ -212,6 +212,12 @@ SysResult autobind(SyscallContext& ctx, UnixSocket& s) {
   return err(ENOSPC);
 }
 
+// A socket with SO_PASSCRED gets a name when it connects or sends a datagram, so that its
+// peer can tell who sent what.
+void autobind_passcred(SyscallContext& ctx, UnixSocket& s) {
+  if (s.sock().passcred && !s.sock().bound()) (void)autobind(ctx, s);
+}
+
 // unix_bind_bsd: the name is made as a socket inode among the created files (EADDRINUSE if
 // the name exists, the parent directory's lookup and permission errors otherwise).
 SysResult bind_path(SyscallContext& ctx, UnixSocket& s, const std::string& sa) {
@@ -281,6 +287,7 @@ SysResult sys_listen(SyscallContext& ctx) {
 SysResult stream_connect(SyscallContext& ctx, UnixSocket& s, const std::string& sa) {
   UnixSock& sk = s.sock();
   if (auto v = validate_unix_addr(sa); !v) return err(v.error());
+  autobind_passcred(ctx, s);
   auto other = find_other(ctx, sa, sk.type);
   if (!other) return err(other.error());
   UnixSock& l = **other;
@@ -316,6 +323,7 @@ SysResult sys_connect(SyscallContext& ctx) {
     return SysResult::ok(0);
   }
   if (auto v = validate_unix_addr(*sa); !v) return err(v.error());
+  autobind_passcred(ctx, **s);
   auto other = find_other(ctx, *sa, sk.type);
   if (!other) return err(other.error());
   if ((*other)->peer && (*other)->peer.get() != &sk) return err(EPERM);
@@ -458,6 +466,7 @@ Result<void> resolve_dest(SyscallContext& ctx, UnixSocket& s, const std::string&
   a.named = true;
   if (s.sock().type != kSockDgram) return {};
   if (auto v = validate_unix_addr(sa); !v) return v;
+  autobind_passcred(ctx, s);
   auto other = find_other(ctx, sa, kSockDgram);
   if (!other) return std::unexpected(other.error());
   a.to = *other;

@@ -295,6 +295,17 @@ static void named(void) {
   struct sockaddr unspec = {AF_UNSPEC, {0}};
   CHECK(connect(d1, &unspec, sizeof unspec) == 0);
   expect_str("after AF_UNSPEC", rc_str(sendto(d3, "x", 1, 0, (void*)&ab, alen)), "ok");
+  l = sizeof got;
+  expect_yes("from an unbound socket", recvfrom(d1, buf, sizeof buf, 0, (void*)&got, &l) == 1 &&
+                                           l == 0);
+  /* With SO_PASSCRED the sender gets a name on its first send. */
+  int one = 1;
+  CHECK(setsockopt(d3, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == 0);
+  CHECK(sendto(d3, "y", 1, 0, (void*)&ab, alen) == 1);
+  l = sizeof got;
+  expect_yes("SO_PASSCRED sender autobound",
+             recvfrom(d1, buf, sizeof buf, 0, (void*)&got, &l) == 1 && l == 8 &&
+                 got.sun_path[0] == 0);
   close(d1);
   close(d2);
   close(d3);
