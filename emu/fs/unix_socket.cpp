@@ -356,7 +356,9 @@ SysResult UnixSocket::recv_stream(SyscallContext& ctx, std::uint64_t len, int fl
   std::uint64_t copied = take_partial(sk, ctx);
   if (sk.state != UnixSock::State::Connected) return SysResult::err(EINVAL);
   const bool peek = (flags & kMsgPeek) != 0;
-  const std::uint64_t target = (flags & kMsgWaitall) ? len : std::min<std::uint64_t>(1, len);
+  const std::uint64_t target =
+      (flags & kMsgWaitall) ? len
+                            : std::min<std::uint64_t>(static_cast<std::uint64_t>(sk.rcvlowat), len);
   if (len == 0) return SysResult::ok(0);
   std::size_t i = 0;  // MSG_PEEK walks the queue without taking from it
   bool have_cred = copied > 0;

@@ -112,6 +112,10 @@ class UnixSock : public std::enable_shared_from_this<UnixSock> {
   std::size_t wmem = 0;  // truesize of this sock's messages still queued at a receiver
   bool passcred = false;
   int reuseaddr = 0, keepalive = 0;
+  std::map<int, int> flag_opts;  // SO_DEBUG, SO_BROADCAST, ...: kept, no effect on AF_UNIX
+  int priority = 0;
+  std::int32_t linger_onoff = 0, linger_secs = 0;  // SO_LINGER: close never waits here
+  std::int32_t rcvlowat = 1;                       // SO_RCVLOWAT: a stream read's minimum
   // SO_RCVTIMEO / SO_SNDTIMEO in microseconds; kNoTimeout waits for ever.
   static constexpr std::uint64_t kNoTimeout = ~0ULL;
   std::uint64_t rcvtimeo_us = kNoTimeout, sndtimeo_us = kNoTimeout;

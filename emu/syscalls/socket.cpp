@@ -31,6 +31,9 @@ constexpr int kAfUnspec = 0, kAfUnix = 1, kAfMax = 46;
 constexpr int kSockRaw = 3, kSockTypeMask = 0xf;
 constexpr int kSockNonblock = 0x800, kSockCloexec = 0x80000;  // both ABIs
 constexpr int kSolSocket = 1;
+constexpr int kSoDebug = 1, kSoDontroute = 5, kSoBroadcast = 6, kSoOobinline = 10, kSoNoCheck = 11,
+              kSoPriority = 12, kSoLinger = 13, kSoReuseport = 15, kSoRcvlowat = 18,
+              kSoSndlowat = 19;
 constexpr int kSoReuseaddr = 2, kSoType = 3, kSoError = 4, kSoSndbuf = 7, kSoRcvbuf = 8,
               kSoKeepalive = 9, kSoPasscred = 16, kSoPeercred = 17, kSoAcceptconn = 30,
               kSoRcvtimeoOld = 20, kSoSndtimeoOld = 21, kSoProtocol = 38, kSoDomain = 39,
@@ -703,6 +706,29 @@ SysResult sys_getsockopt(SyscallContext& ctx) {
   }
   std::int32_t v = 0;
   switch (name) {
+    case kSoLinger: {
+      const std::int32_t lg[2] = {sk.linger_onoff, sk.linger_secs};
+      const auto n = std::min<std::int32_t>(*len, sizeof lg);
+      if (n && !ctx.write(optval, lg, static_cast<std::size_t>(n))) return err(EFAULT);
+      return SysResult::from(ctx.write_obj(optlen, n));
+    }
+    case kSoDebug:
+    case kSoDontroute:
+    case kSoBroadcast:
+    case kSoOobinline:
+    case kSoNoCheck:
+    case kSoReuseport:
+      v = sk.flag_opts.contains(name) ? sk.flag_opts.at(name) : 0;
+      break;
+    case kSoPriority:
+      v = sk.priority;
+      break;
+    case kSoRcvlowat:
+      v = sk.rcvlowat;
+      break;
+    case kSoSndlowat:
+      v = 1;
+      break;
     case kSoType:
       v = sk.type;
       break;
@@ -776,9 +802,41 @@ SysResult sys_setsockopt(SyscallContext& ctx) {
     (name == kSoRcvtimeoOld || name == kSoRcvtimeoNew ? sk.rcvtimeo_us : sk.sndtimeo_us) = us;
     return SysResult::ok(0);
   }
+  if (name == kSoLinger) {
+    std::int32_t lg[2];
+    if (optlen < static_cast<std::int32_t>(sizeof lg)) return err(EINVAL);
+    if (!ctx.read(optval, lg, sizeof lg)) return err(EFAULT);
+    sk.linger_onoff = lg[0] != 0;
+    sk.linger_secs = lg[0] ? lg[1] : sk.linger_secs;
+    return SysResult::ok(0);
+  }
   if (optlen < static_cast<std::int32_t>(sizeof(std::int32_t))) return err(EINVAL);
   auto v = ctx.read_obj<std::int32_t>(optval);
   if (!v) return err(EFAULT);
+  const bool admin = ctx.proc.cred.euid == 0;  // CAP_NET_ADMIN
+  switch (name) {
+    case kSoDebug:
+      if (*v && !admin) return err(EACCES);
+      [[fallthrough]];
+    case kSoDontroute:
+    case kSoBroadcast:
+    case kSoOobinline:
+    case kSoNoCheck:
+    case kSoReuseport:
+      sk.flag_opts[name] = *v != 0;
+      return SysResult::ok(0);
+    case kSoPriority:
+      if ((*v < 0 || *v > 6) && !admin) return err(EPERM);
+      sk.priority = *v;
+      return SysResult::ok(0);
+    case kSoRcvlowat:
+      sk.rcvlowat = *v < 0 ? 0x7fffffff : std::max(*v, 1);
+      return SysResult::ok(0);
+    case kSoSndlowat:
+      return err(ENOPROTOOPT);
+    default:
+      break;
+  }
   const auto uv = static_cast<std::uint32_t>(*v);
   switch (name) {
     case kSoSndbuf:
