@@ -4,7 +4,8 @@
  * - shutdown(SHUT_WR) is the peer's EOF; after close: stream/seqpacket read EOF and send
  *   EPIPE (SIGPIPE unless MSG_NOSIGNAL), datagram send ECONNREFUSED; poll revents;
  * - getsockopt SO_TYPE, SO_ERROR, SO_PEERCRED, SO_ACCEPTCONN, SO_DOMAIN; setsockopt
- *   SO_SNDBUF doubling; unknown options ENOPROTOOPT, other levels EOPNOTSUPP;
+ *   SO_SNDBUF doubling, SO_LINGER, SO_RCVLOWAT; unknown options ENOPROTOOPT, other levels
+ *   EOPNOTSUPP;
  * - bind to a path (a socket file: stat S_ISSOCK, EADDRINUSE twice, unlink), listen,
  *   connect from a child, accept4, getsockname/getpeername, ECONNREFUSED without a
  *   listener, ENOENT for a missing path, a full backlog's EAGAIN; abstract names and
@@ -149,6 +150,18 @@ static void pairs(void) {
   expect_str("other level", rc_str(setsockopt(sv[0], 6, 1, &v, sizeof v)), "EOPNOTSUPP");
   expect_str("short setsockopt", rc_str(setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &v, 2)),
              "EINVAL");
+  struct linger lg = {1, 5};
+  CHECK(setsockopt(sv[0], SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+  memset(&lg, 0, sizeof lg);
+  l = sizeof lg;
+  CHECK(getsockopt(sv[0], SOL_SOCKET, SO_LINGER, &lg, &l) == 0);
+  expect_yes("SO_LINGER kept", lg.l_onoff == 1 && lg.l_linger == 5 && l == sizeof lg);
+  v = 3;
+  CHECK(setsockopt(sv[1], SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v) == 0);
+  CHECK(send(sv[0], "ab", 2, 0) == 2);
+  expect_long("SO_RCVLOWAT nonblocking short read", recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), 2);
+  expect_str("SO_SNDLOWAT is read-only",
+             rc_str(setsockopt(sv[0], SOL_SOCKET, SO_SNDLOWAT, &v, sizeof v)), "ENOPROTOOPT");
   expect_str("shutdown bad how", rc_str(shutdown(sv[0], 7)), "EINVAL");
   expect_str("accept on a pair", rc_str(accept(sv[0], NULL, NULL)), "EINVAL");
   expect_str("listen on a pair", rc_str(listen(sv[0], 1)), "EINVAL");
