@@ -53,10 +53,13 @@ std::uint64_t take_partial(UnixSock& sk, const SyscallContext& ctx) {
   return done;
 }
 
-UnixSkb make_skb(const UnixSock& from, const SyscallContext& ctx, const std::uint8_t* data,
-                 std::size_t n, const SendArgs& a) {
+// A message of n bytes from the source at `at`; nullopt when the source faulted.
+std::optional<UnixSkb> make_skb(const UnixSock& from, const SyscallContext& ctx,
+                                const SendSource& src, std::uint64_t at, std::size_t n,
+                                const SendArgs& a) {
   UnixSkb skb;
-  skb.data.assign(data, data + n);
+  skb.data.resize(n);
+  if (n && !src(at, skb.data.data(), n)) return std::nullopt;
   skb.cred = a.cred ? *a.cred : scm_cred(ctx);
   skb.from = from.addr();
   skb.truesize = n + UnixSock::kSkbOverhead;
@@ -218,7 +221,11 @@ SysResult UnixSocket::read(SyscallContext& ctx, std::span<std::uint8_t> buf) {
 
 SysResult UnixSocket::write(SyscallContext& ctx, std::span<const std::uint8_t> buf) {
   SendArgs a;
-  return send(ctx, buf, a);
+  auto src = [&buf](std::uint64_t at, std::uint8_t* dst, std::uint64_t n) {
+    std::copy_n(buf.begin() + static_cast<std::ptrdiff_t>(at), n, dst);
+    return true;
+  };
+  return send(ctx, buf.size(), src, a);
 }
 
 SysResult UnixSocket::ioctl(SyscallContext& ctx, std::uint64_t request, std::uint64_t arg) {
@@ -266,15 +273,16 @@ unsigned UnixSocket::poll(WaitQueue** wq) {
   return mask;
 }
 
-SysResult UnixSocket::send(SyscallContext& ctx, std::span<const std::uint8_t> data, SendArgs& a) {
+SysResult UnixSocket::send(SyscallContext& ctx, std::uint64_t len, const SendSource& src,
+                           SendArgs& a) {
   if (a.flags & kMsgOob) return SysResult::err(EOPNOTSUPP);
-  if (sk_->type == kSockStream) return send_stream(ctx, data, a);
-  return send_dgram(ctx, data, a);
+  if (sk_->type == kSockStream) return send_stream(ctx, len, src, a);
+  return send_dgram(ctx, len, src, a);
 }
 
 // unix_stream_sendmsg: the bytes go in messages of at most half the send buffer, blocking
 // while the send buffer is full; a peer that went (or shut reading) is EPIPE + SIGPIPE.
-SysResult UnixSocket::send_stream(SyscallContext& ctx, std::span<const std::uint8_t> data,
+SysResult UnixSocket::send_stream(SyscallContext& ctx, std::uint64_t len, const SendSource& src,
                                   SendArgs& a) {
   UnixSock& sk = *sk_;
   std::uint64_t done = take_partial(sk, ctx);
@@ -287,30 +295,31 @@ SysResult UnixSocket::send_stream(SyscallContext& ctx, std::span<const std::uint
   };
   if (sk.shutdown & kSendShutdown) return pipe_err();
   bool fds_sent = done > 0;
-  while (done < data.size()) {
+  while (done < len) {
     UnixSock& other = *sk.peer;
     if (other.dead || (other.shutdown & kRcvShutdown)) return pipe_err();
     if (sk.wmem >= sk.sndbuf) {
       if (nonblock(a.flags)) return done ? SysResult::ok(done) : SysResult::err(EAGAIN);
       return sock_wait(ctx, sk, sk.wait, done, sk.sndtimeo_us);
     }
-    const std::size_t n = std::min<std::uint64_t>(data.size() - done, (sk.sndbuf >> 1) - 64);
-    UnixSkb skb = make_skb(sk, ctx, data.data() + done, n, a);
-    if (!fds_sent) skb.fds = std::move(a.fds);
+    const std::size_t n = std::min<std::uint64_t>(len - done, (sk.sndbuf >> 1) - 64);
+    auto skb = make_skb(sk, ctx, src, done, n, a);
+    if (!skb) return done ? SysResult::ok(done) : SysResult::err(EFAULT);
+    if (!fds_sent) skb->fds = std::move(a.fds);
     fds_sent = true;
-    queue_skb(sk, other, std::move(skb));
+    queue_skb(sk, other, std::move(*skb));
     done += n;
   }
   return SysResult::ok(done);
 }
 
 // unix_dgram_sendmsg (and seqpacket's): one message, whole or not at all.
-SysResult UnixSocket::send_dgram(SyscallContext& ctx, std::span<const std::uint8_t> data,
+SysResult UnixSocket::send_dgram(SyscallContext& ctx, std::uint64_t len, const SendSource& src,
                                  SendArgs& a) {
   UnixSock& sk = *sk_;
   if (sk.type == kSockSeqpacket && sk.state != UnixSock::State::Connected)
     return SysResult::err(ENOTCONN);
-  if (data.size() > sk.sndbuf - 32) return SysResult::err(EMSGSIZE);
+  if (len > sk.sndbuf - 32) return SysResult::err(EMSGSIZE);
   // The message is allocated (sock_alloc_send_pskb) before the peer is looked at.
   if (sk.shutdown & kSendShutdown) return SysResult::err(EPIPE);
   if (sk.wmem >= sk.sndbuf) {
@@ -334,10 +343,11 @@ SysResult UnixSocket::send_dgram(SyscallContext& ctx, std::span<const std::uint8
     if (nonblock(a.flags)) return SysResult::err(EAGAIN);
     return sock_wait(ctx, sk, other->wait, 0, sk.sndtimeo_us);
   }
-  UnixSkb skb = make_skb(sk, ctx, data.data(), data.size(), a);
-  skb.fds = std::move(a.fds);
-  queue_skb(sk, *other, std::move(skb));
-  return SysResult::ok(data.size());
+  auto skb = make_skb(sk, ctx, src, 0, len, a);
+  if (!skb) return SysResult::err(EFAULT);
+  skb->fds = std::move(a.fds);
+  queue_skb(sk, *other, std::move(*skb));
+  return SysResult::ok(len);
 }
 
 SysResult UnixSocket::recv(SyscallContext& ctx, std::uint64_t len, int flags, const RecvSink& sink,

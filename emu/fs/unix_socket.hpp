@@ -149,6 +149,10 @@ class UnixNames {
 using RecvSink =
     std::function<std::uint64_t(const std::uint8_t* src, std::uint64_t at, std::uint64_t n)>;
 
+// Where a send takes the bytes: copies n bytes at logical offset `at` of the caller's
+// buffer into dst; false when the guest's buffer faulted (the message is not sent).
+using SendSource = std::function<bool(std::uint64_t at, std::uint8_t* dst, std::uint64_t n)>;
+
 struct SendArgs {
   int flags = 0;                 // MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, ...
   bool named = false;            // an address was given (a connection refuses it)
@@ -189,14 +193,16 @@ class UnixSocket final : public OpenFile {
   // unix_stream_sendmsg / unix_dgram_sendmsg / unix_seqpacket_sendmsg: bytes sent, or the
   // errno (EPIPE after raising SIGPIPE unless MSG_NOSIGNAL, EAGAIN, ECONNREFUSED, ...), or
   // a block.
-  SysResult send(SyscallContext& ctx, std::span<const std::uint8_t> data, SendArgs& args);
+  // len bytes from src; a fault ends a stream send with the bytes sent so far (EFAULT if
+  // none), and fails a datagram with EFAULT.
+  SysResult send(SyscallContext& ctx, std::uint64_t len, const SendSource& src, SendArgs& args);
   // unix_stream_recvmsg / unix_dgram_recvmsg: up to len bytes into sink.
   SysResult recv(SyscallContext& ctx, std::uint64_t len, int flags, const RecvSink& sink,
                  RecvOut& out);
 
  private:
-  SysResult send_stream(SyscallContext& ctx, std::span<const std::uint8_t> data, SendArgs& a);
-  SysResult send_dgram(SyscallContext& ctx, std::span<const std::uint8_t> data, SendArgs& a);
+  SysResult send_stream(SyscallContext& ctx, std::uint64_t len, const SendSource& src, SendArgs& a);
+  SysResult send_dgram(SyscallContext& ctx, std::uint64_t len, const SendSource& src, SendArgs& a);
   SysResult recv_stream(SyscallContext& ctx, std::uint64_t len, int flags, const RecvSink& sink,
                         RecvOut& out);
   SysResult recv_dgram(SyscallContext& ctx, std::uint64_t len, int flags, const RecvSink& sink,

@@ -44,7 +44,9 @@ constexpr int kMsgCtrunc = 0x8, kMsgTrunc = 0x20, kMsgDontwait = 0x40, kMsgCmsgC
 constexpr std::uint64_t kSockaddrStorage = 128;
 constexpr std::size_t kSunPathOff = 2, kSockaddrUnSize = 110;
 constexpr std::uint64_t kUioMaxIov = 1024;
-constexpr std::uint64_t kCmsgHdr = 16;  // cmsg_len (size_t), cmsg_level, cmsg_type
+constexpr std::uint64_t kCmsgHdr = 16;
+constexpr std::uint64_t kOptmemMax =
+    131072;  // net.core.optmem_max  // cmsg_len (size_t), cmsg_level, cmsg_type
 
 SysResult err(int e) {
   return SysResult::err(e);
@@ -434,14 +436,24 @@ Result<Segments> read_iovec(const SyscallContext& ctx, vaddr_t iov, std::uint64_
   return s;
 }
 
-Result<std::vector<std::uint8_t>> gather(const SyscallContext& ctx, const Segments& s) {
-  std::vector<std::uint8_t> buf(s.total);
-  std::uint64_t done = 0;
-  for (const auto& [base, len] : s.seg) {
-    if (copy_in_partial(ctx, buf.data() + done, base, len) < len) return fail(EFAULT);
-    done += len;
-  }
-  return buf;
+// The guest's segments as a send's source, copied message by message (no buffer of the
+// whole length: a stream send may be up to 2 GiB).
+SendSource gather_source(const SyscallContext& ctx, const Segments& s) {
+  return [&ctx, &s](std::uint64_t at, std::uint8_t* dst, std::uint64_t n) {
+    std::uint64_t done = 0;
+    for (const auto& [base, len] : s.seg) {
+      if (done == n) break;
+      if (at >= len) {
+        at -= len;
+        continue;
+      }
+      const std::uint64_t k = std::min(len - at, n - done);
+      if (copy_in_partial(ctx, dst + done, base + at, k) < k) return false;
+      done += k;
+      at = 0;
+    }
+    return done == n;
+  };
 }
 
 RecvSink scatter_sink(const SyscallContext& ctx, const Segments& s) {
@@ -492,9 +504,7 @@ SysResult sys_sendto(SyscallContext& ctx) {
   Segments seg;
   seg.seg.emplace_back(buf, len);
   seg.total = len;
-  auto data = gather(ctx, seg);
-  if (!data) return err(data.error());
-  return (*s)->send(ctx, *data, a);
+  return (*s)->send(ctx, len, gather_source(ctx, seg), a);
 }
 
 SysResult sys_recvfrom(SyscallContext& ctx) {
@@ -526,7 +536,7 @@ static_assert(sizeof(GuestMsghdr) == 56);
 // __scm_send: SCM_RIGHTS descriptors and checked SCM_CREDENTIALS from the control buffer.
 Result<void> parse_cmsgs(SyscallContext& ctx, const GuestMsghdr& m, SendArgs& a) {
   if (m.controllen == 0) return {};
-  if (m.controllen > 0x7fffffff) return fail(ENOBUFS);
+  if (m.controllen > kOptmemMax) return fail(ENOBUFS);  // sock_kmalloc's limit
   std::vector<std::uint8_t> c(m.controllen);
   if (!ctx.read(m.control, c.data(), c.size())) return fail(EFAULT);
   std::uint64_t off = 0;
@@ -589,9 +599,7 @@ SysResult sys_sendmsg(SyscallContext& ctx) {
     if (!sa) return err(sa.error());
     if (auto r = resolve_dest(ctx, **s, *sa, a); !r) return err(r.error());
   }
-  auto data = gather(ctx, *seg);
-  if (!data) return err(data.error());
-  return (*s)->send(ctx, *data, a);
+  return (*s)->send(ctx, seg->total, gather_source(ctx, *seg), a);
 }
 
 // put_cmsg / scm_detach_fds: the received credentials and descriptors as control messages;
