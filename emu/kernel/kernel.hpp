@@ -36,6 +36,7 @@
 namespace mmemu {
 
 class SyscallTable;
+class UnixNames;
 
 // When page tables are dumped (--dump-pgtables WHEN[,WHEN...]).
 struct DumpWhen {
@@ -163,6 +164,8 @@ class Kernel {
   CreatedFiles& created_files() { return created_files_; }
   // The SysV shared memory segments of the run's IPC namespace (emu/fs/sysv_shm.hpp).
   SysvShm& sysv_shm() { return sysv_shm_; }
+  // The AF_UNIX names of the run (emu/fs/unix_socket.hpp), made on first use.
+  std::shared_ptr<UnixNames>& unix_names() { return unix_names_; }
   // Generates a signal for p (kill, tgkill, SIGPIPE, SIGCHLD...): queued, and p woken if it
   // is blocked and the signal is deliverable. Delivery happens before p next runs.
   void send_signal(Process& p, const SigInfo& info);
@@ -253,6 +256,7 @@ class Kernel {
   std::map<std::string, File*, std::less<>> file_cache_;
   CreatedFiles created_files_;
   SysvShm sysv_shm_{machine_};
+  std::shared_ptr<UnixNames> unix_names_;
   std::set<std::uint64_t> unknown_reported_;  // syscall numbers already reported
   std::uint64_t rng_state_;
   RunSummary summary_;  // the initial process's status, when known
