@@ -134,7 +134,8 @@ std::expected<void, ExecError> Kernel::load_program_at(Process& p, int dirfd,
     next.push_back(interp);
     if (!args.empty()) next.insert(next.end(), args.begin() + 1, args.end());
     args = std::move(next);
-    auto ie = open_exec(ctx, kAtFdcwd, sb.interp, 0);
+    // An empty name (a "#!" line cut by the buffer's zeros) is the cwd, as open_exec("").
+    auto ie = open_exec(ctx, kAtFdcwd, sb.interp, sb.interp.empty() ? kAtEmptyPath : 0);
     if (!ie)
       return err(ie.error().code,
                  fmt::format("interpreter {}: {}", sb.interp, std::strerror(ie.error().code)));
