@@ -1,6 +1,7 @@
 // open_exec and load_script's "#!" parsing.
 #include "emu/fs/exec_lookup.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "emu/fs/shmem_file.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "vma/file.hpp"
 #include "vma/shmem.hpp"
@@ -106,6 +108,23 @@ Result<void> may_exec(SyscallContext& ctx, const ExecTarget& t) {
   return {};
 }
 
+// deny_write_access: a file open for writing somewhere cannot run (ETXTBSY). Only files
+// the guest created can be written; a memfd's descriptors do not count (memfd_create's file
+// takes no write access).
+bool open_for_writing(SyscallContext& ctx, const File* file) {
+  std::vector<Process*> procs = ctx.kernel.processes();
+  if (std::find(procs.begin(), procs.end(), &ctx.proc) == procs.end()) procs.push_back(&ctx.proc);
+  for (Process* q : procs) {
+    if (!q->fds) continue;
+    for (int fd : q->fds->open_fds()) {
+      const auto* sf = dynamic_cast<const ShmemFile*>(q->fds->get(fd).get());
+      if (sf && sf->inode()->file == file && (sf->flags() & O_ACCMODE) != O_RDONLY && !sf->memfd())
+        return true;
+    }
+  }
+  return false;
+}
+
 bool blank(std::uint8_t c) {
   return c == ' ' || c == '\t';
 }
@@ -138,6 +157,10 @@ Result<ExecFile> open_exec(SyscallContext& ctx, int dirfd, const std::string& pa
   if (auto r = may_exec(ctx, target); !r) {
     target.file->put();
     return std::unexpected(r.error());
+  }
+  if (target.file->shmem() && open_for_writing(ctx, target.file)) {
+    target.file->put();
+    return fail(ETXTBSY);
   }
   return ExecFile(std::move(target), std::move(filename), empty, inaccessible);
 }

@@ -2,8 +2,9 @@
 // path names, looked up in the guest's name space like open (emu/fs/path_lookup.hpp: the
 // cwd or a directory descriptor, /proc/self/exe, /proc/self/fd/N, files guests created in
 // memory, memfds through AT_EMPTY_PATH), with exec's checks: a regular file (EACCES
-// otherwise, directories included) with an x bit the caller may use (EACCES); the bytes
-// the loader reads; and the "#!" line of a script.
+// otherwise, directories included) with an x bit the caller may use (EACCES), not open
+// for writing (ETXTBSY, files guests created); the bytes the loader reads; and the "#!"
+// line of a script.
 #pragma once
 
 #include <cstdint>
