@@ -2,11 +2,12 @@
 // open_exec's errnos (measured natively: ENOENT, ENOTDIR, EACCES for a directory or a file
 // without an x bit, ELOOP for link loops and AT_SYMLINK_NOFOLLOW, EINVAL for unknown
 // flags), exec of a script the guest created in memory, an injected allocation failure at
-// every point of an exec leaving the caller as it was, and busybox sh running its applets
-// through /proc/self/exe.
+// every point of an exec leaving the caller as it was, busybox sh running its applets
+// through /proc/self/exe, and the one log line for a thread-creating clone.
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "emu/fs/exec_lookup.hpp"
 #include "emu_test_util.hpp"
@@ -166,6 +167,21 @@ TEST_P(ExecLookupTest, InjectedFailureLeavesTheCallerAsItWas) {
     EXPECT_EQ(p.comm, "systest");
   }
   EXPECT_TRUE(done);
+}
+
+// Threads are not there yet: clone with CLONE_VM without CLONE_VFORK is EINVAL, and the
+// log names the flags once per run (pthread_create would otherwise fail silently).
+TEST_P(ExecLookupTest, ThreadCloneIsEinvalAndLoggedOnce) {
+  register_process_syscalls(table);
+  std::ostringstream log;
+  k.log().set_stream(&log);
+  constexpr std::uint64_t kThreadFlags = 0x3d0f00;  // what glibc's pthread_create passes
+  EXPECT_EQ(call(Sys::clone, kThreadFlags, 0, 0, 0, 0), -EINVAL);
+  EXPECT_EQ(call(Sys::clone, kThreadFlags, 0, 0, 0, 0), -EINVAL);
+  EXPECT_EQ(log.str(),
+            "mmemu: clone flags CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|"
+            "CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID not supported "
+            "(threads): returning EINVAL\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Arch, ExecLookupTest, ::testing::Values(Arch::X86_64, Arch::Arm64),
