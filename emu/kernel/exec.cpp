@@ -1,9 +1,6 @@
-// Loading a program into a process (spawn and execve), the CPU/TLB pairing, and giving up
-// an address space.
-#include <unistd.h>
-
-#include <climits>
-#include <cstdlib>
+// Loading a program into a process (spawn and execve: the file looked up as the guest
+// sees the file system, #! scripts handed to their interpreter, the ELF image built before
+// the old one goes), the CPU/TLB pairing, and giving up an address space.
 #include <cstring>
 
 #include <fmt/format.h>
