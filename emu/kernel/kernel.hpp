@@ -261,13 +261,13 @@ class Kernel {
   CreatedFiles created_files_;
   SysvShm sysv_shm_{machine_};
   std::set<std::uint64_t> unknown_reported_;  // syscall numbers already reported
+  // log_once's keys.
+  std::set<std::string, std::less<>> logged_once_;
   std::uint64_t rng_state_;
   RunSummary summary_;  // the initial process's status, when known
   bool init_exited_ = false;
   int forks_ = 0;                      // fork attempts so far (inject_at_fork)
   std::vector<std::string> problems_;  // invariant failures seen during the run
-  // log_once's keys.
-  std::set<std::string, std::less<>> logged_once_;
 };
 
 }  // namespace mmemu
