@@ -192,6 +192,13 @@ class Kernel {
   // (exit_signal, wake its wait), reparents children; p becomes a zombie (or is reaped at
   // once if nobody will wait for it). wait_status in Linux's encoding.
   void exit_process(Process& p, int wait_status);
+  // execveat: `path` relative to dirfd, flags AT_EMPTY_PATH and AT_SYMLINK_NOFOLLOW; the
+  // file and a script's interpreters are looked up in the guest's name space.
+  std::expected<void, ExecError> exec_process_at(Process& p, int dirfd, const std::string& path,
+                                                 int flags, const std::vector<std::string>& argv,
+                                                 const std::vector<std::string>& envp);
+  // A log line written once per run for `key` (a feature the guest asked for and mmemu lacks).
+  void log_once(std::string_view key, std::string_view line);
   // Reaps a zombie child for wait4/waitid: removes it from the table.
   void reap(Process& zombie);
 
@@ -229,6 +236,9 @@ class Kernel {
   // An address space around a new mm (exec's, or fork's copy) whose exit_mmap is traced
   // under `pid`.
   std::shared_ptr<AddressSpace> make_address_space(std::unique_ptr<Mm> mm, int pid);
+  std::expected<void, ExecError> load_program_at(Process& p, int dirfd, const std::string& path,
+                                                 int flags, const std::vector<std::string>& argv,
+                                                 const std::vector<std::string>& envp);
   Result<std::unique_ptr<Cpu>> make_cpu(Arch arch);  // make_cpu_ over the machine's memory
   // Pairs p's new CPU and a TLB with p.as; the mm reads p's resource limits from then on.
   void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
@@ -258,6 +268,8 @@ class Kernel {
   SysvShm sysv_shm_{machine_};
   std::shared_ptr<UnixNames> unix_names_;
   std::set<std::uint64_t> unknown_reported_;  // syscall numbers already reported
+  // log_once's keys.
+  std::set<std::string, std::less<>> logged_once_;
   std::uint64_t rng_state_;
   RunSummary summary_;  // the initial process's status, when known
   bool init_exited_ = false;
