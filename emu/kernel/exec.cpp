@@ -10,6 +10,7 @@
 
 #include "emu/image/arch_pages.hpp"
 #include "emu/image/loader.hpp"
+#include "emu/kernel/cred.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "vma/exit_mmap.hpp"
 #include "vma/file.hpp"
@@ -176,6 +177,8 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
   p.as = std::move(as);
   p.arch = img->arch;
   p.comm = base_name(path);
+  cap_bprm_creds(p.cred);  // the new image's capabilities, which the new mm checks
+  sync_mm_caps(p);
   // The new mm was built against the default RLIMIT_DATA/STACK/MEMLOCK/AS (the stack size
   // and mmap_base come from them), and the process takes those: behaviour kept from when an
   // mm held these four itself. Linux keeps every limit across execve.
