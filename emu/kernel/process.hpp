@@ -99,6 +99,7 @@ class Process {
   Arch arch;
   std::string comm;  // /proc/self/comm: the executable's base name, 15 bytes at most
   Credentials cred;
+  int nice = 0;  // -20..19 (setpriority); inherited by fork, kept by execve
   FsContext fs;
   Rlimits rlimits;  // the mm the process runs on reads them (Kernel::attach_cpu)
   ProcState state = ProcState::Runnable;

@@ -338,6 +338,60 @@ SysResult sys_sched_setaffinity(SyscallContext& ctx) {
   return SysResult::ok(0);
 }
 
+// ---- nice values (getpriority/setpriority) ----
+
+constexpr int kPrioProcess = 0, kPrioPgrp = 1, kPrioUser = 2, kMinNice = -20, kMaxNice = 19;
+
+// The processes a (which, who) pair names: one process, a process group, a user's.
+std::vector<Process*> prio_targets(SyscallContext& ctx, int which, int who) {
+  std::vector<Process*> out;
+  const std::uint32_t uid = who ? static_cast<std::uint32_t>(who) : ctx.proc.cred.uid;
+  const int pgrp = who ? who : ctx.proc.pgid;
+  for (Process* q : ctx.kernel.processes()) {
+    const bool match = which == kPrioProcess ? q->pid == (who ? who : ctx.proc.pid)
+                       : which == kPrioPgrp  ? q->pgid == pgrp
+                                             : q->cred.uid == uid;
+    if (match) out.push_back(q);
+  }
+  if (which == kPrioProcess && out.empty() && (who == 0 || who == ctx.proc.pid))
+    out.push_back(&ctx.proc);  // a process the table does not hold yet (tests)
+  return out;
+}
+
+// getpriority answers 20 - nice (1..40) of the highest-priority match: no negative value
+// can be mistaken for an error.
+SysResult sys_getpriority(SyscallContext& ctx) {
+  const int which = ctx.arg_int(0), who = ctx.arg_int(1);
+  if (which < kPrioProcess || which > kPrioUser) return err(EINVAL);
+  int best = 0;
+  for (Process* q : prio_targets(ctx, which, who))
+    best = std::max(best, 20 - q->nice);
+  return best ? SysResult::ok(static_cast<std::uint64_t>(best)) : err(ESRCH);
+}
+
+// set_one_prio: the caller's euid must be the target's real or effective uid (or
+// CAP_SYS_NICE); lowering the nice value past RLIMIT_NICE needs CAP_SYS_NICE, as does a
+// target holding capabilities the caller does not (cap_safe_nice).
+int set_one_prio(const Credentials& me, Process& p, int nice, int error) {
+  const bool sys_nice = capable(me, CAP_SYS_NICE);
+  if (p.cred.uid != me.euid && p.cred.euid != me.euid && !sys_nice) return EPERM;
+  if (nice<p.nice&& static_cast<std::uint64_t>(20 - nice)> p.rlimits[Rlim::Nice].cur && !sys_nice)
+    return EACCES;
+  if ((p.cred.cap_permitted & ~me.cap_permitted) && !sys_nice) return EPERM;
+  p.nice = nice;
+  return error == ESRCH ? 0 : error;
+}
+
+SysResult sys_setpriority(SyscallContext& ctx) {
+  const int which = ctx.arg_int(0), who = ctx.arg_int(1);
+  if (which < kPrioProcess || which > kPrioUser) return err(EINVAL);
+  const int nice = std::clamp(ctx.arg_int(2), kMinNice, kMaxNice);
+  int error = ESRCH;
+  for (Process* q : prio_targets(ctx, which, who))
+    error = set_one_prio(ctx.proc.cred, *q, nice, error);
+  return error ? err(error) : SysResult::ok(0);
+}
+
 SysResult sys_getcpu(SyscallContext& ctx) {
   const std::uint32_t zero = 0;
   if (ctx.arg(0) && !ctx.write_obj(ctx.arg(0), zero)) return err(EFAULT);
@@ -433,6 +487,8 @@ void register_misc_syscalls(SyscallTable& t) {
   t.add(Sys::sched_getaffinity, sys_sched_getaffinity);
   t.add(Sys::sched_setaffinity, sys_sched_setaffinity);
   t.add(Sys::getcpu, sys_getcpu);
+  t.add(Sys::getpriority, sys_getpriority);
+  t.add(Sys::setpriority, sys_setpriority);
   t.add(Sys::personality, sys_personality);
   t.add(Sys::prctl, sys_prctl);
   t.add(Sys::getrusage, sys_getrusage);

@@ -1,7 +1,8 @@
 /* creds: user and group ids, supplementary groups and capabilities as root holds and loses
  * them (kernel/sys.c, security/commoncap.c), and the checks they gate: mlock past
  * RLIMIT_MEMLOCK (CAP_IPC_LOCK), raising a hard limit (CAP_SYS_RESOURCE), the set*id calls
- * (CAP_SETUID/CAP_SETGID), setgroups (CAP_SETGID).
+ * (CAP_SETUID/CAP_SETGID), setgroups (CAP_SETGID), a nice value below 0 or past RLIMIT_NICE
+ * and another user's process (CAP_SYS_NICE).
  *
  * The facts are root's: a run by another user prints one line and stops (mmemu runs as
  * the user running it, like the native reference). Each scenario runs in a forked child,
@@ -133,6 +134,17 @@ static void as_root(void) {
   expect_long("setfsuid 0 (old)", setfsuid(0), 1000);
   c = get_caps();
   expect_yes("fsuid 0: CAP_DAC_OVERRIDE back", has(c.eff, CAP_DAC_OVERRIDE));
+  errno = 0;
+  expect_long("getpriority", getpriority(PRIO_PROCESS, 0), 0);
+  expect_str("setpriority -5", rc_str(setpriority(PRIO_PROCESS, 0, -5)), "ok");
+  expect_long("getpriority", getpriority(PRIO_PROCESS, 0), -5);
+  expect_str("setpriority -100 (clamped)", rc_str(setpriority(PRIO_PROCESS, 0, -100)), "ok");
+  expect_long("getpriority", getpriority(PRIO_PROCESS, 0), -20);
+  expect_long("raw getpriority (20 - nice)", syscall(SYS_getpriority, PRIO_PROCESS, 0), 40);
+  expect_str("setpriority of the parent", rc_str(setpriority(PRIO_PROCESS, getppid(), 0)), "ok");
+  expect_str("getpriority of nobody", rc_str(getpriority(PRIO_PROCESS, 999999)), "ESRCH");
+  expect_str("setpriority which 7", rc_str(setpriority(7, 0, 0)), "EINVAL");
+  expect_str("setpriority 0 again", rc_str(setpriority(PRIO_PROCESS, 0, 0)), "ok");
 }
 
 static void setuid_user(void) {
@@ -160,6 +172,19 @@ static void setuid_user(void) {
   expect_str("PR_CAPBSET_DROP", rc_str(prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0)), "EPERM");
   expect_long("setfsuid 0 (refused: old)", setfsuid(0), 1000);
   expect_long("setfsuid -1 (query)", setfsuid(-1), 1000);
+  struct rlimit nice;
+  CHECK(getrlimit(RLIMIT_NICE, &nice) == 0);
+  expect_yes("RLIMIT_NICE 0", nice.rlim_cur == 0 && nice.rlim_max == 0);
+  expect_str("setpriority 5", rc_str(setpriority(PRIO_PROCESS, 0, 5)), "ok");
+  expect_long("getpriority", getpriority(PRIO_PROCESS, 0), 5);
+  expect_str("setpriority 3 (lower)", rc_str(setpriority(PRIO_PROCESS, 0, 3)), "EACCES");
+  expect_str("setpriority -1", rc_str(setpriority(PRIO_PROCESS, 0, -1)), "EACCES");
+  expect_str("setpriority 7", rc_str(setpriority(PRIO_PROCESS, 0, 7)), "ok");
+  expect_str("setpriority of root's process", rc_str(setpriority(PRIO_PROCESS, getppid(), 10)),
+             "EPERM");
+  expect_str("setpriority of my pid", rc_str(setpriority(PRIO_PROCESS, getpid(), 9)), "ok");
+  expect_long("getpriority", getpriority(PRIO_PROCESS, 0), 9);
+  expect_str("setpriority of a process group", rc_str(setpriority(PRIO_PGRP, 0, 10)), "EPERM");
 }
 
 static void seteuid_user(void) {
