@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "emu/cpu/unicorn_cpu.hpp"
+#include "emu/kernel/host_signals.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "tools/commands.hpp"
 #include "tools/dump.hpp"
@@ -323,6 +324,7 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
     k.log().msg(fmt::format("cannot run {}", p.error().message));
     return p.error().err == ENOENT ? 127 : 126;
   }
+  const HostSignalForwarding forward;  // SIGINT & co. go to the guest (host_signals.hpp)
   const RunSummary s = k.run();
   for (const std::string& problem : s.problems)
     k.log().msg(problem);

@@ -4,6 +4,7 @@
 #include <bit>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -12,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "emu/kernel/host_signals.hpp"
+#include "emu/kernel/process.hpp"
 #include "emu/syscalls/abi.hpp"
 #include "emu/syscalls/syscall.hpp"
 
@@ -112,9 +115,19 @@ std::string HostStdio::path() const {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
-SysResult HostStdio::read(SyscallContext&, std::span<std::uint8_t> buf) {
+SysResult HostStdio::read(SyscallContext& ctx, std::span<std::uint8_t> buf) {
   if (!readable()) return SysResult::err(EBADF);
   for (;;) {
+    // Wait for input beside the host signal pipe. A signal sent to mmemu, or one the guest
+    // has pending, ends the wait: the call then sleeps (as a read with no data) so that
+    // the kernel can forward the signal and the signal interrupt the read; it reads again
+    // when woken.
+    const bool guest_signal = ctx.proc.sig.next_deliverable() != 0;
+    pollfd w[2] = {{host_fd_, POLLIN, 0}, {host_signals::wake_fd(), POLLIN, 0}};
+    const int ready = ::poll(w, w[1].fd >= 0 ? 2 : 1, guest_signal ? 0 : -1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready >= 0 && !w[0].revents)
+      return SysResult::block_until(host_monotonic_ns(), nullptr, Restart::IfSaRestart);
     ssize_t n = ::read(host_fd_, buf.data(), buf.size());
     if (n >= 0) return SysResult::ok(static_cast<std::uint64_t>(n));
     if (errno != EINTR) return SysResult::err(errno);

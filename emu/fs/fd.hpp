@@ -97,7 +97,8 @@ using OpenFileRef = std::shared_ptr<OpenFile>;
 
 // The standard streams passed through to mmemu's own descriptor `host_fd` (0, 1, 2): bytes
 // go to the host untouched, in the order the guest writes them. Reads block the whole
-// emulator (acceptable: stdin is a terminal or a file in every use). ioctl answers TCGETS
+// emulator (acceptable: stdin is a terminal or a file in every use) until input comes, a
+// signal is sent to mmemu or the reader has a signal pending. ioctl answers TCGETS
 // like a terminal only if the host fd is one, else ENOTTY.
 class HostStdio final : public OpenFile {
  public:

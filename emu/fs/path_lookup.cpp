@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <charconv>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -22,6 +24,7 @@
 #include "emu/fs/dev_file.hpp"
 #include "emu/fs/host_file.hpp"
 #include "emu/fs/pipe.hpp"
+#include "emu/fs/proc_system.hpp"
 #include "emu/fs/procfs.hpp"
 #include "emu/fs/shmem_file.hpp"
 #include "emu/syscalls/abi.hpp"
@@ -62,15 +65,17 @@ bool write_access(int flags) {
 // What a name in the emulated part of the tree is.
 struct Node {
   enum Kind { Host, HostPseudo, Dir, Gen, Link, Dev, Shmem, Missing } kind = Host;
-  std::string name;               // canonical name (/proc/self/fd/N shows it)
-  std::string host;               // Host/HostPseudo: the host path
-  std::string target;             // Link: what readlink shows
-  std::string follow;             // Link: the absolute path it leads to ("" for fd links)
-  OpenFileRef fd_file;            // Link of /proc/PID/fd/N: the open file
-  std::vector<DirEntry> entries;  // Dir
-  GeneratedFile::Generator gen;   // Gen
-  DirFile::Lister relist;         // Dir: entries listed again at each rewind
-  std::uint32_t mode = 0444;      // Gen/Dir permission bits
+  std::string name;                // canonical name (/proc/self/fd/N shows it)
+  std::string host;                // Host/HostPseudo: the host path
+  std::string target;              // Link: what readlink shows
+  std::string follow;              // Link: the absolute path it leads to ("" for fd links)
+  OpenFileRef fd_file;             // Link of /proc/PID/fd/N: the open file
+  std::vector<DirEntry> entries;   // Dir
+  GeneratedFile::Generator gen;    // Gen
+  DirFile::Lister relist;          // Dir: entries listed again at each rewind
+  std::uint32_t mode = 0444;       // Gen/Dir permission bits
+  std::uint32_t uid = 0, gid = 0;  // Gen/Dir owner (a /proc/PID file: the process's ids)
+  std::int64_t time_s = 0;         // a /proc/PID name's times: when the process started
   std::uint64_t ino = 0;
   CharDevKind dev = CharDevKind::Null;
   ShmemInodeRef shmem;  // Shmem: a file the guest created
@@ -113,20 +118,46 @@ Process* guest_proc(SyscallContext& ctx, int pid) {
   return ctx.kernel.find(pid);
 }
 
+Node pid_node_at(SyscallContext& ctx, Process& p, const std::vector<std::string>& c, std::size_t at,
+                 const std::string& base, std::uint64_t ino0);
+
 // /proc/PID/<rest> of a guest process.
 Node pid_node(SyscallContext& ctx, Process& p, const std::vector<std::string>& c, std::size_t at) {
   const std::string base = fmt::format("/proc/{}", p.pid);
   const auto ino0 = static_cast<std::uint64_t>(p.pid) << 12;
-  static const std::vector<std::string> kEntries{
-      "cmdline", "comm",  "cwd",          "environ", "exe",   "fd",     "maps",
-      "root",    "smaps", "smaps_rollup", "stat",    "statm", "status", "task"};
-  if (at == c.size()) return dir_node(base, kEntries, 0555, DT_REG, ino0);
+  Node n = pid_node_at(ctx, p, c, at, base, ino0);
+  // Linux gives /proc/PID's files the owner of the process (a dumpable one).
+  n.uid = p.cred.euid;
+  n.gid = p.cred.egid;
+  timespec real{}, boot{};
+  ::clock_gettime(CLOCK_REALTIME, &real);
+  ::clock_gettime(CLOCK_BOOTTIME, &boot);
+  const std::int64_t boot_ns = boot.tv_sec * 1000000000LL + boot.tv_nsec;
+  n.time_s =
+      real.tv_sec - (boot_ns - static_cast<std::int64_t>(p.start_boottime_ns)) / 1000000000LL;
+  return n;
+}
+
+Node pid_node_at(SyscallContext& ctx, Process& p, const std::vector<std::string>& c, std::size_t at,
+                 const std::string& base, std::uint64_t ino0) {
+  if (at == c.size()) {
+    static const std::pair<const char*, std::uint8_t> kEntries[] = {
+        {"task", DT_DIR},   {"fd", DT_DIR},    {"environ", DT_REG},      {"limits", DT_REG},
+        {"status", DT_REG}, {"stat", DT_REG},  {"statm", DT_REG},        {"maps", DT_REG},
+        {"mounts", DT_REG}, {"smaps", DT_REG}, {"smaps_rollup", DT_REG}, {"cmdline", DT_REG},
+        {"comm", DT_REG},   {"cwd", DT_LNK},   {"root", DT_LNK},         {"exe", DT_LNK}};
+    Node n = dir_node(base, {}, 0555, DT_REG, ino0);
+    std::uint64_t i = ino0 + 2;
+    for (const auto& [name, type] : kEntries)
+      n.entries.push_back({i++, type, name});
+    return n;
+  }
   const std::string& e = c[at];
   const bool last = at + 1 == c.size();
   if (e == "task") {
     if (last) return dir_node(base + "/task", {std::to_string(p.pid)}, 0555, DT_DIR, ino0 + 64);
     if (c[at + 1] != std::to_string(p.pid)) return missing();
-    return pid_node(ctx, p, c, at + 2);
+    return pid_node_at(ctx, p, c, at + 2, base + "/task/" + c[at + 1], ino0);
   }
   if (e == "fd") {
     if (!p.fds) return missing();
@@ -158,11 +189,14 @@ Node pid_node(SyscallContext& ctx, Process& p, const std::vector<std::string>& c
   }
   if (!last) return missing(ENOTDIR);
   if (e == "exe") {
-    if (!p.has_mm()) return missing();
+    if (!p.has_mm()) return missing();  // a zombie has no executable
     return link_node(base + "/exe", p.as->exe_path, p.as->exe_path);
   }
-  if (e == "cwd") return link_node(base + "/cwd", p.fs.cwd, p.fs.cwd);
-  if (e == "root") return link_node(base + "/root", "/", "/");
+  if (e == "cwd" || e == "root") {
+    if (p.state == ProcState::Zombie) return missing();  // its fs_struct is gone
+    const std::string target = e == "cwd" ? p.fs.cwd : std::string("/");
+    return link_node(base + "/" + e, target, target);
+  }
   Node n;
   n.kind = Node::Gen;
   n.name = base + "/" + e;
@@ -181,10 +215,13 @@ Node pid_node(SyscallContext& ctx, Process& p, const std::vector<std::string>& c
   } else if (e == "environ") {
     n.gen = [as] { return proc_pid_text(as.lock(), ProcText::Environ); };
     n.mode = 0400;
-  } else if (e == "comm" || e == "status" || e == "stat" || e == "statm") {
+  } else if (e == "mounts") {
+    n.gen = [] { return std::optional<std::string>(proc_mounts_text()); };
+  } else if (e == "comm" || e == "status" || e == "stat" || e == "statm" || e == "limits") {
     const ProcText what = e == "comm"     ? ProcText::Comm
                           : e == "status" ? ProcText::Status
                           : e == "stat"   ? ProcText::Stat
+                          : e == "limits" ? ProcText::Limits
                                           : ProcText::Statm;
     n.gen = [k, pid, what]() -> std::optional<std::string> {
       Process* q = k->find(pid);
@@ -198,15 +235,61 @@ Node pid_node(SyscallContext& ctx, Process& p, const std::vector<std::string>& c
   return n;
 }
 
+// /proc itself: the host's names that are not pids (meminfo, sys, self, ...), then the
+// guest processes (zombies included), as Linux lists the root of procfs. Listed again when
+// read from the start, so new processes show up.
+Node proc_root_node(SyscallContext& ctx) {
+  Kernel* k = &ctx.kernel;
+  auto list = [k]() {
+    std::vector<DirEntry> out{{1, DT_DIR, "."}, {2, DT_DIR, ".."}};
+    if (auto host = DirFile::list_host("/proc"))
+      for (DirEntry& e : *host)
+        if (e.name != "." && e.name != ".." && !parse_int(e.name)) out.push_back(std::move(e));
+    for (Process* p : k->processes())
+      out.push_back({static_cast<std::uint64_t>(p->pid) << 12, DT_DIR, std::to_string(p->pid)});
+    return out;
+  };
+  Node n;
+  n.kind = Node::Dir;
+  n.name = "/proc";
+  n.mode = 0555;
+  n.ino = 1;
+  n.entries = list();
+  n.relist = list;
+  return n;
+}
+
+// The system-wide files that describe the emulated machine (emu/fs/proc_system.hpp);
+// nullopt for the names the host answers.
+std::optional<Node> proc_system_node(SyscallContext& ctx, const std::string& name) {
+  Kernel* k = &ctx.kernel;
+  Node n;
+  n.kind = Node::Gen;
+  n.name = "/proc/" + name;
+  n.ino = 0xf000 + name.size() * 31 + static_cast<unsigned char>(name[0]);
+  if (name == "meminfo") {
+    n.gen = [k] { return std::optional<std::string>(proc_meminfo_text(system_snapshot(*k))); };
+  } else if (name == "stat") {
+    n.gen = [k] { return std::optional<std::string>(proc_stat_text(system_snapshot(*k))); };
+  } else if (name == "loadavg") {
+    n.gen = [k] { return std::optional<std::string>(proc_loadavg_text(system_snapshot(*k))); };
+  } else if (name == "uptime") {
+    n.gen = [k] { return std::optional<std::string>(proc_uptime_text(system_snapshot(*k))); };
+  } else if (name == "cpuinfo") {
+    // What a process reads depends on its own architecture.
+    const Arch arch = ctx.proc.arch;
+    n.gen = [arch] { return std::optional<std::string>(proc_cpuinfo_text(arch)); };
+  } else {
+    return std::nullopt;
+  }
+  return n;
+}
+
 // The emulated name space; Host for everything it does not cover.
 Node lookup(SyscallContext& ctx, const std::string& norm) {
   const std::vector<std::string> c = split(norm);
   if (!c.empty() && c[0] == "proc") {
-    if (c.size() == 1) {
-      Node n;
-      n.host = norm;
-      return n;
-    }
+    if (c.size() == 1) return proc_root_node(ctx);
     const std::string pid = std::to_string(ctx.proc.pid);
     if (c[1] == "self" || c[1] == "thread-self") {
       const bool thread = c[1] == "thread-self";
@@ -222,6 +305,12 @@ Node lookup(SyscallContext& ctx, const std::string& norm) {
       if (!p) return missing();
       return pid_node(ctx, *p, c, 2);
     }
+    if (c[1] == "mounts") {
+      if (c.size() > 2) return missing(ENOTDIR);
+      return link_node(norm, "self/mounts", "/proc/self/mounts");
+    }
+    if (c.size() == 2)
+      if (auto g = proc_system_node(ctx, c[1])) return std::move(*g);
     Node n;
     n.kind = Node::HostPseudo;
     n.host = norm;
@@ -282,15 +371,29 @@ Node lookup(SyscallContext& ctx, const std::string& norm) {
   return n;
 }
 
+void owner_and_times(const Node& n, FileStat& s) {
+  s.uid = n.uid;
+  s.gid = n.gid;
+  s.atime_sec = s.mtime_sec = s.ctime_sec = n.time_s;
+}
+
 FileStat dir_stat(const Node& n) {
   FileStat s = proc_file_stat(n.mode, n.ino);
+  owner_and_times(n, s);
   s.mode = S_IFDIR | n.mode;
   s.nlink = 2;
   return s;
 }
 
+FileStat gen_stat(const Node& n) {
+  FileStat s = proc_file_stat(n.mode, n.ino);
+  owner_and_times(n, s);
+  return s;
+}
+
 FileStat link_stat(const Node& n) {
   FileStat s = proc_file_stat(0777, n.ino);
+  owner_and_times(n, s);
   s.mode = S_IFLNK | 0777;
   return s;
 }
@@ -456,7 +559,7 @@ Result<OpenFileRef> open_node(SyscallContext& ctx, const std::string& abs, int f
     case Node::Gen: {
       if (trailing_slash || (flags & kO_DIRECTORY)) return fail(ENOTDIR);
       if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return fail(EEXIST);
-      FileStat st = proc_file_stat(n.mode, n.ino);
+      FileStat st = gen_stat(n);
       if (opath) return OpenFileRef(std::make_shared<PathFile>(flags, st, n.name));
       // Only the owner's write bit or root's override lets a write open through.
       if (write_access(flags) && !(n.mode & 0200) && ctx.proc.cred.euid != 0) return fail(EACCES);
@@ -497,7 +600,7 @@ Result<FileStat> stat_node(SyscallContext& ctx, const std::string& abs, bool fol
       return dir_stat(n);
     case Node::Gen:
       if (trailing_slash) return fail(ENOTDIR);
-      return proc_file_stat(n.mode, n.ino);
+      return gen_stat(n);
     case Node::Dev:
       if (trailing_slash) return fail(ENOTDIR);
       return CharDev(n.dev, O_RDONLY).stat();
@@ -615,6 +718,91 @@ Result<void> access_path(SyscallContext& ctx, const std::string& abs, int mode, 
   const std::uint32_t allowed = bits | owner;
   if ((static_cast<std::uint32_t>(mode) & ~allowed) & 07) return fail(EACCES);
   return {};
+}
+
+namespace {
+
+constexpr std::int64_t kProcSuperMagic = 0x9fa0, kTmpfsMagic = 0x01021994,
+                       kPipefsMagic = 0x50495045;
+constexpr std::int64_t kStRdonly = 0x1, kStValid = 0x20, kStRelatime = 0x1000;
+
+// A pseudo file system without blocks: procfs (device 0:21), pipefs, an unnamed tmpfs.
+StatFs pseudo_statfs(std::int64_t type, std::int32_t dev_minor) {
+  StatFs s;
+  s.type = type;
+  s.bsize = s.frsize = 4096;
+  s.namelen = 255;
+  s.fsid[0] = dev_minor;
+  s.flags = kStValid | kStRelatime;
+  return s;
+}
+
+Result<StatFs> host_statfs(const std::string& host) {
+  struct ::statfs h;
+  if (::statfs(host.c_str(), &h) != 0) return fail(errno);
+  StatFs s;
+  s.type = static_cast<std::int64_t>(h.f_type);
+  s.bsize = static_cast<std::int64_t>(h.f_bsize);
+  s.blocks = h.f_blocks;
+  s.bfree = h.f_bfree;
+  s.bavail = h.f_bavail;
+  s.files = h.f_files;
+  s.ffree = h.f_ffree;
+  std::memcpy(s.fsid, &h.f_fsid, sizeof s.fsid);
+  s.namelen = static_cast<std::int64_t>(h.f_namelen);
+  s.frsize = static_cast<std::int64_t>(h.f_frsize);
+  s.flags = static_cast<std::int64_t>(h.f_flags) | kStRdonly;
+  return s;
+}
+
+Result<StatFs> statfs_node(SyscallContext& ctx, const std::string& abs, int depth) {
+  if (depth > kMaxLinkDepth) return fail(ELOOP);
+  const std::string norm = normalize_path(abs);
+  Node n = lookup(ctx, norm);
+  if (n.kind == Node::Missing) return fail(n.err);
+  if (n.kind == Node::Link) {
+    if (n.fd_file) return statfs_file(ctx, *n.fd_file);
+    return statfs_node(ctx, n.follow, depth + 1);
+  }
+  if (norm == "/proc" || norm.starts_with("/proc/")) return pseudo_statfs(kProcSuperMagic, 21);
+  // A file a guest created lives in memory, in a host directory's name space.
+  if (n.kind == Node::Shmem) return host_statfs(parent_dir(norm));
+  return host_statfs(n.kind == Node::Host || n.kind == Node::HostPseudo ? n.host : norm);
+}
+
+}  // namespace
+
+Result<StatFs> statfs_path(SyscallContext& ctx, const std::string& abs) {
+  return statfs_node(ctx, abs, 0);
+}
+
+Result<StatFs> statfs_file(SyscallContext& ctx, const OpenFile& f) {
+  if (f.kind() == "pipe") return pseudo_statfs(kPipefsMagic, 13);
+  if (const auto* hs = dynamic_cast<const HostStdio*>(&f)) {
+    // mmemu's own stdio: the host's file system under it.
+    struct ::statfs h;
+    if (::fstatfs(hs->host_fd(), &h) != 0) return fail(errno);
+    StatFs s;
+    s.type = static_cast<std::int64_t>(h.f_type);
+    s.bsize = static_cast<std::int64_t>(h.f_bsize);
+    s.blocks = h.f_blocks;
+    s.bfree = h.f_bfree;
+    s.bavail = h.f_bavail;
+    s.files = h.f_files;
+    s.ffree = h.f_ffree;
+    std::memcpy(s.fsid, &h.f_fsid, sizeof s.fsid);
+    s.namelen = static_cast<std::int64_t>(h.f_namelen);
+    s.frsize = static_cast<std::int64_t>(h.f_frsize);
+    s.flags = static_cast<std::int64_t>(h.f_flags);
+    return s;
+  }
+  const std::string path = f.path();
+  if (const auto* sf = dynamic_cast<const ShmemFile*>(&f)) {
+    // memfd, MAP_SHARED anonymous and O_TMPFILE files: the internal tmpfs mount.
+    if (sf->inode()->st.nlink == 0 || !path.starts_with("/")) return pseudo_statfs(kTmpfsMagic, 1);
+  }
+  if (path.empty() || path[0] != '/') return pseudo_statfs(kTmpfsMagic, 1);
+  return statfs_path(ctx, path);
 }
 
 Result<std::string> chdir_path(SyscallContext& ctx, const std::string& abs) {

@@ -1,9 +1,13 @@
 // Path lookup for the file system calls: guest paths resolved against the process's cwd or
 // a directory descriptor, and the name space a guest sees:
-// - /proc/self, /proc/thread-self and /proc/PID (guest pids) with maps, smaps,
-//   smaps_rollup, status, statm, comm, cmdline, environ, exe, cwd, fd/ and task/PID/;
-//   /sys/devices/system/cpu/{online,possible,present} say "0" (one CPU, as
-//   sched_getaffinity); other /proc and /sys files are snapshots of the host's, read-only;
+// - /proc lists the guest pids (never the host's) and the host's other names;
+//   /proc/self, /proc/thread-self and /proc/PID (guest pids, zombies included) with maps,
+//   smaps, smaps_rollup, status, stat, statm, limits, mounts, comm, cmdline, environ, exe,
+//   cwd, root, fd/ and task/PID/, owned by the process; /proc/{meminfo,stat,loadavg,uptime,
+//   cpuinfo} describe the emulated machine and /proc/mounts -> self/mounts
+//   (emu/fs/proc_system.hpp); /sys/devices/system/cpu/{online,possible,present} say "0"
+//   (one CPU, as sched_getaffinity); other /proc and /sys files are snapshots of the
+//   host's, read-only;
 // - /dev/null, zero, full, random, urandom (emulated), /dev/stdin|stdout|stderr and
 //   /dev/fd/N (as /proc/self/fd/N);
 // - everything else is the host's file system, read-only: opening an existing file for
@@ -46,6 +50,19 @@ Result<FileStat> stat_path(SyscallContext& ctx, const std::string& abs, bool fol
 Result<std::string> readlink_path(SyscallContext& ctx, const std::string& abs);
 // faccessat: mode is R_OK|W_OK|X_OK (F_OK = 0).
 Result<void> access_path(SyscallContext& ctx, const std::string& abs, int mode, bool follow);
+// struct statfs as the emulated mounts answer it (emu/fs/proc_system.hpp's mount list).
+struct StatFs {
+  std::int64_t type = 0, bsize = 0;
+  std::uint64_t blocks = 0, bfree = 0, bavail = 0, files = 0, ffree = 0;
+  std::int32_t fsid[2] = {0, 0};
+  std::int64_t namelen = 0, frsize = 0, flags = 0;
+};
+// statfs of an absolute path: procfs under /proc; otherwise the host file system's numbers
+// with ST_RDONLY, as guests see every host mount read-only.
+Result<StatFs> statfs_path(SyscallContext& ctx, const std::string& abs);
+// fstatfs: by the path of the file, pipefs for a pipe, tmpfs for an unnamed shmem file.
+Result<StatFs> statfs_file(SyscallContext& ctx, const OpenFile& f);
+
 // chdir: the directory's canonical absolute path (ENOTDIR, ENOENT, ...).
 Result<std::string> chdir_path(SyscallContext& ctx, const std::string& abs);
 

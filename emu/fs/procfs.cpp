@@ -103,16 +103,53 @@ std::uint64_t text_kb(const Mm& mm) {
   return ((page_align_up(mm.end_code) - (mm.start_code & PAGE_MASK)) >> 10);
 }
 
+// The signal sets of a process: ignored and caught (a handler installed).
+struct SigSets {
+  std::uint64_t ign = 0, cgt = 0;
+};
+SigSets sig_sets(Process& p) {
+  SigSets r;
+  for (int s = 1; s <= kNSig; ++s) {
+    const KSigAction& a = p.sig.act(s);
+    if (a.handler == kSigIgn)
+      r.ign |= 1ULL << (s - 1);
+    else if (a.handler != kSigDfl)
+      r.cgt |= 1ULL << (s - 1);
+  }
+  return r;
+}
+
+std::uint64_t rss_total(const Mm& mm) {
+  return rss_pages(mm, MM_ANONPAGES) + rss_pages(mm, MM_FILEPAGES) + rss_pages(mm, MM_SHMEMPAGES);
+}
+
+std::uint64_t pte_bytes(const Mm& mm) {
+  // mm_pgtables_bytes: the PTE, PMD and PUD tables the mm allocated (the PGD is not counted).
+  return (mm.pt().nr_tables(Level::Pte) + mm.pt().nr_tables(Level::Pmd) +
+          mm.pt().nr_tables(Level::Pud)) *
+         PAGE_SIZE;
+}
+
+// USER_HZ ticks of a nanosecond count.
+std::uint64_t to_ticks(std::uint64_t ns) {
+  return ns / 10000000ULL;
+}
+
 std::string status_text(Process& p) {
   std::string o;
   o += fmt::format("Name:\t{}\nUmask:\t{:04o}\nState:\t{}\n", p.comm, p.fs.umask,
                    state_name(p.state));
   o += fmt::format("Tgid:\t{0}\nNgid:\t0\nPid:\t{0}\nPPid:\t{1}\nTracerPid:\t0\n", p.pid, p.ppid);
-  o += fmt::format("Uid:\t{0}\t{1}\t{1}\t{1}\nGid:\t{2}\t{3}\t{3}\t{3}\n", p.cred.uid, p.cred.euid,
-                   p.cred.gid, p.cred.egid);
-  o +=
-      fmt::format("FDSize:\t{0}\nGroups:\t\nNStgid:\t{1}\nNSpid:\t{1}\nNSpgid:\t{2}\nNSsid:\t{3}\n",
-                  64, p.pid, p.pgid, p.sid);
+  // real, effective, saved and file-system ids; the groups with Linux's trailing space.
+  const Credentials& c = p.cred;
+  o += fmt::format("Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\n", c.uid, c.euid, c.suid, c.fsuid,
+                   c.gid, c.egid, c.sgid, c.fsgid);
+  std::string groups;
+  for (std::uint32_t g : c.groups)
+    groups += fmt::format("{}{}", groups.empty() ? "" : " ", g);
+  o += fmt::format(
+      "FDSize:\t{0}\nGroups:\t{4} \nNStgid:\t{1}\nNSpid:\t{1}\nNSpgid:\t{2}\nNSsid:\t{3}\n",
+      p.fds ? p.fds->table_size() : 0, p.pid, p.pgid, p.sid, groups);
   o += "Kthread:\t0\n";
   if (p.has_mm()) {
     const Mm& mm = p.mm();
@@ -120,12 +157,10 @@ std::string status_text(Process& p) {
                         shmem = rss_pages(mm, MM_SHMEMPAGES);
     const std::uint64_t text = text_kb(mm);
     const std::uint64_t exec_kb = mm.exec_vm << 2;
-    const std::uint64_t pte_kb = (mm.pt().nr_tables(Level::Pte) + mm.pt().nr_tables(Level::Pmd) +
-                                  mm.pt().nr_tables(Level::Pud)) *
-                                 (PAGE_SIZE >> 10);
     const auto kb = [&o](const char* name, std::uint64_t v) {
       o += fmt::format("{}:\t{:>8} kB\n", name, v);
     };
+    // No high-water marks are kept: the peaks are the current values.
     kb("VmPeak", mm.total_vm << 2);
     kb("VmSize", mm.total_vm << 2);
     kb("VmLck", mm.locked_vm << 2);
@@ -139,24 +174,30 @@ std::string status_text(Process& p) {
     kb("VmStk", mm.stack_vm << 2);
     kb("VmExe", text);
     kb("VmLib", exec_kb > text ? exec_kb - text : 0);
-    kb("VmPTE", pte_kb);
+    kb("VmPTE", pte_bytes(mm) >> 10);
     kb("VmSwap", 0);
-    o += "HugetlbPages:\t       0 kB\n";
+    kb("HugetlbPages", 0);
   }
-  o += "CoreDumping:\t0\nTHP_enabled:\t0\nThreads:\t1\n";
+  o += "CoreDumping:\t0\nTHP_enabled:\t0\n";
+  if (p.arch == Arch::X86_64) o += "untag_mask:\t0xffffffffffffffff\n";  // no LAM
+  o += "Threads:\t1\n";
   o += fmt::format("SigQ:\t{}/{}\n", p.sig.rt_queue.size(), p.rlimits[Rlim::Sigpending].cur);
-  std::uint64_t ign = 0, cgt = 0;
-  for (int s = 1; s <= kNSig; ++s) {
-    const KSigAction& a = p.sig.act(s);
-    if (a.handler == kSigIgn)
-      ign |= 1ULL << (s - 1);
-    else if (a.handler != kSigDfl)
-      cgt |= 1ULL << (s - 1);
-  }
+  const SigSets sets = sig_sets(p);
   o += fmt::format(
       "SigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\nSigCgt:\t{:016x}\n",
-      0, p.sig.pending_set(), p.sig.blocked, ign, cgt);
-  o += "CapInh:\t0000000000000000\n";
+      0, p.sig.pending_set(), p.sig.blocked, sets.ign, sets.cgt);
+  o += fmt::format(
+      "CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\n",
+      c.cap_inheritable, c.cap_permitted, c.cap_effective, c.cap_bset, c.cap_ambient);
+  o += "NoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\n";
+  // Unicorn does not speculate.
+  o += "Speculation_Store_Bypass:\tnot vulnerable\nSpeculationIndirectBranch:\tnot affected\n";
+  // One CPU and one memory node (the node mask printed over MAX_NUMNODES = 1024 bits).
+  o += "Cpus_allowed:\t1\nCpus_allowed_list:\t0\nMems_allowed:\t";
+  for (int i = 0; i < 31; ++i)
+    o += "00000000,";
+  o += "00000001\nMems_allowed_list:\t0\n";
+  o += "voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n";
   return o;
 }
 
@@ -167,7 +208,7 @@ std::string stat_text(Process& p) {
   if (p.has_mm()) {
     const Mm& mm = p.mm();
     vsize = mm.total_vm << PAGE_SHIFT;
-    rss = rss_pages(mm, MM_ANONPAGES) + rss_pages(mm, MM_FILEPAGES) + rss_pages(mm, MM_SHMEMPAGES);
+    rss = rss_total(mm);
     startcode = mm.start_code;
     endcode = mm.end_code;
     startstack = mm.start_stack;
@@ -179,24 +220,55 @@ std::string stat_text(Process& p) {
     env_start = mm.env_start;
     env_end = mm.env_end;
   }
-  std::uint64_t ign = 0, cgt = 0;
-  for (int s = 1; s <= kNSig; ++s) {
-    const KSigAction& a = p.sig.act(s);
-    if (a.handler == kSigIgn)
-      ign |= 1ULL << (s - 1);
-    else if (a.handler != kSigDfl)
-      cgt |= 1ULL << (s - 1);
-  }
+  const SigSets sets = sig_sets(p);
   const int exit_code = p.state == ProcState::Zombie ? p.wait_status : 0;
+  // utime: the guest's CPU time (one nanosecond per instruction); mmemu spends none in the
+  // kernel on its behalf that it counts.
   return fmt::format(
-      "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 0 {} {} {} {} {} {} 0 0 {} {} "
+      "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 {} 0 0 0 20 0 1 0 {} {} {} {} {} {} {} 0 0 {} {} "
       "{} {} 0 0 0 {} 0 0 0 0 0 0 {} {} {} {} {} {} {} {}\n",
-      p.pid, p.comm, state_letter(p.state), p.ppid, p.pgid, p.sid, vsize, rss,
+      p.pid, p.comm, state_letter(p.state), p.ppid, p.pgid, p.sid, to_ticks(p.instructions),
+      to_ticks(p.start_boottime_ns), vsize, rss,
       p.rlimits[Rlim::Rss].cur == RLIM_INFINITY_ ? std::string("18446744073709551615")
                                                  : std::to_string(p.rlimits[Rlim::Rss].cur),
       startcode, endcode, startstack, p.sig.pending_set() & 0x7fffffff, p.sig.blocked & 0x7fffffff,
-      ign & 0x7fffffff, cgt & 0x7fffffff, p.exit_signal, start_data, end_data, start_brk, arg_start,
-      arg_end, env_start, env_end, exit_code);
+      sets.ign & 0x7fffffff, sets.cgt & 0x7fffffff, p.exit_signal, start_data, end_data, start_brk,
+      arg_start, arg_end, env_start, env_end, exit_code);
+}
+
+std::string limits_text(Process& p) {
+  struct Row {
+    const char* name;
+    Rlim r;
+    const char* unit;
+  };
+  static const Row kRows[] = {{"Max cpu time", Rlim::Cpu, "seconds"},
+                              {"Max file size", Rlim::Fsize, "bytes"},
+                              {"Max data size", Rlim::Data, "bytes"},
+                              {"Max stack size", Rlim::Stack, "bytes"},
+                              {"Max core file size", Rlim::Core, "bytes"},
+                              {"Max resident set", Rlim::Rss, "bytes"},
+                              {"Max processes", Rlim::Nproc, "processes"},
+                              {"Max open files", Rlim::Nofile, "files"},
+                              {"Max locked memory", Rlim::Memlock, "bytes"},
+                              {"Max address space", Rlim::As, "bytes"},
+                              {"Max file locks", Rlim::Locks, "locks"},
+                              {"Max pending signals", Rlim::Sigpending, "signals"},
+                              {"Max msgqueue size", Rlim::Msgqueue, "bytes"},
+                              {"Max nice priority", Rlim::Nice, nullptr},
+                              {"Max realtime priority", Rlim::Rtprio, nullptr},
+                              {"Max realtime timeout", Rlim::Rttime, "us"}};
+  const auto val = [](std::uint64_t v) {
+    return v == RLIM_INFINITY_ ? std::string("unlimited") : std::to_string(v);
+  };
+  std::string o =
+      fmt::format("{:<25} {:<20} {:<20} {:<10}\n", "Limit", "Soft Limit", "Hard Limit", "Units");
+  for (const Row& row : kRows) {
+    const Rlimit& l = p.rlimits[row.r];
+    o += fmt::format("{:<25} {:<20} {:<20} ", row.name, val(l.cur), val(l.max));
+    o += row.unit ? fmt::format("{:<10}\n", row.unit) : std::string("\n");
+  }
+  return o;
 }
 
 std::string statm_text(Process& p) {
@@ -240,6 +312,8 @@ std::string proc_process_text(Process& p, ProcText what) {
       return stat_text(p);
     case ProcText::Statm:
       return statm_text(p);
+    case ProcText::Limits:
+      return limits_text(p);
     default:
       return {};
   }

@@ -1,5 +1,6 @@
 // Generated read-only files: /proc/PID/{maps,smaps,smaps_rollup,comm,cmdline,environ,...}
-// of guest processes and snapshots of host pseudo-files (/proc/meminfo, /sys/...). Like a
+// of guest processes, the system-wide /proc files (emu/fs/proc_system.hpp) and snapshots of
+// host pseudo-files (/proc/filesystems, /sys/...). Like a
 // seq_file, the text is produced when a read starts at offset 0 (or when nothing has been
 // produced yet) and later reads continue in that text; lseek takes SEEK_SET and SEEK_CUR.
 // Such files cannot be mapped (ENODEV).
@@ -49,12 +50,14 @@ enum class ProcText : std::uint8_t {
   Comm,
   Status,
   Stat,
-  Statm
+  Statm,
+  Limits
 };
 // maps, smaps, smaps_rollup (vma/proc_maps.hpp), cmdline and environ (the argument and
 // environment strings in guest memory) of an address space; nullopt when it is gone.
 std::optional<std::string> proc_pid_text(const std::shared_ptr<AddressSpace>& as, ProcText what);
-// comm, status (the usual fields, memory ones from the mm counters), stat and statm.
+// comm, status (Linux's fields in its order, memory ones from the mm counters and page
+// tables), stat (52 fields), statm and limits.
 std::string proc_process_text(Process& p, ProcText what);
 
 // st of a /proc file: S_IFREG|mode on procfs, size 0 (what this machine shows).

@@ -3,6 +3,7 @@
 #include "emu/kernel/kernel.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
@@ -21,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "emu/kernel/cred.hpp"
+#include "emu/kernel/host_signals.hpp"
 #include "emu/syscalls/syscall.hpp"
 #include "vma/file.hpp"
 #include "vma/validate.hpp"
@@ -358,12 +360,14 @@ bool Kernel::sleep_until_deadline() {
     if (p->state != ProcState::Zombie && real && (!earliest || real < earliest)) earliest = real;
   }
   if (!earliest) return false;
-  const std::uint64_t now = monotonic_ns();
-  if (earliest > now) {
-    timespec ts{static_cast<time_t>(earliest / 1000000000ULL),
-                static_cast<long>(earliest % 1000000000ULL)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-    }
+  // Sleeps on the host signal pipe: a signal sent to mmemu ends the sleep early (the run
+  // loop forwards it and comes back here if nobody can run).
+  pollfd wake{host_signals::wake_fd(), POLLIN, 0};
+  for (std::uint64_t now = monotonic_ns(); now < earliest; now = monotonic_ns()) {
+    const std::uint64_t left = earliest - now;
+    const timespec ts{static_cast<time_t>(left / 1000000000ULL),
+                      static_cast<long>(left % 1000000000ULL)};
+    if (::ppoll(&wake, wake.fd >= 0 ? 1 : 0, &ts, nullptr) > 0) return true;
   }
   const std::uint64_t after = monotonic_ns();
   for (const auto& [pid, p] : procs_)
@@ -411,9 +415,49 @@ void Kernel::run_slice(Process& p) {
   current_ = nullptr;
 }
 
+void Kernel::kill_all(int wait_status) {
+  std::vector<Process*> live;
+  for (const auto& [pid, q] : procs_)
+    if (q->state != ProcState::Zombie) live.push_back(q.get());
+  for (Process* q : live)
+    if (q->state != ProcState::Zombie) exit_process(*q, wait_status);
+  dead_.clear();
+}
+
+void Kernel::forward_host_signals() {
+  while (const int sig = host_signals::take()) {
+    record("host_signal", 0, {{"sig", sig}});
+    // A terminal's signal (tty's kill_pgrp): from the kernel, no sender, to the foreground
+    // process group. The terminal's foreground group is not modelled (no TIOCSPGRP): it is
+    // the group the run started in, led by the initial process.
+    std::vector<Process*> fg;
+    for (Process* q : processes())
+      if (q->state != ProcState::Zombie && q->pgid == init_pid_) fg.push_back(q);
+    const bool taken =
+        std::ranges::any_of(fg, [sig](const Process* q) { return q->sig.would_act_on(sig); });
+    if (host_signals_taken_++ > 0 && !taken) {
+      // A repeat the guest would not act on (it ignores or blocks the signal): end the run
+      // as a hung one is ended by hand. One still pending unblocked (not run since) merges.
+      log_.msg(
+          fmt::format("{} received again and not taken by the guest: killing every guest "
+                      "process",
+                      signal_name(sig)));
+      summary_.host_signal = sig;
+      kill_all(9);
+      continue;
+    }
+    SigInfo info;
+    info.signo = sig;
+    info.code = kSiKernel;
+    for (Process* q : fg)
+      send_signal(*q, info);
+  }
+}
+
 RunSummary Kernel::run() {
   for (;;) {
     fire_itimers();
+    forward_host_signals();
     Process* p = pick_next();
     if (!p) {
       if (nr_live() == 0) break;
@@ -431,12 +475,7 @@ RunSummary Kernel::run() {
       log_.msg("deadlock: every process is blocked for good:" + who + "; killing them");
       record("deadlock", 0, {{"processes", who}});
       problems_.push_back("deadlock:" + who);
-      std::vector<Process*> live;
-      for (const auto& [pid, q] : procs_)
-        if (q->state != ProcState::Zombie) live.push_back(q.get());
-      for (Process* q : live)
-        if (q->state != ProcState::Zombie) exit_process(*q, 9);
-      dead_.clear();
+      kill_all(9);
       continue;
     }
     run_slice(*p);
@@ -454,6 +493,8 @@ RunSummary Kernel::run() {
   s.problems = final_check();
   if (!s.problems.empty()) {
     s.exit_status = 70;
+  } else if (s.host_signal) {
+    s.exit_status = 128 + s.host_signal;
   } else if (s.wait_status & 0x7f) {
     s.exit_status = 128 + (s.wait_status & 0x7f);
   } else {

@@ -121,6 +121,7 @@ struct RunSummary {
   int wait_status = 0;                // the initial process's Linux wait status
   bool deadlock = false;              // every process blocked forever (reported, status 70)
   std::vector<std::string> problems;  // leaks and broken invariants found at the end
+  int host_signal = 0;                // the repeated host signal that ended the run (128 + it)
 };
 
 class Kernel {
@@ -159,6 +160,8 @@ class Kernel {
   Process* current() const { return current_; }
   std::vector<Process*> processes() const;  // by pid
   int nr_live() const;                      // not zombies
+  // The pid most recently handed out (/proc/loadavg, /proc/stat).
+  int last_pid() const { return next_pid_ - 1; }
 
   // --- services for system calls ---
   // The host file at `path` with its page cache, one File per path for the whole run
@@ -265,6 +268,11 @@ class Kernel {
   bool init_exited_ = false;
   int forks_ = 0;                      // fork attempts so far (inject_at_fork)
   std::vector<std::string> problems_;  // invariant failures seen during the run
+  // Host signals (emu/kernel/host_signals.hpp): sent to the foreground group; a repeat
+  // that group would not act on ends the run.
+  void forward_host_signals();
+  void kill_all(int wait_status);  // every live process exits with wait_status
+  int host_signals_taken_ = 0;
 };
 
 }  // namespace mmemu

@@ -1,6 +1,8 @@
 // Process, AddressSpace and WaitQueue basics.
 #include "emu/kernel/process.hpp"
 
+#include <time.h>
+
 #include <algorithm>
 
 #include "emu/kernel/kernel.hpp"
@@ -29,7 +31,12 @@ std::string_view proc_state_name(ProcState s) {
 }
 
 Process::Process(Kernel& k, int pid_, int ppid_, Arch arch_)
-    : kernel(k), pid(pid_), ppid(ppid_), pgid(pid_), sid(pid_), arch(arch_) {}
+    : kernel(k), pid(pid_), ppid(ppid_), pgid(pid_), sid(pid_), arch(arch_) {
+  timespec ts{};
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  start_boottime_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+                      static_cast<std::uint64_t>(ts.tv_nsec);
+}
 
 Process::~Process() {
   tlb.reset();

@@ -133,6 +133,9 @@ class Process {
   std::uint64_t oom_retries = 0;       // consecutive OOM answers from the fault handler
   bool yield = false;                  // sched_yield: end the slice after this call
 
+  // CLOCK_BOOTTIME when the process was created (/proc/PID/stat starttime).
+  std::uint64_t start_boottime_ns = 0;
+
   // --- interval timers (setitimer, alarm); not inherited by fork, kept across exec ---
   // ITIMER_REAL expires on the host's CLOCK_MONOTONIC; ITIMER_VIRTUAL and ITIMER_PROF on
   // the process's CPU time (one nanosecond per instruction, as its CPU-time clocks).

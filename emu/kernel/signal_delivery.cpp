@@ -86,10 +86,12 @@ void Kernel::interrupt_blocked(Process& p) {
   const BlockedCall call = *p.blocked;
   p.blocked.reset();
   p.state = ProcState::Runnable;
-  const int sig = p.sig.next_deliverable();
-  const KSigAction& ka = p.sig.act(sig);
+  // The first signal that is not discarded decides, as the first handler frame does in
+  // Linux (ignored ones go before it; with none left the call restarts).
+  const int sig = p.sig.next_acted_on();
+  const KSigAction& ka = p.sig.act(sig ? sig : 1);
   bool restart = true;  // no handler runs: the call is restarted transparently
-  if (is_handler(ka))
+  if (sig && is_handler(ka))
     restart = call.restart == Restart::IfSaRestart && (ka.flags & kSaRestart) != 0;
   if (restart) {
     // Registers were never touched while it waited: re-executing the instruction re-issues

@@ -11,6 +11,13 @@ namespace {
 
 constexpr std::uint64_t kEnosys = 38;
 
+// Whether a call about to sleep must be interrupted instead: a deliverable signal is
+// pending (signal_pending() in every interruptible wait), or SIGKILL for a killable one.
+bool wait_interrupted(const Process& p, Restart restart) {
+  const bool interruptible = restart != Restart::Uninterruptible || p.sig.is_pending(kSigKill);
+  return interruptible && p.sig.next_deliverable() != 0;
+}
+
 }  // namespace
 
 void Kernel::handle_syscall(Process& p) {
@@ -53,9 +60,7 @@ void Kernel::retry_blocked(Process& p) {
   if (r.kind() == SysResult::Kind::Block) {
     const BlockedCall again{call.nr,         call.sys,    call.args,       r.queue(),
                             r.deadline_ns(), r.restart(), call.retries + 1};
-    const bool interruptible =
-        again.restart != Restart::Uninterruptible || p.sig.is_pending(kSigKill);
-    if (interruptible && p.sig.next_deliverable() != 0) {
+    if (wait_interrupted(p, again.restart)) {
       p.blocked = again;
       interrupt_blocked(p);
       return;
@@ -74,8 +79,18 @@ void Kernel::finish_syscall(Process& p, std::uint64_t nr, int sys_i, const SysRe
       if (p.cpu) p.cpu->set_syscall_ret(static_cast<std::uint64_t>(r.value()));
       break;
     case SysResult::Kind::Block:
-      block(p, BlockedCall{nr, sys_i, args, r.queue(), r.deadline_ns(), r.restart(), 0});
-      return;
+      // A signal the call itself unblocked (sigsuspend, ppoll and pselect6 install their
+      // mask first) that was already pending ends the wait before it starts.
+      {
+        const BlockedCall call{nr, sys_i, args, r.queue(), r.deadline_ns(), r.restart(), 0};
+        if (wait_interrupted(p, call.restart)) {
+          p.blocked = call;
+          interrupt_blocked(p);
+          return;
+        }
+        block(p, call);
+        return;
+      }
     case SysResult::Kind::NoReturn:
       break;
   }

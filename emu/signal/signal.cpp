@@ -77,8 +77,8 @@ sigset64 SignalState::pending_set() const {
   return s;
 }
 
-int SignalState::next_deliverable() const {
-  const sigset64 ready = pending_set() & ~(blocked & ~kUnblockable);
+int SignalState::next_deliverable(sigset64 skip) const {
+  const sigset64 ready = pending_set() & ~(blocked & ~kUnblockable) & ~skip;
   if (!ready) return 0;
   // Synchronous (fault) signals first, as Linux's SYNCHRONOUS_MASK, then the lowest.
   constexpr sigset64 kSync =
@@ -86,6 +86,30 @@ int SignalState::next_deliverable() const {
   const sigset64 sync = ready & kSync;
   const sigset64 pick = sync ? sync : ready;
   return std::countr_zero(pick) + 1;
+}
+
+bool SignalState::would_act_on(int sig) const {
+  if (sig < 1 || sig > kNSig) return false;
+  if (blocked & sig_bit(sig) & ~kUnblockable) return false;
+  const KSigAction& ka = act(sig);
+  if (ka.handler == kSigIgn) return sig == kSigKill || sig == kSigStop;
+  const DefaultAction a = default_action(sig);
+  return ka.handler != kSigDfl || (a != DefaultAction::Ignore && a != DefaultAction::Continue);
+}
+
+int SignalState::next_acted_on() const {
+  sigset64 skip = 0;
+  for (;;) {
+    const int sig = next_deliverable(skip);
+    if (!sig) return 0;
+    const KSigAction& ka = act(sig);
+    const DefaultAction a = default_action(sig);
+    const bool ignored =
+        ka.handler == kSigIgn ||
+        (ka.handler == kSigDfl && (a == DefaultAction::Ignore || a == DefaultAction::Continue));
+    if (!ignored || sig == kSigKill || sig == kSigStop) return sig;
+    skip |= sig_bit(sig);
+  }
 }
 
 }  // namespace mmemu

@@ -96,8 +96,14 @@ struct SignalState : SigInherited {
   KSigAction& act(int sig) { return action[sig - 1]; }
   const KSigAction& act(int sig) const { return action[sig - 1]; }
   // Pending and not blocked (SIGKILL/SIGSTOP always), lowest first as Linux picks
-  // synchronous signals first; 0 when none.
-  int next_deliverable() const;
+  // synchronous signals first; 0 when none. Signals in `skip` are passed over.
+  int next_deliverable(sigset64 skip = 0) const;
+  // The signal delivery would act on first: next_deliverable() passing over the pending
+  // signals whose action is to ignore them (they are discarded on the way, as get_signal
+  // does). Decides whether an interrupted call is restarted. 0 when none.
+  int next_acted_on() const;
+  // Whether sig sent now would be acted on: neither blocked nor ignored.
+  bool would_act_on(int sig) const;
   bool is_pending(int sig) const;
   sigset64 pending_set() const;  // rt_sigpending: standard | queued real-time
 };

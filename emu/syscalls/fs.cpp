@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstring>
 
 #include "emu/fs/created_files.hpp"
 #include "emu/fs/host_file.hpp"
@@ -134,6 +135,45 @@ SysResult sys_statx(SyscallContext& ctx) {
   if (!st) return err(st.error());
   const std::string b = encode_statx(*st, kStatxReturned);
   return SysResult::from(ctx.write(ctx.arg(4), b.data(), b.size()));
+}
+
+// ---- statfs, fstatfs ----
+
+// struct statfs of the 64-bit ABIs (x86_64 and arm64 alike): 120 bytes.
+SysResult write_statfs(SyscallContext& ctx, vaddr_t to, const StatFs& s) {
+  std::int64_t w[15] = {s.type,
+                        s.bsize,
+                        static_cast<std::int64_t>(s.blocks),
+                        static_cast<std::int64_t>(s.bfree),
+                        static_cast<std::int64_t>(s.bavail),
+                        static_cast<std::int64_t>(s.files),
+                        static_cast<std::int64_t>(s.ffree),
+                        0,
+                        s.namelen,
+                        s.frsize,
+                        s.flags,
+                        0,
+                        0,
+                        0,
+                        0};
+  std::memcpy(&w[7], s.fsid, 8);
+  return SysResult::from(ctx.write(to, w, sizeof w));
+}
+
+SysResult sys_statfs(SyscallContext& ctx) {
+  auto abs = path_arg(ctx, kAtFdcwd, ctx.arg(0));
+  if (!abs) return err(abs.error());
+  auto s = statfs_path(ctx, *abs);
+  if (!s) return err(s.error());
+  return write_statfs(ctx, ctx.arg(1), *s);
+}
+
+SysResult sys_fstatfs(SyscallContext& ctx) {
+  OpenFileRef f = ctx.proc.fds ? ctx.proc.fds->get(ctx.arg_int(0)) : nullptr;
+  if (!f) return err(EBADF);
+  auto s = statfs_file(ctx, *f);
+  if (!s) return err(s.error());
+  return write_statfs(ctx, ctx.arg(1), *s);
 }
 
 // ---- readlink, access ----
@@ -421,6 +461,8 @@ void register_fs_syscalls(SyscallTable& t) {
   t.add(Sys::lstat, sys_lstat);
   t.add(Sys::newfstatat, sys_newfstatat);
   t.add(Sys::statx, sys_statx);
+  t.add(Sys::statfs, sys_statfs);
+  t.add(Sys::fstatfs, sys_fstatfs);
   t.add(Sys::readlink, sys_readlink);
   t.add(Sys::readlinkat, sys_readlinkat);
   t.add(Sys::access, sys_access);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "emu/fs/dev_file.hpp"
+#include "emu/fs/proc_system.hpp"
 #include "emu/kernel/cred.hpp"
 #include "emu/syscalls/abi.hpp"
 #include "emu/syscalls/cred.hpp"
@@ -245,16 +246,16 @@ SysResult sys_umask(SyscallContext& ctx) {
 }
 
 SysResult sys_sysinfo(SyscallContext& ctx) {
-  // struct sysinfo on 64-bit: 112 bytes. Memory is the emulated machine's.
+  // struct sysinfo on 64-bit: 112 bytes. The numbers /proc/meminfo and /proc/uptime show.
   std::uint8_t b[112] = {};
   const auto put64 = [&b](std::size_t off, std::uint64_t v) { std::memcpy(b + off, &v, 8); };
-  timespec up;
-  ::clock_gettime(CLOCK_BOOTTIME, &up);
-  const PhysMem& phys = ctx.kernel.machine().phys;
-  put64(0, static_cast<std::uint64_t>(up.tv_sec));
-  put64(32, phys.size_bytes());
-  put64(40, phys.nr_free() << PAGE_SHIFT);
-  const auto procs = static_cast<std::uint16_t>(std::min(ctx.kernel.nr_live(), 65535));
+  const SystemSnapshot s = system_snapshot(ctx.kernel);
+  put64(0, s.uptime_ns / 1000000000ULL);
+  // loads[3] (8..31) stay 0: no load sampling.
+  put64(32, s.total << PAGE_SHIFT);
+  put64(40, s.free << PAGE_SHIFT);
+  put64(48, s.shmem << PAGE_SHIFT);
+  const auto procs = static_cast<std::uint16_t>(std::min(s.procs, 65535));
   std::memcpy(b + 80, &procs, 2);
   const std::uint32_t unit = 1;
   std::memcpy(b + 104, &unit, 4);

@@ -123,6 +123,17 @@ Result<void> set_temp_mask(SyscallContext& ctx, vaddr_t mask_at, std::uint64_t s
   return {};
 }
 
+// poll_select_finish: a call that returns (ready descriptors, the timeout, an error) puts
+// the old mask back at once, so a signal its mask let through is not delivered; only an
+// interrupted call keeps it for the handler frame (restored when the handler returns).
+SysResult finish_temp_mask(SyscallContext& ctx, const SysResult& r) {
+  if (r.kind() == SysResult::Kind::Return && ctx.proc.sig.saved_mask) {
+    ctx.proc.sig.blocked = *ctx.proc.sig.saved_mask;
+    ctx.proc.sig.saved_mask.reset();
+  }
+  return r;
+}
+
 SysResult sys_poll(SyscallContext& ctx) {
   const int ms = ctx.arg_int(2);
   const std::uint64_t timeout = ms < 0 ? kNoTimeout : static_cast<std::uint64_t>(ms) * 1000000ULL;
@@ -134,7 +145,8 @@ SysResult sys_ppoll(SyscallContext& ctx) {
   if (!timeout) return SysResult::err(timeout.error().code);
   if (auto r = set_temp_mask(ctx, ctx.arg(3), ctx.arg(4)); !r)
     return SysResult::err(r.error().code);
-  return do_poll(ctx, ctx.arg(0), static_cast<std::uint32_t>(ctx.arg(1)), *timeout);
+  return finish_temp_mask(
+      ctx, do_poll(ctx, ctx.arg(0), static_cast<std::uint32_t>(ctx.arg(1)), *timeout));
 }
 
 // core_sys_select over three fd_set bitmaps of n bits.
@@ -200,7 +212,8 @@ SysResult sys_pselect6(SyscallContext& ctx) {
     if (!ctx.read(ctx.arg(5), sig, sizeof sig)) return SysResult::err(EFAULT);
     if (auto r = set_temp_mask(ctx, sig[0], sig[1]); !r) return SysResult::err(r.error().code);
   }
-  return do_select(ctx, ctx.arg_int(0), {ctx.arg(1), ctx.arg(2), ctx.arg(3)}, *timeout);
+  return finish_temp_mask(
+      ctx, do_select(ctx, ctx.arg_int(0), {ctx.arg(1), ctx.arg(2), ctx.arg(3)}, *timeout));
 }
 
 }  // namespace
