@@ -424,8 +424,8 @@ void add_run_command(CLI::App& app, int& status) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_flag("--clear-env", args->clear_env, "start the guest with an empty environment");
   sub->add_option("--uid", args->uid,
-                  "run as user id N (real, effective, saved); root (0) holds every capability "
-                  "(default: mmemu's own ids)");
+                  "run as user id N (real, effective, saved); euid 0 holds the host's bounding "
+                  "set of capabilities, anyone else none (default: mmemu's own ids)");
   sub->add_option("--gid", args->gid, "run as group id N (real, effective, saved)");
   sub->callback([args, sub, &status] {
     const Given given{.walkers = sub->count("--walkers") > 0,
