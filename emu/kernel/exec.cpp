@@ -8,6 +8,7 @@
 #include "emu/fs/exec_lookup.hpp"
 #include "emu/image/arch_pages.hpp"
 #include "emu/image/loader.hpp"
+#include "emu/kernel/cred.hpp"
 #include "emu/kernel/kernel.hpp"
 #include "emu/syscalls/syscall.hpp"
 #include "vma/exit_mmap.hpp"
@@ -199,6 +200,8 @@ std::expected<void, ExecError> Kernel::load_program_at(Process& p, int dirfd,
   as->exe_file = exe.release();  // now the address space's
   p.as = std::move(as);
   p.arch = img->arch;
+  cap_bprm_creds(p.cred);  // the new image's capabilities, which the new mm checks
+  sync_mm_caps(p);
   // The new mm was built against the default RLIMIT_DATA/STACK/MEMLOCK/AS (the stack size
   // and mmap_base come from them), and the process takes those: behaviour kept from when an
   // mm held these four itself. Linux keeps every limit across execve.

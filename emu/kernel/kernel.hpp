@@ -91,6 +91,15 @@ struct KernelOptions {
   // Linux's vsyscall= boot parameter: how x86-64's legacy vsyscall page is provided (see
   // emu/image/arch_pages.hpp). Set up in init_mm at the first x86-64 exec.
   VsyscallMode vsyscall = VsyscallMode::Xonly;
+  // Injection from the initial program's load (--inject-from load): the rules (and the
+  // random rate) are armed before spawn loads it. Otherwise (and without inject_at_fork)
+  // they are armed once it is loaded, so counts start at its first instruction.
+  bool inject_from_load = false;
+  // Each allocation fails with this probability (seeded by random_seed), armed with the rules.
+  double inject_random = 0;
+  // The initial process's user and group ids (real, effective, saved, filesystem): the
+  // host's when unset. Its capabilities follow from them (emu/kernel/cred.hpp).
+  std::optional<std::uint32_t> uid, gid;
 };
 
 // Why a program cannot be started (spawn) or exec'd: errno as execve gives it and a
