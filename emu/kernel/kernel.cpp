@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
@@ -256,15 +257,43 @@ void Kernel::check_mm(Process& p, std::string_view after) {
 
 // ---- the initial process ----
 
+namespace {
+
+// The initial process inherits mmemu's own limits, as a program inherits its parent's,
+// except those that shape the emulated address space (STACK, DATA, AS, MEMLOCK, RSS): these
+// keep the emulated machine's defaults so that layouts do not depend on the host's shell.
+void inherit_host_rlimits(Rlimits& lim) {
+  static constexpr std::pair<Rlim, int> kInherited[] = {
+      {Rlim::Cpu, RLIMIT_CPU},           {Rlim::Fsize, RLIMIT_FSIZE},
+      {Rlim::Core, RLIMIT_CORE},         {Rlim::Nproc, RLIMIT_NPROC},
+      {Rlim::Nofile, RLIMIT_NOFILE},     {Rlim::Sigpending, RLIMIT_SIGPENDING},
+      {Rlim::Msgqueue, RLIMIT_MSGQUEUE}, {Rlim::Nice, RLIMIT_NICE},
+      {Rlim::Rtprio, RLIMIT_RTPRIO},     {Rlim::Rttime, RLIMIT_RTTIME}};
+  for (const auto& [r, host] : kInherited) {
+    ::rlimit h{};
+    if (::getrlimit(host, &h) != 0) continue;
+    Rlimit v{h.rlim_cur == RLIM_INFINITY ? RLIM_INFINITY_ : h.rlim_cur,
+             h.rlim_max == RLIM_INFINITY ? RLIM_INFINITY_ : h.rlim_max};
+    // The descriptor table is sized from NOFILE: /proc/sys/fs/nr_open bounds it on Linux.
+    if (r == Rlim::Nofile)
+      v = {std::min<std::uint64_t>(v.cur, 1048576), std::min<std::uint64_t>(v.max, 1048576)};
+    lim[r] = v;
+  }
+}
+
+}  // namespace
+
 std::expected<Process*, ExecError> Kernel::spawn(const std::string& path,
                                                  const std::vector<std::string>& argv,
                                                  const std::vector<std::string>& envp) {
   const int pid = next_pid_;
   auto p = std::make_unique<Process>(*this, pid, 1, Arch::X86_64);
   p->cred = initial_cred(opts_.uid, opts_.gid);
+  inherit_host_rlimits(p->rlimits);
   char cwd[PATH_MAX];
   if (::getcwd(cwd, sizeof cwd)) p->fs.cwd = cwd;
   p->fds = std::make_unique<FdTable>();
+  p->fds->set_max_fds(static_cast<int>(p->rlimits[Rlim::Nofile].cur));
   for (int fd = 0; fd < 3; ++fd) {
     const int host = opts_.stdio_fds[static_cast<std::size_t>(fd)];
     const int fl = ::fcntl(host, F_GETFL);

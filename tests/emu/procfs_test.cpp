@@ -2,6 +2,7 @@
 // loadavg, stat and cpuinfo agree with sysinfo and the kernel's tables; /proc/PID files of
 // a live process and of a zombie; limits in Linux's table; statfs and fstatfs answers.
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <fmt/format.h>
 
@@ -203,6 +204,18 @@ TEST_P(ProcfsTest, StatStatusAndLimitsText) {
   EXPECT_EQ(f[19], std::to_string(p->start_boottime_ns / 10000000));  // starttime
   EXPECT_EQ(f[20], std::to_string(p->mm().total_vm * 4096));          // vsize
   EXPECT_EQ(f[35], "17");                                             // exit_signal
+
+  // The initial process inherits the host's NOFILE and NPROC; the limits that shape the
+  // address space stay the emulated machine's. The text below is checked against those
+  // defaults, whatever the host's shell set.
+  ::rlimit host{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &host), 0);
+  EXPECT_EQ(p->rlimits[Rlim::Nofile].cur, std::min<std::uint64_t>(host.rlim_cur, 1048576));
+  EXPECT_EQ(p->fds->max_fds(), static_cast<int>(p->rlimits[Rlim::Nofile].cur));
+  ASSERT_EQ(::getrlimit(RLIMIT_NPROC, &host), 0);
+  EXPECT_EQ(p->rlimits[Rlim::Nproc].cur, host.rlim_cur);
+  EXPECT_EQ(p->rlimits[Rlim::Stack].cur, kDefaultRlimits[Rlim::Stack].cur);
+  p->rlimits = kDefaultRlimits;
 
   const std::string st = slurp("/proc/self/status");
   const std::size_t pte = st.find("\nVmPTE:\t");
