@@ -221,19 +221,22 @@ std::string stat_text(Process& p) {
     env_end = mm.env_end;
   }
   const SigSets sets = sig_sets(p);
+  // task_prio: -1 - rt_priority under FIFO/RR, 20 + nice otherwise.
+  const int prio = p.sched.rt_priority ? -1 - p.sched.rt_priority : 20 + p.sched.nice;
   const int exit_code = p.state == ProcState::Zombie ? p.wait_status : 0;
   // utime: the guest's CPU time (one nanosecond per instruction); mmemu spends none in the
   // kernel on its behalf that it counts.
   return fmt::format(
-      "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 {} 0 0 0 20 0 1 0 {} {} {} {} {} {} {} 0 0 {} {} "
-      "{} {} 0 0 0 {} 0 0 0 0 0 0 {} {} {} {} {} {} {} {}\n",
-      p.pid, p.comm, state_letter(p.state), p.ppid, p.pgid, p.sid, to_ticks(p.instructions),
-      to_ticks(p.start_boottime_ns), vsize, rss,
+      "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 {} 0 0 0 {} {} 1 0 {} {} {} {} {} {} {} 0 0 {} {} "
+      "{} {} 0 0 0 {} 0 {} {} 0 0 0 {} {} {} {} {} {} {} {}\n",
+      p.pid, p.comm, state_letter(p.state), p.ppid, p.pgid, p.sid, to_ticks(p.instructions), prio,
+      p.sched.nice, to_ticks(p.start_boottime_ns), vsize, rss,
       p.rlimits[Rlim::Rss].cur == RLIM_INFINITY_ ? std::string("18446744073709551615")
                                                  : std::to_string(p.rlimits[Rlim::Rss].cur),
       startcode, endcode, startstack, p.sig.pending_set() & 0x7fffffff, p.sig.blocked & 0x7fffffff,
-      sets.ign & 0x7fffffff, sets.cgt & 0x7fffffff, p.exit_signal, start_data, end_data, start_brk,
-      arg_start, arg_end, env_start, env_end, exit_code);
+      sets.ign & 0x7fffffff, sets.cgt & 0x7fffffff, p.exit_signal, p.sched.rt_priority,
+      p.sched.policy, start_data, end_data, start_brk, arg_start, arg_end, env_start, env_end,
+      exit_code);
 }
 
 std::string limits_text(Process& p) {

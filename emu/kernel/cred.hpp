@@ -26,6 +26,7 @@ enum Cap : int {
   CAP_SETPCAP = 8,
   CAP_IPC_LOCK = 14,
   CAP_SYS_RAWIO = 17,
+  CAP_SYS_ADMIN = 21,
   CAP_SYS_NICE = 23,
   CAP_SYS_RESOURCE = 24,
   CAP_MKNOD = 27,

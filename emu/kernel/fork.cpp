@@ -1,8 +1,9 @@
 // fork, vfork and clone (without CLONE_THREAD): a child process with a copy-on-write copy
 // of the parent's address space (dup_mm with the chosen recovery) and of its registers.
-#include <fmt/format.h>
-
+#include <algorithm>
 #include <optional>
+
+#include <fmt/format.h>
 
 #include "emu/kernel/fork_observers.hpp"
 #include "emu/kernel/kernel.hpp"
@@ -79,7 +80,14 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
   c.sid = parent.sid;
   c.comm = parent.comm;
   c.cred = parent.cred;
-  c.nice = parent.nice;
+  c.sched = parent.sched;
+  if (c.sched.reset_on_fork) {
+    // sched_fork: the child starts under SCHED_NORMAL, and never with a raised nice.
+    c.sched.policy = 0;
+    c.sched.rt_priority = 0;
+    c.sched.nice = std::max(c.sched.nice, 0);
+    c.sched.reset_on_fork = false;
+  }
   c.fs = parent.fs;
   c.rlimits = parent.rlimits;
   c.sig.inherited() = parent.sig.inherited();

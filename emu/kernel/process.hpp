@@ -83,6 +83,16 @@ struct RegisteredAreas {
   std::uint32_t rseq_len = 0, rseq_sig = 0;  // rseq_sig only means something with an area
 };
 
+// What sched_setscheduler, setpriority and ioprio_set set. One CPU runs every process in
+// turn whatever these say: they are kept, reported and checked as Linux does.
+struct SchedParams {
+  int nice = 0;                // -20..19
+  int policy = 0;              // SCHED_OTHER, FIFO, RR, BATCH, IDLE
+  int rt_priority = 0;         // 1..99 under FIFO and RR, else 0
+  bool reset_on_fork = false;  // SCHED_RESET_ON_FORK
+  std::uint16_t ioprio = 0;    // IOPRIO_PRIO_VALUE(class, data); 0: none set
+};
+
 class Process {
  public:
   Process(Kernel& k, int pid, int ppid, Arch arch);
@@ -99,7 +109,7 @@ class Process {
   Arch arch;
   std::string comm;  // /proc/self/comm: the executable's base name, 15 bytes at most
   Credentials cred;
-  int nice = 0;  // -20..19 (setpriority); inherited by fork, kept by execve
+  SchedParams sched;  // nice, policy, I/O priority: inherited by fork, kept by execve
   FsContext fs;
   Rlimits rlimits;  // the mm the process runs on reads them (Kernel::attach_cpu)
   ProcState state = ProcState::Runnable;

@@ -242,7 +242,8 @@ SysResult sys_setgroups(SyscallContext& ctx) {
 
 constexpr std::uint32_t kCapV1 = 0x19980330, kCapV2 = 0x20071026, kCapV3 = 0x20080522;
 
-Process* pid_or_self(SyscallContext& ctx, int pid) {
+// capget/capset name live processes only.
+Process* live_pid_or_self(SyscallContext& ctx, int pid) {
   if (pid == 0 || pid == ctx.proc.pid) return &ctx.proc;
   Process* p = ctx.kernel.find(pid);
   return p && p->state != ProcState::Zombie ? p : nullptr;
@@ -270,7 +271,7 @@ SysResult sys_capget(SyscallContext& ctx) {
   if (!pid) return err(EFAULT);
   if (*pid < 0) return err(EINVAL);
   if (!ctx.arg(1)) return SysResult::ok(0);
-  const Process* p = pid_or_self(ctx, *pid);
+  const Process* p = live_pid_or_self(ctx, *pid);
   if (!p) return err(ESRCH);
   const Credentials& c = p->cred;
   std::uint32_t data[6] = {};  // {effective, permitted, inheritable} per 32-bit word

@@ -1,6 +1,6 @@
 // System calls: misc group (arch_prctl, set/get_robust_list, rseq, prlimit64/getrlimit/
 // setrlimit, getrandom, uname, umask, sysinfo, futex, process groups and sessions,
-// sched_getaffinity/setaffinity, getcpu, personality, prctl, getrusage). The id calls,
+// getcpu, personality, prctl, getrusage). The id calls,
 // groups and capabilities are emu/syscalls/cred.cpp's (registered from here).
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -264,11 +264,6 @@ SysResult sys_sysinfo(SyscallContext& ctx) {
 
 // ---- process groups and sessions ----
 
-Process* pid_or_self(SyscallContext& ctx, int pid) {
-  if (pid == 0 || pid == ctx.proc.pid) return &ctx.proc;
-  return ctx.kernel.find(pid);
-}
-
 SysResult sys_getpgid(SyscallContext& ctx) {
   Process* p = pid_or_self(ctx, ctx.arg_int(0));
   if (!p) return err(ESRCH);
@@ -315,82 +310,6 @@ SysResult sys_setpgid(SyscallContext& ctx) {
   }
   p->pgid = pgid;
   return SysResult::ok(0);
-}
-
-// ---- scheduling, CPUs ----
-
-SysResult sys_sched_getaffinity(SyscallContext& ctx) {
-  // One CPU. The mask is returned in cpumask_size() bytes (one long).
-  const int pid = ctx.arg_int(0);
-  const std::uint64_t len = ctx.arg(1) & 0xffffffffULL;
-  if (!pid_or_self(ctx, pid)) return err(ESRCH);
-  if (len * 8 < 1 || (len & 7)) return err(EINVAL);
-  const std::uint64_t mask = 1;
-  if (!ctx.write_obj(ctx.arg(2), mask)) return err(EFAULT);
-  return SysResult::ok(8);
-}
-
-SysResult sys_sched_setaffinity(SyscallContext& ctx) {
-  if (!pid_or_self(ctx, ctx.arg_int(0))) return err(ESRCH);
-  const std::uint64_t len = ctx.arg(1) & 0xffffffffULL;
-  std::uint8_t first = 0;
-  if (len > 0 && !ctx.read(ctx.arg(2), &first, 1)) return err(EFAULT);
-  if (!(first & 1)) return err(EINVAL);  // no CPU of the mask exists
-  return SysResult::ok(0);
-}
-
-// ---- nice values (getpriority/setpriority) ----
-
-constexpr int kPrioProcess = 0, kPrioPgrp = 1, kPrioUser = 2, kMinNice = -20, kMaxNice = 19;
-
-// The processes a (which, who) pair names: one process, a process group, a user's.
-std::vector<Process*> prio_targets(SyscallContext& ctx, int which, int who) {
-  std::vector<Process*> out;
-  const std::uint32_t uid = who ? static_cast<std::uint32_t>(who) : ctx.proc.cred.uid;
-  const int pgrp = who ? who : ctx.proc.pgid;
-  for (Process* q : ctx.kernel.processes()) {
-    const bool match = which == kPrioProcess ? q->pid == (who ? who : ctx.proc.pid)
-                       : which == kPrioPgrp  ? q->pgid == pgrp
-                                             : q->cred.uid == uid;
-    if (match) out.push_back(q);
-  }
-  if (which == kPrioProcess && out.empty() && (who == 0 || who == ctx.proc.pid))
-    out.push_back(&ctx.proc);  // a process the table does not hold yet (tests)
-  return out;
-}
-
-// getpriority answers 20 - nice (1..40) of the highest-priority match: no negative value
-// can be mistaken for an error.
-SysResult sys_getpriority(SyscallContext& ctx) {
-  const int which = ctx.arg_int(0), who = ctx.arg_int(1);
-  if (which < kPrioProcess || which > kPrioUser) return err(EINVAL);
-  int best = 0;
-  for (Process* q : prio_targets(ctx, which, who))
-    best = std::max(best, 20 - q->nice);
-  return best ? SysResult::ok(static_cast<std::uint64_t>(best)) : err(ESRCH);
-}
-
-// set_one_prio: the caller's euid must be the target's real or effective uid (or
-// CAP_SYS_NICE); lowering the nice value past RLIMIT_NICE needs CAP_SYS_NICE, as does a
-// target holding capabilities the caller does not (cap_safe_nice).
-int set_one_prio(const Credentials& me, Process& p, int nice, int error) {
-  const bool sys_nice = capable(me, CAP_SYS_NICE);
-  if (p.cred.uid != me.euid && p.cred.euid != me.euid && !sys_nice) return EPERM;
-  if (nice<p.nice&& static_cast<std::uint64_t>(20 - nice)> p.rlimits[Rlim::Nice].cur && !sys_nice)
-    return EACCES;
-  if ((p.cred.cap_permitted & ~me.cap_permitted) && !sys_nice) return EPERM;
-  p.nice = nice;
-  return error == ESRCH ? 0 : error;
-}
-
-SysResult sys_setpriority(SyscallContext& ctx) {
-  const int which = ctx.arg_int(0), who = ctx.arg_int(1);
-  if (which < kPrioProcess || which > kPrioUser) return err(EINVAL);
-  const int nice = std::clamp(ctx.arg_int(2), kMinNice, kMaxNice);
-  int error = ESRCH;
-  for (Process* q : prio_targets(ctx, which, who))
-    error = set_one_prio(ctx.proc.cred, *q, nice, error);
-  return error ? err(error) : SysResult::ok(0);
 }
 
 SysResult sys_getcpu(SyscallContext& ctx) {
@@ -485,11 +404,7 @@ void register_misc_syscalls(SyscallTable& t) {
   t.add(Sys::getsid, sys_getsid);
   t.add(Sys::setsid, sys_setsid);
   t.add(Sys::setpgid, sys_setpgid);
-  t.add(Sys::sched_getaffinity, sys_sched_getaffinity);
-  t.add(Sys::sched_setaffinity, sys_sched_setaffinity);
   t.add(Sys::getcpu, sys_getcpu);
-  t.add(Sys::getpriority, sys_getpriority);
-  t.add(Sys::setpriority, sys_setpriority);
   t.add(Sys::personality, sys_personality);
   t.add(Sys::prctl, sys_prctl);
   t.add(Sys::getrusage, sys_getrusage);

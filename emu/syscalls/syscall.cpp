@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "emu/kernel/kernel.hpp"
 #include "vma/fault.hpp"
 
 namespace mmemu {
@@ -72,6 +73,11 @@ std::optional<std::uint64_t> sys_number(Arch arch, Sys s) {
   return static_cast<std::uint64_t>(nr);
 }
 
+Process* pid_or_self(SyscallContext& ctx, int pid) {
+  if (pid == 0 || pid == ctx.proc.pid) return &ctx.proc;
+  return ctx.kernel.find(pid);
+}
+
 Result<void> SyscallContext::read(vaddr_t src, void* dst, std::size_t n) const {
   if (n == 0) return {};
   return copy_from_user(mm(), dst, src, n);
@@ -109,6 +115,7 @@ std::unique_ptr<SyscallTable> make_syscall_table() {
   register_file_syscalls(*t);
   register_time_syscalls(*t);
   register_misc_syscalls(*t);
+  register_sched_syscalls(*t);
   register_socket_syscalls(*t);
   register_sendfile_syscalls(*t);
   if (!t->duplicates().empty()) {

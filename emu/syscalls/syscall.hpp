@@ -79,6 +79,10 @@ struct SyscallContext {
   }
 };
 
+// The process a pid argument names: 0 or the caller's own pid is the caller; zombies
+// included (they keep their pid until reaped); nullptr (ESRCH) for no such process.
+Process* pid_or_self(SyscallContext& ctx, int pid);
+
 using SyscallFn = SysResult (*)(SyscallContext&);
 
 class SyscallTable {
@@ -102,10 +106,11 @@ class SyscallTable {
 void register_process_syscalls(SyscallTable& t);  // emu/syscalls/process.cpp
 void register_signal_syscalls(SyscallTable& t);   // emu/syscalls/signal.cpp
 void register_mem_syscalls(SyscallTable& t);      // emu/syscalls/mem.cpp
-void register_shm_syscalls(SyscallTable& t);   // emu/syscalls/shm.cpp, from register_mem_syscalls
-void register_file_syscalls(SyscallTable& t);  // emu/syscalls/file.cpp
-void register_time_syscalls(SyscallTable& t);  // emu/syscalls/time.cpp
-void register_misc_syscalls(SyscallTable& t);  // emu/syscalls/misc.cpp
+void register_shm_syscalls(SyscallTable& t);    // emu/syscalls/shm.cpp, from register_mem_syscalls
+void register_file_syscalls(SyscallTable& t);   // emu/syscalls/file.cpp
+void register_time_syscalls(SyscallTable& t);   // emu/syscalls/time.cpp
+void register_misc_syscalls(SyscallTable& t);   // emu/syscalls/misc.cpp
+void register_sched_syscalls(SyscallTable& t);  // emu/syscalls/sched.cpp
 
 // AF_UNIX sockets (emu/syscalls/socket.cpp); sendfile, copy_file_range (emu/syscalls/sendfile.cpp).
 void register_socket_syscalls(SyscallTable& t);

@@ -28,6 +28,7 @@ class ProcfsTest : public ::testing::TestWithParam<Arch> {
     register_file_syscalls(table);
     register_mem_syscalls(table);
     register_misc_syscalls(table);
+    register_sched_syscalls(table);
     auto m = sys_mmap(p->mm(), 0, kScratch, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                       nullptr, 0);
     EXPECT_TRUE(m.has_value());

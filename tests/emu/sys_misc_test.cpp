@@ -214,6 +214,54 @@ TEST_P(SysMiscTest, OneCpu) {
   EXPECT_EQ(get<std::uint64_t>(kBuf), 0u);
 }
 
+// sched_setscheduler and friends keep the policy, check it as Linux does, and
+// sched_getattr and /proc/PID/stat report it; ioprio_get answers what ioprio_set set.
+TEST_P(SysMiscTest, SchedulingPoliciesAndIoPriorities) {
+  constexpr int kFifo = 1, kRr = 2, kIdle = 5, kResetOnFork = 0x40000000;
+  p.cred.cap_effective = 0;
+  p.rlimits[Rlim::Rtprio] = {0, 0};
+  EXPECT_EQ(call(Sys::sched_getscheduler, 0), 0);
+  EXPECT_EQ(call(Sys::sched_get_priority_max, kFifo), 99);
+  EXPECT_EQ(call(Sys::sched_get_priority_min, kRr), 1);
+  EXPECT_EQ(call(Sys::sched_get_priority_max, 4), E(EINVAL));
+  put<std::int32_t>(kBuf, 10);
+  EXPECT_EQ(call(Sys::sched_setscheduler, 0, kFifo, kBuf), E(EPERM));  // RTPRIO 0
+  EXPECT_EQ(call(Sys::sched_setscheduler, 0, 0, kBuf), E(EINVAL));     // OTHER with 10
+  EXPECT_EQ(call(Sys::sched_setscheduler, 4242, kFifo, kBuf), E(ESRCH));
+  EXPECT_EQ(call(Sys::sched_setscheduler, -1, kFifo, kBuf), E(EINVAL));
+  p.rlimits[Rlim::Rtprio] = {10, 10};
+  EXPECT_EQ(call(Sys::sched_setscheduler, 0, kFifo | kResetOnFork, kBuf), 0);
+  EXPECT_EQ(call(Sys::sched_getscheduler, 0), kFifo | kResetOnFork);
+  put<std::int32_t>(kBuf, 11);
+  EXPECT_EQ(call(Sys::sched_setparam, 0, kBuf), E(EPERM));  // above RTPRIO
+  EXPECT_EQ(call(Sys::sched_getparam, 0, kBuf), 0);
+  EXPECT_EQ(get<std::int32_t>(kBuf), 10);
+  fill(kBuf, 64, 0xff);
+  EXPECT_EQ(call(Sys::sched_getattr, 0, kBuf, 48, 0), 0);
+  EXPECT_EQ(get<std::uint32_t>(kBuf), 48u);       // size
+  EXPECT_EQ(get<std::uint32_t>(kBuf + 4), 1u);    // policy
+  EXPECT_EQ(get<std::uint64_t>(kBuf + 8), 1u);    // SCHED_FLAG_RESET_ON_FORK
+  EXPECT_EQ(get<std::uint32_t>(kBuf + 20), 10u);  // priority
+  EXPECT_EQ(get<std::uint32_t>(kBuf + 48), ~0u);  // past the 48 bytes asked for
+  EXPECT_EQ(call(Sys::sched_getattr, 0, kBuf, 47, 0), E(EINVAL));
+  // Leaving RESET_ON_FORK needs CAP_SYS_NICE; SCHED_IDLE needs nothing.
+  put<std::int32_t>(kBuf, 0);
+  EXPECT_EQ(call(Sys::sched_setscheduler, 0, 0, kBuf), E(EPERM));
+  EXPECT_EQ(call(Sys::sched_setscheduler, 0, kIdle | kResetOnFork, kBuf), 0);
+  EXPECT_EQ(p.sched.policy, kIdle);
+
+  EXPECT_EQ(call(Sys::ioprio_get, 1, 0), 0);  // none set: IOPRIO_CLASS_NONE, 0
+  EXPECT_EQ(call(Sys::ioprio_set, 1, 0, (2 << 13) | 8), E(EINVAL));  // BE level 8
+  EXPECT_EQ(call(Sys::ioprio_set, 1, 0, (1 << 13) | 4), E(EPERM));   // RT without caps
+  EXPECT_EQ(call(Sys::ioprio_set, 1, 0, (2 << 13) | 4), 0);
+  EXPECT_EQ(call(Sys::ioprio_get, 1, 0), (2 << 13) | 4);
+  EXPECT_EQ(call(Sys::ioprio_get, 4, 0), E(EINVAL));
+  EXPECT_EQ(call(Sys::ioprio_get, 1, 4242), E(ESRCH));
+  p.cred.cap_effective = cap_bit(CAP_SYS_NICE);
+  EXPECT_EQ(call(Sys::ioprio_set, 1, 0, (1 << 13) | 4), 0);
+  EXPECT_EQ(call(Sys::ioprio_get, 1, 0), (1 << 13) | 4);
+}
+
 TEST_P(SysMiscTest, CapabilitiesAreTheCredentialsSets) {
   const std::uint32_t hdr[2] = {0x20080522, 0};
   put(kBuf, hdr);

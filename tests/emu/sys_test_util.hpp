@@ -103,6 +103,7 @@ class SysTest : public ::testing::TestWithParam<Arch> {
     register_file_syscalls(table);
     register_time_syscalls(table);
     register_misc_syscalls(table);
+    register_sched_syscalls(table);
     auto r = sys_mmap(mm_(), kScratch, kScratchSize, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, nullptr, 0);
     EXPECT_TRUE(r.has_value());
