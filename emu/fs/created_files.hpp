@@ -55,6 +55,7 @@ class CreatedFiles {
   // The created names directly inside the (canonical) directory `dir`.
   std::vector<Entry> in_dir(const std::string& dir) const;
   bool empty() const { return files_.empty() && specials_.empty(); }
+  bool has_specials() const { return !specials_.empty(); }
   // The end of the run: every name goes (their pages are freed with the last reference).
   void clear();
 

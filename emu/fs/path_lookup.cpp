@@ -297,6 +297,36 @@ std::optional<Node> proc_system_node(SyscallContext& ctx, const std::string& nam
   return n;
 }
 
+Node lookup(SyscallContext& ctx, const std::string& norm);
+
+// A path the host does not have that goes through a symbolic link the guest created (to a
+// directory): looked up again from the link's target, up to kMaxLinkDepth links deep.
+std::optional<Node> through_created_link(SyscallContext& ctx, const std::string& norm,
+                                         const std::vector<std::string>& c) {
+  thread_local int depth = 0;
+  struct ::stat hst;
+  if (c.size() < 2 || !ctx.kernel.created_files().has_specials() ||
+      ::lstat(norm.c_str(), &hst) == 0)
+    return std::nullopt;
+  std::string prefix;
+  for (std::size_t i = 0; i + 1 < c.size(); ++i) {
+    prefix += "/" + c[i];
+    const std::string key = CreatedFiles::key_of(prefix);
+    auto sp = ctx.kernel.created_files().find_special(key);
+    if (!sp || (sp->st.mode & S_IFMT) != S_IFLNK) continue;
+    if (depth >= kMaxLinkDepth) return missing(ELOOP);
+    std::string rest =
+        sp->target.starts_with("/") ? sp->target : parent_dir(key) + "/" + sp->target;
+    for (std::size_t j = i + 1; j < c.size(); ++j)
+      rest += "/" + c[j];
+    ++depth;
+    Node n = lookup(ctx, normalize_path(rest));
+    --depth;
+    return n;
+  }
+  return std::nullopt;
+}
+
 // The emulated name space; Host for everything it does not cover.
 Node lookup(SyscallContext& ctx, const std::string& norm) {
   const std::vector<std::string> c = split(norm);
@@ -393,6 +423,7 @@ Node lookup(SyscallContext& ctx, const std::string& norm) {
       n.special = std::move(sp);
       return n;
     }
+    if (auto through = through_created_link(ctx, norm, c)) return std::move(*through);
   }
   n.host = norm;
   return n;

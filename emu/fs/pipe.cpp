@@ -158,6 +158,7 @@ SysResult fifo_wait(SyscallContext& ctx, const OpenFileRef& end) {
   auto* pe = dynamic_cast<PipeEnd*>(end.get());
   if (!pe) return SysResult::ok(0);
   Pipe& p = pe->pipe();
+  if (p.r_counter_ == 0 && p.w_counter_ == 0) return SysResult::ok(0);  // not a FIFO
   const int pid = ctx.proc.pid;
   const int acc = pe->flags() & O_ACCMODE;
   std::uint64_t* counter = nullptr;

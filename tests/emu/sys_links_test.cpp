@@ -203,6 +203,16 @@ TEST_P(SysLinksTest, SymbolicAndHardLinks) {
   EXPECT_EQ(call(Sys::unlinkat, kAtFdcwd, str(f), 0), 0);
   EXPECT_EQ(p.fds->get(static_cast<int>(fd))->path(), f + " (deleted)");
   EXPECT_EQ(call(Sys::linkat, fd, str(""), kAtFdcwd, str(f, 1024), 0x1000), E(ENOENT));
+  // A link to a directory leads into it, and a link loop ends in ELOOP.
+  EXPECT_EQ(call(Sys::symlinkat, str("sub"), kAtFdcwd, str(tree.path("d"), 1024)), 0);
+  const std::int64_t in = open(tree.path("d/inner"));
+  ASSERT_GE(in, 0);
+  EXPECT_EQ(call(Sys::read, in, kScratch + 4096, 10), 1);
+  EXPECT_EQ(stat_of(tree.path("d/nope")).error().code, ENOENT);
+  EXPECT_EQ(call(Sys::symlinkat, str("loop/x"), kAtFdcwd, str(tree.path("loop"), 1024)), 0);
+  EXPECT_EQ(stat_of(tree.path("loop/y")).error().code, ELOOP);
+  EXPECT_EQ(call(Sys::unlinkat, kAtFdcwd, str(tree.path("loop")), 0), 0);
+  EXPECT_EQ(call(Sys::unlinkat, kAtFdcwd, str(tree.path("d")), 0), 0);
   // A link renamed and removed.
   EXPECT_EQ(call(Sys::renameat, kAtFdcwd, str(l), kAtFdcwd, str(tree.path("l2"), 1024)), 0);
   EXPECT_FALSE(stat_of(l, false));

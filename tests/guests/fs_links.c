@@ -96,6 +96,16 @@ int main(void) {
   close(hf);
   expect_str("link back", rc_str(link(at(".h"), base)), "ok");
   CHECK(unlink(at(".h")) == 0);
+  expect_str("symlink to a directory", rc_str(symlink("/tmp", at(".t"))), "ok");
+  char through[200];
+  snprintf(through, sizeof through, "%s/%s", at(".t"), name);
+  int tf = open(through, O_RDONLY);
+  expect_yes("open through the directory link", tf >= 0);
+  memset(buf, 0, sizeof buf);
+  expect_long("read", read(tf, buf, 7), 7);
+  say("  bytes %s", buf);
+  close(tf);
+  CHECK(unlink(at(".t")) == 0);
 
   /* Times. */
   struct timespec ts[2] = {{1000000000, 5}, {1200000000, 7}};
