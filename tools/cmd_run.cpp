@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "emu/cpu/unicorn_cpu.hpp"
 #include "emu/kernel/host_signals.hpp"
@@ -24,13 +27,16 @@ namespace mmemu::cli {
 namespace {
 
 constexpr int kExitUsage = 2;
+// The initial program could not be started because an injected allocation failure hit its
+// load (--inject-from load): mmemu's own failure, as env and timeout report theirs.
+constexpr int kExitInjectedLoad = 125;
 
 struct RunArgs {
   std::string phys_mem = "1G";
   std::vector<std::string> inject;
   std::string inject_from;
   double inject_random = 0;
-  std::uint64_t seed = 1;
+  std::string seed = "1";  // numbers as strings: CLI11 takes "-1" as 2^64-1
   std::string recovery = "tree-max";
   std::string vsyscall = "xonly";
   std::string walkers;
@@ -42,10 +48,59 @@ struct RunArgs {
   std::string log;
   bool stats = false;
   bool check = false;
-  std::uint64_t slice = 200000;
+  std::string slice = "200000";
   std::vector<std::string> env;
   bool clear_env = false;
+  std::string uid, gid;             // empty: the host's
+  std::string program_placeholder;  // never set (see add_run_command)
 };
+
+// Which string options were given at all (an empty value is then an error, not "unset").
+struct Given {
+  bool walkers, dump_when, out, trace, log, uid, gid;
+};
+
+// A decimal number that fits in T, nothing else around it.
+template <class T>
+std::optional<T> parse_number(const std::string& s) {
+  T v{};
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// --uid/--gid N: a 32-bit id other than (uid_t)-1, which Linux never accepts as an id.
+std::optional<std::uint32_t> parse_id(const std::string& s) {
+  auto v = parse_number<std::uint32_t>(s);
+  if (!v || *v == ~0U) return std::nullopt;
+  return v;
+}
+
+// The guest's environment: mmemu's own (unless --clear-env), then each --env NAME=VALUE,
+// which replaces an existing NAME where it stands (and drops later duplicates of it), as
+// env(1) does, or else is appended.
+std::vector<std::string> guest_environment(const RunArgs& a) {
+  std::vector<std::string> envp;
+  if (!a.clear_env)
+    for (char** e = environ; e && *e; ++e)
+      envp.emplace_back(*e);
+  for (const std::string& e : a.env) {
+    const std::string prefix = e.substr(0, e.find('=') + 1);
+    bool placed = false;
+    for (auto it = envp.begin(); it != envp.end();) {
+      if (!it->starts_with(prefix)) {
+        ++it;
+      } else if (!placed) {
+        *it++ = e;
+        placed = true;
+      } else {
+        it = envp.erase(it);
+      }
+    }
+    if (!placed) envp.push_back(e);
+  }
+  return envp;
+}
 
 // Opens FILE for writing, or explains why not.
 std::unique_ptr<std::ofstream> open_out(const std::string& path, const char* what) {
@@ -81,7 +136,19 @@ void render_dump(std::ostream& out, bool json, const DumpPoint& at, const Mm& mm
   out.flush();
 }
 
-int run(const RunArgs& a, const std::vector<std::string>& rest) {
+int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
+  // The subcommand is a prefix command: CLI11 stops at the first argument it does not know
+  // and leaves it, and everything after, here. An unknown option is a usage error; "--"
+  // ends the options, so a PROGRAM starting with '-' follows one.
+  if (!rest.empty() && rest.front() == "--") {
+    rest.erase(rest.begin());
+  } else if (!rest.empty() && rest.front().starts_with('-') && rest.front() != "-") {
+    std::cerr << fmt::format(
+        "mmemu run: {}: unknown option (a PROGRAM starting with '-' "
+        "goes after --)\n",
+        rest.front());
+    return kExitUsage;
+  }
   if (rest.empty()) {
     std::cerr << "mmemu run: no PROGRAM given (usage: mmemu run [options] PROGRAM [ARGS...])\n";
     return kExitUsage;
@@ -111,7 +178,7 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
     return kExitUsage;
   }
   opts.vsyscall = *vsys;
-  for (std::size_t at = 0; !a.walkers.empty() && at <= a.walkers.size();) {
+  for (std::size_t at = 0; given.walkers && at <= a.walkers.size();) {
     const std::size_t comma = std::min(a.walkers.find(',', at), a.walkers.size());
     const std::string name = a.walkers.substr(at, comma - at);
     if (name == "all") {
@@ -130,7 +197,7 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
     at = comma + 1;
   }
   opts.walker_at = *parse_walker_point(a.walker_at);  // CLI checked the name
-  if (!a.dump_when.empty()) {
+  if (given.dump_when) {
     std::string err;
     auto w = parse_dump_when(a.dump_when, &err);
     if (!w) {
@@ -139,9 +206,21 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
     }
     opts.dump = *w;
   }
-  opts.slice_instructions = a.slice;
+  const auto slice = parse_number<std::uint64_t>(a.slice);
+  if (!slice || *slice == 0) {
+    std::cerr << fmt::format(
+        "mmemu run: --slice {}: expected a number of instructions per slice, at least 1\n",
+        a.slice);
+    return kExitUsage;
+  }
+  opts.slice_instructions = *slice;
+  const auto seed = parse_number<std::uint64_t>(a.seed);
+  if (!seed) {
+    std::cerr << fmt::format("mmemu run: --seed {}: expected a number from 0 to 2^64-1\n", a.seed);
+    return kExitUsage;
+  }
   opts.check = a.check;
-  opts.random_seed = a.seed;
+  opts.random_seed = *seed;
   std::vector<InjectRule> rules;
   for (const std::string& spec_list : a.inject) {
     std::size_t pos = 0;
@@ -164,22 +243,51 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
   opts.inject_rules = rules;
   if (!a.inject_from.empty()) {
     const std::string& f = a.inject_from;
-    int k = 0;
-    if (!f.starts_with("fork:") || (k = std::atoi(f.c_str() + 5)) < 1) {
-      std::cerr << fmt::format("mmemu run: --inject-from {}: expected fork:K (K >= 1)\n", f);
+    const auto k = f.starts_with("fork:") ? parse_number<int>(f.substr(5)) : std::nullopt;
+    if (f == "load") {
+      opts.inject_from_load = true;
+    } else if (k && *k >= 1) {
+      opts.inject_at_fork = *k;
+    } else if (f != "start") {
+      std::cerr << fmt::format(
+          "mmemu run: --inject-from {}: expected start, load or fork:K (K >= 1)\n", f);
       return kExitUsage;
     }
-    opts.inject_at_fork = k;
   }
-  if (a.inject_random < 0 || a.inject_random > 1) {
-    std::cerr << "mmemu run: --inject-random: expected a probability from 0 to 1\n";
+  if (!(a.inject_random >= 0 && a.inject_random <= 1)) {  // NaN too
+    std::cerr << fmt::format("mmemu run: --inject-random {}: expected a probability from 0 to 1\n",
+                             a.inject_random);
     return kExitUsage;
+  }
+  opts.inject_random = a.inject_random;
+  for (const std::string& e : a.env) {
+    const std::size_t eq = e.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << fmt::format("mmemu run: --env {}: expected NAME=VALUE\n", e);
+      return kExitUsage;
+    }
+  }
+  if (given.uid) {
+    opts.uid = parse_id(a.uid);
+    if (!opts.uid) {
+      std::cerr << fmt::format("mmemu run: --uid {}: expected a user id from 0 to 4294967294\n",
+                               a.uid);
+      return kExitUsage;
+    }
+  }
+  if (given.gid) {
+    opts.gid = parse_id(a.gid);
+    if (!opts.gid) {
+      std::cerr << fmt::format("mmemu run: --gid {}: expected a group id from 0 to 4294967294\n",
+                               a.gid);
+      return kExitUsage;
+    }
   }
 
   std::unique_ptr<std::ofstream> out_file, trace_file, log_file;
-  if (!a.out.empty() && !(out_file = open_out(a.out, "--out"))) return kExitUsage;
-  if (!a.trace.empty() && !(trace_file = open_out(a.trace, "--trace"))) return kExitUsage;
-  if (!a.log.empty() && !(log_file = open_out(a.log, "--log"))) return kExitUsage;
+  if (given.out && !(out_file = open_out(a.out, "--out"))) return kExitUsage;
+  if (given.trace && !(trace_file = open_out(a.trace, "--trace"))) return kExitUsage;
+  if (given.log && !(log_file = open_out(a.log, "--log"))) return kExitUsage;
   // Dumps and stats go to --out, else to mmemu's standard error: the guest owns stdout.
   std::ostream& out = out_file ? *out_file : std::cerr;
   const bool json = a.format == "json";
@@ -190,16 +298,28 @@ int run(const RunArgs& a, const std::vector<std::string>& rest) {
   k.set_dump_hook([&out, json](const DumpPoint& at, const Mm& mm, const Machine& m) {
     render_dump(out, json, at, mm, m);
   });
-  if (a.inject_random > 0) k.machine().inject.fail_random(a.inject_random, a.seed);
 
-  std::vector<std::string> envp;
-  if (!a.clear_env)
-    for (char** e = environ; e && *e; ++e)
-      envp.emplace_back(*e);
-  for (const std::string& e : a.env)
-    envp.push_back(e);
+  const std::vector<std::string> envp = guest_environment(a);
   const std::string& program = rest.front();
+  // The first injected failure while the program is loaded (--inject-from load) is what
+  // stopped the load, if it did not succeed: reported as the injection it was.
+  FaultInjector& inject = k.machine().inject;
+  std::optional<FaultInjector::Event> load_failure;
+  const auto traced = inject.on_attempt;
+  inject.on_attempt = [&load_failure, &traced](const FaultInjector::Event& e) {
+    if (e.failed && !load_failure) load_failure = e;
+    if (traced) traced(e);
+  };
   auto p = k.spawn(program, rest, envp);
+  inject.on_attempt = traced;
+  if (!p && load_failure) {
+    k.log().msg(fmt::format(
+        "cannot run {}: injected failure while loading it: {} attempt {} (allocation {}): exit "
+        "status {}",
+        program, site_name(load_failure->site), load_failure->attempt, load_failure->global,
+        kExitInjectedLoad));
+    return kExitInjectedLoad;
+  }
   if (!p) {
     k.log().msg(fmt::format("cannot run {}", p.error().message));
     return p.error().err == ENOENT ? 127 : 126;
@@ -239,8 +359,17 @@ void add_run_command(CLI::App& app, int& status) {
       "Usage: mmemu run [options] PROGRAM [ARGS...]\n"
       "Exit status: the guest's (128+N when killed by signal N), 70 when something leaked, an\n"
       "invariant broke or a page table was freed while in use, 126/127 when PROGRAM cannot be run, "
-      "2 for usage errors.");
+      "125 when an injected failure stopped its load (--inject-from load), 2 for usage errors.");
   sub->prefix_command();
+  // PROGRAM and its arguments are never options' values: CLI11 leaves them, from the first
+  // argument it does not know, in remaining(). This positional takes nothing (its check
+  // refuses every value); it exists so that "--" stays in this subcommand (CLI11 hands a
+  // "--" seen without a positional to fill back to the parent app).
+  sub->add_option("PROGRAM", args->program_placeholder,
+                  "the program, then its arguments; mmemu's options end before it (or at --)")
+      ->check(CLI::Validator([](const std::string&) { return std::string("not an option"); }, "",
+                             "program"));
+  sub->validate_positionals();
   sub->add_option("--phys-mem", args->phys_mem, "emulated physical memory (K/M/G suffixes)")
       ->capture_default_str();
   sub->add_option("--inject", args->inject,
@@ -251,10 +380,12 @@ void add_run_command(CLI::App& app, int& status) {
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--inject-from", args->inject_from,
-                  "start counting --inject attempts when the K-th fork begins: fork:K");
-  sub->add_option(
-      "--inject-random", args->inject_random,
-      "fail each allocation (never a fatal_signal check) with probability P (seeded by --seed)");
+                  "when --inject counts and --inject-random starts: start (the program's first "
+                  "instruction, the default), load (the initial program's load too; a failure "
+                  "that stops it exits 125), fork:K (when the K-th fork begins)");
+  sub->add_option("--inject-random", args->inject_random,
+                  "fail each allocation (never a fatal_signal check) with probability P (seeded "
+                  "by --seed), from the --inject-from point");
   sub->add_option("--seed", args->seed, "seed for --inject-random and AT_RANDOM")
       ->capture_default_str();
   sub->add_option("--fork-recovery", args->recovery,
@@ -286,12 +417,26 @@ void add_run_command(CLI::App& app, int& status) {
   sub->add_option("--slice", args->slice, "instructions per scheduling slice")
       ->capture_default_str();
   sub->add_option("--log", args->log, "write mmemu's own messages to FILE");
-  sub->add_option("--env", args->env, "add NAME=VALUE to the guest's environment")
+  sub->add_option("--env", args->env,
+                  "set NAME=VALUE in the guest's environment (replacing NAME where it is)")
       ->expected(1)
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_flag("--clear-env", args->clear_env, "start the guest with an empty environment");
-  sub->callback([args, sub, &status] { status = run(*args, sub->remaining()); });
+  sub->add_option("--uid", args->uid,
+                  "run as user id N (real, effective, saved); euid 0 holds the host's bounding "
+                  "set of capabilities, anyone else none (default: mmemu's own ids)");
+  sub->add_option("--gid", args->gid, "run as group id N (real, effective, saved)");
+  sub->callback([args, sub, &status] {
+    const Given given{.walkers = sub->count("--walkers") > 0,
+                      .dump_when = sub->count("--dump-pgtables") > 0,
+                      .out = sub->count("--out") > 0,
+                      .trace = sub->count("--trace") > 0,
+                      .log = sub->count("--log") > 0,
+                      .uid = sub->count("--uid") > 0,
+                      .gid = sub->count("--gid") > 0};
+    status = run(*args, given, sub->remaining());
+  });
 }
 
 }  // namespace mmemu::cli

@@ -6,6 +6,10 @@
 int main(int argc, char** argv) {
   CLI::App app{"mmemu: a user-mode MMU emulator with real page tables"};
   app.require_subcommand(1);
+  // A usage error is one line naming what is wrong (CLI11 adds a second, about --help).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "mmemu: " + std::string(e.what()) + "\n";
+  });
   int status = 0;
   mmemu::cli::add_script_command(app, status);
   mmemu::cli::add_run_command(app, status);

@@ -43,7 +43,8 @@ inline constexpr std::size_t kRlimNlimits = 16;  // RLIM_NLIMITS
 class Rlimits {
  public:
   // The limits the initial process starts with: unlimited but for a typical host's CORE,
-  // NPROC, NOFILE, SIGPENDING, MSGQUEUE, and an 8 MiB STACK and MEMLOCK.
+  // NPROC, NOFILE, SIGPENDING, MSGQUEUE, NICE and RTPRIO (0: no raising either without
+  // CAP_SYS_NICE), and an 8 MiB STACK and MEMLOCK.
   constexpr Rlimits() {
     lim_.fill(Rlimit{RLIM_INFINITY_, RLIM_INFINITY_});
     (*this)[Rlim::Stack] = {8ULL << 20, RLIM_INFINITY_};
@@ -53,6 +54,8 @@ class Rlimits {
     (*this)[Rlim::Memlock] = {8ULL << 20, 8ULL << 20};
     (*this)[Rlim::Sigpending] = {63431, 63431};
     (*this)[Rlim::Msgqueue] = {819200, 819200};
+    (*this)[Rlim::Nice] = {0, 0};
+    (*this)[Rlim::Rtprio] = {0, 0};
   }
 
   constexpr Rlimit& operator[](Rlim r) { return lim_[static_cast<std::size_t>(r)]; }

@@ -906,4 +906,93 @@ Result<std::string> chdir_path(SyscallContext& ctx, const std::string& abs) {
   return n.name;
 }
 
+// ---- execve's lookup ----
+
+namespace {
+
+// /proc/PID/exe's process, from the link's canonical name; nullptr for any other link.
+Process* exe_link_owner(SyscallContext& ctx, const std::string& name) {
+  if (!name.starts_with("/proc/") || !name.ends_with("/exe")) return nullptr;
+  auto pid = parse_int(name.substr(6, name.size() - 10));
+  return pid ? guest_proc(ctx, *pid) : nullptr;
+}
+
+Result<ExecTarget> exec_node(SyscallContext& ctx, const std::string& abs, bool follow, int depth) {
+  if (depth > kMaxLinkDepth) return fail(ELOOP);
+  const std::string norm = normalize_path(abs);
+  const bool trailing_slash = abs.size() > 1 && abs.back() == '/';
+  Node n = lookup(ctx, norm);
+  switch (n.kind) {
+    case Node::Missing:
+      return fail(n.err);
+    case Node::Host: {
+      const std::string h = trailing_slash ? n.host + "/" : n.host;
+      struct ::stat st;
+      if ((follow ? ::stat(h.c_str(), &st) : ::lstat(h.c_str(), &st)) != 0) return fail(errno);
+      if (S_ISLNK(st.st_mode)) return fail(ELOOP);
+      if (!S_ISREG(st.st_mode)) return fail(EACCES);
+      char resolved[PATH_MAX];
+      if (!::realpath(h.c_str(), resolved)) return fail(errno);
+      auto file = ctx.kernel.open_host_file(resolved);
+      if (!file) return std::unexpected(file.error());
+      return ExecTarget{*file, resolved, file_stat_from_host(st), true};
+    }
+    case Node::Shmem: {
+      if (trailing_slash) return fail(ENOTDIR);
+      n.shmem->file->get();
+      return ExecTarget{n.shmem->file, n.shmem->path, n.shmem->stat(), false};
+    }
+    case Node::Link: {
+      if (!follow && !trailing_slash) return fail(ELOOP);
+      if (n.fd_file) return exec_target_of(ctx, n.fd_file);
+      if (Process* p = exe_link_owner(ctx, n.name); p && p->has_mm() && p->as->exe_file) {
+        // The executable itself, as the kernel's mm->exe_file: replaced or deleted, it runs.
+        File* f = p->as->exe_file;
+        struct ::stat st;
+        FileStat fst;
+        if (::stat(p->as->exe_path.c_str(), &st) == 0) {
+          fst = file_stat_from_host(st);
+        } else {
+          fst.mode = S_IFREG | 0755;
+          fst.size = static_cast<std::int64_t>(f->size());
+        }
+        f->get();
+        return ExecTarget{f, p->as->exe_path, fst, false};
+      }
+      return exec_node(ctx, n.follow, true, depth + 1);
+    }
+    case Node::HostPseudo:
+    case Node::Dir:
+    case Node::Gen:
+    case Node::Dev:
+      // No /proc, /sys or device file is a regular executable file.
+      if (trailing_slash && n.kind != Node::Dir && n.kind != Node::HostPseudo) return fail(ENOTDIR);
+      return fail(EACCES);
+  }
+  return fail(ENOENT);
+}
+
+}  // namespace
+
+Result<ExecTarget> exec_target(SyscallContext& ctx, const std::string& abs, bool follow) {
+  return exec_node(ctx, abs, follow, 0);
+}
+
+Result<ExecTarget> exec_target_of(SyscallContext& ctx, const OpenFileRef& f) {
+  if (auto* sf = dynamic_cast<ShmemFile*>(f.get())) {
+    sf->file().get();
+    return ExecTarget{&sf->file(), sf->path(), sf->inode()->stat(), false};
+  }
+  auto st = f->stat();
+  if (!st) return std::unexpected(st.error());
+  if (!S_ISREG(st->mode)) return fail(EACCES);
+  if (dynamic_cast<HostFile*>(f.get())) {
+    File* file = f->mmap_file();
+    file->get();
+    return ExecTarget{file, f->path(), *st, true};
+  }
+  if (f->kind() == "path") return exec_node(ctx, f->path(), true, 0);  // an O_PATH descriptor
+  return fail(EACCES);
+}
+
 }  // namespace mmemu

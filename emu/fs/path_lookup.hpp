@@ -75,4 +75,20 @@ void register_poll_syscalls(SyscallTable& t);
 void register_memfd_syscalls(SyscallTable& t);
 SysResult memfd_fcntl(OpenFile& f, bool add, std::uint64_t arg);
 
+// ---- execve's lookup (used by emu/fs/exec_lookup.hpp) ----
+// The regular file exec would run: its File (a new reference the caller puts), the
+// canonical path /proc/PID/exe shows, and its stat. Symbolic links are followed (a last
+// component that is a link is ELOOP unless `follow`); /proc/PID/exe is that process's
+// executable itself, even if its path now names another file. Not a regular file: EACCES.
+// The caller checks the permission bits.
+struct ExecTarget {
+  File* file = nullptr;
+  std::string path;
+  FileStat st;
+  bool host = false;  // a host file: `path` is the host path (for access(2))
+};
+Result<ExecTarget> exec_target(SyscallContext& ctx, const std::string& abs, bool follow);
+// The same for an open descriptor (fexecve, execveat with AT_EMPTY_PATH).
+Result<ExecTarget> exec_target_of(SyscallContext& ctx, const OpenFileRef& f);
+
 }  // namespace mmemu

@@ -119,15 +119,6 @@ SigSets sig_sets(Process& p) {
   return r;
 }
 
-// The capabilities mmemu models live in the mm (CAP_IPC_LOCK 14, CAP_SYS_RAWIO 17,
-// CAP_SYS_RESOURCE 24), as capget reports them.
-std::uint64_t cap_bits(const Process& p) {
-  if (!p.has_mm()) return 0;
-  const std::uint32_t c = p.mm().caps;
-  return ((c & CAP_IPC_LOCK_BIT) ? 1ULL << 14 : 0) | ((c & CAP_SYS_RAWIO_BIT) ? 1ULL << 17 : 0) |
-         ((c & CAP_SYS_RESOURCE_BIT) ? 1ULL << 24 : 0);
-}
-
 std::uint64_t rss_total(const Mm& mm) {
   return rss_pages(mm, MM_ANONPAGES) + rss_pages(mm, MM_FILEPAGES) + rss_pages(mm, MM_SHMEMPAGES);
 }
@@ -149,12 +140,16 @@ std::string status_text(Process& p) {
   o += fmt::format("Name:\t{}\nUmask:\t{:04o}\nState:\t{}\n", p.comm, p.fs.umask,
                    state_name(p.state));
   o += fmt::format("Tgid:\t{0}\nNgid:\t0\nPid:\t{0}\nPPid:\t{1}\nTracerPid:\t0\n", p.pid, p.ppid);
-  // real, effective, saved (follows the effective id here) and file-system ids.
-  o += fmt::format("Uid:\t{0}\t{1}\t{1}\t{1}\nGid:\t{2}\t{3}\t{3}\t{3}\n", p.cred.uid, p.cred.euid,
-                   p.cred.gid, p.cred.egid);
+  // real, effective, saved and file-system ids; the groups with Linux's trailing space.
+  const Credentials& c = p.cred;
+  o += fmt::format("Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\n", c.uid, c.euid, c.suid, c.fsuid,
+                   c.gid, c.egid, c.sgid, c.fsgid);
+  std::string groups;
+  for (std::uint32_t g : c.groups)
+    groups += fmt::format("{}{}", groups.empty() ? "" : " ", g);
   o += fmt::format(
-      "FDSize:\t{0}\nGroups:\t \nNStgid:\t{1}\nNSpid:\t{1}\nNSpgid:\t{2}\nNSsid:\t{3}\n",
-      p.fds ? p.fds->table_size() : 0, p.pid, p.pgid, p.sid);
+      "FDSize:\t{0}\nGroups:\t{4} \nNStgid:\t{1}\nNSpid:\t{1}\nNSpgid:\t{2}\nNSsid:\t{3}\n",
+      p.fds ? p.fds->table_size() : 0, p.pid, p.pgid, p.sid, groups);
   o += "Kthread:\t0\n";
   if (p.has_mm()) {
     const Mm& mm = p.mm();
@@ -191,10 +186,10 @@ std::string status_text(Process& p) {
   o += fmt::format(
       "SigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{:016x}\nSigCgt:\t{:016x}\n",
       0, p.sig.pending_set(), p.sig.blocked, sets.ign, sets.cgt);
-  const std::uint64_t caps = cap_bits(p);
-  o += fmt::format("CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\n", 0,
-                   caps, caps, 0x1ffffffffffULL);
-  o += "CapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\n";
+  o += fmt::format(
+      "CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\n",
+      c.cap_inheritable, c.cap_permitted, c.cap_effective, c.cap_bset, c.cap_ambient);
+  o += "NoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\n";
   // Unicorn does not speculate.
   o += "Speculation_Store_Bypass:\tnot vulnerable\nSpeculationIndirectBranch:\tnot affected\n";
   // One CPU and one memory node (the node mask printed over MAX_NUMNODES = 1024 bits).

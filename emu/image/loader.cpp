@@ -3,6 +3,7 @@
 
 #include <sys/auxv.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "vma/fault.hpp"
@@ -18,6 +19,23 @@ vaddr_t et_dyn_base(Arch arch) {
   return arch == Arch::X86_64 ? 0x555555554000ULL : 0xaaaaaaaaa000ULL;
 }
 
+// copy_to_user for the loader: an allocation that fails while the page is faulted in is
+// ENOMEM (get_user_pages' answer to VM_FAULT_OOM), never EFAULT, which is kept for an
+// address nothing maps.
+Result<void> put_user_bytes(Mm& mm, vaddr_t dst, const void* src, std::size_t n) {
+  const auto* in = static_cast<const std::uint8_t*>(src);
+  for (std::size_t done = 0; done < n;) {
+    const vaddr_t a = dst + done;
+    auto t = fault_in(mm, a, Access::Write);
+    if (!t) return fail(t.error() == FaultResult::Oom ? ENOMEM : EFAULT);
+    const std::size_t off = a & (PAGE_SIZE - 1);
+    const std::size_t len = std::min<std::size_t>(n - done, PAGE_SIZE - off);
+    if (auto r = copy_to_user(mm, a, in + done, len); !r) return r;
+    done += len;
+  }
+  return {};
+}
+
 // The pieces of the initial stack as Linux lays them out, top down: an 8-byte zero word,
 // the execfn string, then the argv and envp strings (argv[0] lowest); below them (after
 // 16-byte alignment) the platform string, the 16 AT_RANDOM bytes, and then argc, argv[],
@@ -27,7 +45,7 @@ struct StackBuilder {
   vaddr_t p;
   Result<vaddr_t> push_bytes(const void* data, std::size_t n) {
     p -= n;
-    if (auto r = copy_to_user(mm, p, data, n); !r) return std::unexpected(r.error());
+    if (auto r = put_user_bytes(mm, p, data, n); !r) return std::unexpected(r.error());
     return p;
   }
   Result<vaddr_t> push_string(const std::string& s) { return push_bytes(s.c_str(), s.size() + 1); }
@@ -73,8 +91,8 @@ Result<LoadedImage> load_elf(Mm& mm, const ElfImage& img, File& exe, const LoadP
       if (s.memsz > s.filesz && (zero_start & (PAGE_SIZE - 1)) != 0) {
         static const std::uint8_t zeros[PAGE_SIZE] = {};
         const std::size_t n = PAGE_SIZE - (zero_start & (PAGE_SIZE - 1));
-        if (auto r = copy_to_user(mm, zero_start, zeros, n); !r && (prot & PROT_WRITE))
-          return fail(EFAULT);
+        if (auto r = put_user_bytes(mm, zero_start, zeros, n); !r && (prot & PROT_WRITE))
+          return std::unexpected(r.error());
       }
     } else {
       zero_start = map_addr;
@@ -127,7 +145,7 @@ Result<LoadedImage> load_elf(Mm& mm, const ElfImage& img, File& exe, const LoadP
 
   StackBuilder sb{mm, top - 8};
   std::uint64_t zero = 0;
-  if (auto r = copy_to_user(mm, top - 8, &zero, 8); !r) return std::unexpected(r.error());
+  if (auto r = put_user_bytes(mm, top - 8, &zero, 8); !r) return std::unexpected(r.error());
   auto execfn = sb.push_string(params.execfn);
   if (!execfn) return std::unexpected(execfn.error());
   // Strings: envp then argv pushed last-first, so argv[0] ends up lowest.
@@ -192,7 +210,7 @@ Result<LoadedImage> load_elf(Mm& mm, const ElfImage& img, File& exe, const LoadP
     block.push_back(value);
   }
   const vaddr_t sp = (sb.p - block.size() * 8) & ~0xfULL;
-  if (auto r = copy_to_user(mm, sp, block.data(), block.size() * 8); !r)
+  if (auto r = put_user_bytes(mm, sp, block.data(), block.size() * 8); !r)
     return std::unexpected(r.error());
   out.sp = sp;
   out.entry = img.entry + bias;

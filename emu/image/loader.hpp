@@ -37,8 +37,9 @@ inline constexpr std::uint64_t kInitialStackBytes = 128 * 1024;
 
 // Maps `img` (whose bytes are `exe`'s contents) into `mm`, which must be empty. Sets the
 // mm's layout fields (start_code..., start_brk/brk, start_stack, arg/env ranges). ENOMEM
-// on allocation failure (the caller discards the mm), EFAULT if the stack cannot be
-// written, E2BIG if argv+envp exceed the stack limit's quarter (as Linux).
+// on allocation failure, also one met while a page is faulted in to be written (the
+// caller discards the mm), EFAULT if the stack cannot be written, E2BIG if argv+envp exceed the
+// stack limit's quarter (as Linux).
 Result<LoadedImage> load_elf(Mm& mm, const ElfImage& img, File& exe, const LoadParams& params);
 
 // AT_HWCAP/AT_HWCAP2/AT_PLATFORM values for the CPU the backend emulates.

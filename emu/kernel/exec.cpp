@@ -1,16 +1,16 @@
-// Loading a program into a process (spawn and execve), the CPU/TLB pairing, and giving up
-// an address space.
-#include <unistd.h>
-
-#include <climits>
-#include <cstdlib>
+// Loading a program into a process (spawn and execve: the file looked up as the guest
+// sees the file system, #! scripts handed to their interpreter, the ELF image built before
+// the old one goes), the CPU/TLB pairing, and giving up an address space.
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "emu/fs/exec_lookup.hpp"
 #include "emu/image/arch_pages.hpp"
 #include "emu/image/loader.hpp"
+#include "emu/kernel/cred.hpp"
 #include "emu/kernel/kernel.hpp"
+#include "emu/syscalls/syscall.hpp"
 #include "vma/exit_mmap.hpp"
 #include "vma/file.hpp"
 
@@ -96,28 +96,54 @@ void Kernel::release_mm(Process& p) {
 std::expected<void, ExecError> Kernel::load_program(Process& p, const std::string& path,
                                                     const std::vector<std::string>& argv,
                                                     const std::vector<std::string>& envp) {
+  return load_program_at(p, kAtFdcwd, path, 0, argv, envp);
+}
+
+std::expected<void, ExecError> Kernel::load_program_at(Process& p, int dirfd,
+                                                       const std::string& path, int flags,
+                                                       const std::vector<std::string>& argv,
+                                                       const std::vector<std::string>& envp) {
   auto err = [&](int e, std::string msg) {
     return std::unexpected(ExecError{e, fmt::format("{}: {}", path, std::move(msg))});
   };
-  // Resolve like execve: relative to the process's working directory.
-  const std::string host_path = path.starts_with('/') ? path : p.fs.cwd + "/" + path;
-  if (path.empty()) return err(ENOENT, "No such file or directory");
-  if (::access(host_path.c_str(), F_OK) != 0) return err(errno, std::strerror(errno));
-  auto file = open_host_file(host_path);
-  if (!file) {
-    const int e = file.error().code == EISDIR ? EACCES : file.error().code;
-    return err(e, file.error().code == EISDIR ? "is a directory" : std::strerror(e));
+  auto err_errno = [&](int e) { return err(e, std::strerror(e)); };
+  // The lookup is the guest's (spawn's process is not in the table yet, its cwd and
+  // credentials are set), so /proc/self/exe, descriptors and created files resolve as open.
+  SyscallContext ctx{*this, p, Sys::execve, 0, {}, 0};
+  auto opened = open_exec(ctx, dirfd, path, flags);
+  if (!opened) return err_errno(opened.error().code);
+  ExecFile exe = std::move(*opened);
+  const std::string filename = exe.filename();  // bprm->filename: AT_EXECFN, comm
+  std::vector<std::string> args = argv;
+  // exec_binprm: a script's interpreter may be a script, up to this many levels.
+  constexpr int kMaxInterpDepth = 5;
+  std::string interp = filename;  // bprm->interp: the name a script's interpreter is given
+  for (int depth = 0;; ++depth) {
+    if (depth > kMaxInterpDepth) return err_errno(ELOOP);
+    auto shebang = parse_shebang(exe.head(kBinprmBufSize));
+    if (!shebang) break;  // not a script: the ELF loader's turn
+    if (!*shebang) return err(ENOEXEC, "bad #! line");
+    // The interpreter would open the script by name, and a close-on-exec descriptor's
+    // /dev/fd/N is gone by then.
+    if (exe.inaccessible()) return err_errno(ENOENT);
+    const Shebang& sb = **shebang;
+    std::vector<std::string> next{sb.interp};
+    if (sb.arg) next.push_back(*sb.arg);
+    next.push_back(interp);
+    if (!args.empty()) next.insert(next.end(), args.begin() + 1, args.end());
+    args = std::move(next);
+    // An empty name (a "#!" line cut by the buffer's zeros) is the cwd, as open_exec("").
+    auto ie = open_exec(ctx, kAtFdcwd, sb.interp, sb.interp.empty() ? kAtEmptyPath : 0);
+    if (!ie)
+      return err(ie.error().code,
+                 fmt::format("interpreter {}: {}", sb.interp, std::strerror(ie.error().code)));
+    // Named through a descriptor, the process takes the name of the file that runs.
+    ExecFile next_exe(ExecTarget{ie->release(), ie->path(), ie->stat(), false}, filename,
+                      exe.fd_path(), false);
+    exe = std::move(next_exe);
+    interp = sb.interp;
   }
-  File* exe = *file;
-  // From here on `exe` holds a reference that must go with every early return.
-  struct ExeRef {
-    File* f;
-    ~ExeRef() {
-      if (f) f->put();
-    }
-  } exe_ref{exe};
-  if (::access(host_path.c_str(), X_OK) != 0) return err(EACCES, "Permission denied");
-  auto img = parse_elf(exe->data());
+  auto img = parse_elf(exe.bytes());
   if (!img) return err(img.error().errno_code(), img.error().message);
   if (p.cpu && img->arch != p.arch)
     return err(ENOEXEC, fmt::format("exec format error: {} program in a {} process",
@@ -136,8 +162,8 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
   auto as = make_address_space(std::move(*mm), p.pid);
   if (auto r = map_arch_pages(*as->mm); !r) return err(ENOMEM, "out of memory mapping arch pages");
   LoadParams lp;
-  lp.execfn = path;
-  lp.argv = argv;
+  lp.execfn = filename;
+  lp.argv = std::move(args);
   lp.envp = envp;
   for (std::size_t i = 0; i < lp.random.size(); i += 8) {
     const std::uint64_t r = next_random();
@@ -147,7 +173,7 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
   lp.euid = p.cred.euid;
   lp.gid = p.cred.gid;
   lp.egid = p.cred.egid;
-  auto loaded = load_elf(*as->mm, *img, *exe, lp);
+  auto loaded = load_elf(*as->mm, *img, exe.file(), lp);
   if (!loaded) {
     const int e = loaded.error().code;
     return err(e, e == E2BIG ? "argument list too long"
@@ -169,13 +195,13 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
     }
     release_mm(p);
   }
-  char resolved[PATH_MAX];
-  as->exe_path = ::realpath(host_path.c_str(), resolved) ? resolved : host_path;
-  as->exe_file = exe;
-  exe_ref.f = nullptr;  // now the address space's
+  as->exe_path = exe.path();
+  p.comm = exe.fd_path() ? exe.dentry_name().substr(0, 15) : base_name(filename);
+  as->exe_file = exe.release();  // now the address space's
   p.as = std::move(as);
   p.arch = img->arch;
-  p.comm = base_name(path);
+  cap_bprm_creds(p.cred);  // the new image's capabilities, which the new mm checks
+  sync_mm_caps(p);
   // The new mm was built against the default RLIMIT_DATA/STACK/MEMLOCK/AS (the stack size
   // and mmap_base come from them), and the process takes those: behaviour kept from when an
   // mm held these four itself. Linux keeps every limit across execve.
@@ -188,7 +214,14 @@ std::expected<void, ExecError> Kernel::load_program(Process& p, const std::strin
 std::expected<void, ExecError> Kernel::exec_process(Process& p, const std::string& path,
                                                     const std::vector<std::string>& argv,
                                                     const std::vector<std::string>& envp) {
-  auto r = load_program(p, path, argv, envp);
+  return exec_process_at(p, kAtFdcwd, path, 0, argv, envp);
+}
+
+std::expected<void, ExecError> Kernel::exec_process_at(Process& p, int dirfd,
+                                                       const std::string& path, int flags,
+                                                       const std::vector<std::string>& argv,
+                                                       const std::vector<std::string>& envp) {
+  auto r = load_program_at(p, dirfd, path, flags, argv, envp);
   if (!r) return r;
   p.fds->close_on_exec();
   // flush_signal_handlers: caught signals go back to SIG_DFL, ignored ones stay ignored.
@@ -205,6 +238,10 @@ std::expected<void, ExecError> Kernel::exec_process(Process& p, const std::strin
   p.last_trap = {};
   record("exec", p.pid, {{"path", path}});
   return {};
+}
+
+void Kernel::log_once(std::string_view key, std::string_view line) {
+  if (logged_once_.emplace(key).second) log_.msg(line);
 }
 
 }  // namespace mmemu

@@ -79,6 +79,7 @@ Result<int> Kernel::fork_process(Process& parent, const CloneArgs& args) {
   c.sid = parent.sid;
   c.comm = parent.comm;
   c.cred = parent.cred;
+  c.nice = parent.nice;
   c.fs = parent.fs;
   c.rlimits = parent.rlimits;
   c.sig.inherited() = parent.sig.inherited();

@@ -21,6 +21,7 @@
 
 #include <fmt/format.h>
 
+#include "emu/kernel/cred.hpp"
 #include "emu/kernel/host_signals.hpp"
 #include "emu/syscalls/syscall.hpp"
 #include "vma/file.hpp"
@@ -115,7 +116,7 @@ Kernel::Kernel(KernelOptions opts, CpuFactory make_cpu)
       rng_state_(opts_.random_seed ^ 0x9e3779b97f4a7c15ULL) {
   machine_.commit_limit_pages = opts_.commit_limit_pages.value_or(host_commit_limit_pages());
   syscalls_ = make_syscall_table();
-  if (opts_.inject_at_fork == 0) arm_injections();
+  if (opts_.inject_at_fork == 0 && opts_.inject_from_load) arm_injections();
   machine_.inject.on_attempt = [this](const FaultInjector::Event& e) {
     if (!e.failed) return;
     record("inject", current_ ? current_->pid : 0,
@@ -167,6 +168,7 @@ void Kernel::arm_injections() {
       machine_.inject.fail_nth_any(r.nth, r.persistent);
     }
   }
+  if (opts_.inject_random > 0) machine_.inject.fail_random(opts_.inject_random, opts_.random_seed);
 }
 
 void Kernel::record(std::string_view ev, int pid, nlohmann::json fields) {
@@ -259,7 +261,7 @@ std::expected<Process*, ExecError> Kernel::spawn(const std::string& path,
                                                  const std::vector<std::string>& envp) {
   const int pid = next_pid_;
   auto p = std::make_unique<Process>(*this, pid, 1, Arch::X86_64);
-  p->cred = {::getuid(), ::geteuid(), ::getgid(), ::getegid()};
+  p->cred = initial_cred(opts_.uid, opts_.gid);
   char cwd[PATH_MAX];
   if (::getcwd(cwd, sizeof cwd)) p->fs.cwd = cwd;
   p->fds = std::make_unique<FdTable>();
@@ -277,6 +279,7 @@ std::expected<Process*, ExecError> Kernel::spawn(const std::string& path,
     if (p->fds) p->fds->close_all();
     return std::unexpected(r.error());
   }
+  if (opts_.inject_at_fork == 0 && !opts_.inject_from_load) arm_injections();
   ++next_pid_;
   init_pid_ = pid;
   Process* raw = p.get();

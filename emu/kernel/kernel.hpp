@@ -36,6 +36,7 @@
 namespace mmemu {
 
 class SyscallTable;
+class UnixNames;
 
 // When page tables are dumped (--dump-pgtables WHEN[,WHEN...]).
 struct DumpWhen {
@@ -90,6 +91,15 @@ struct KernelOptions {
   // Linux's vsyscall= boot parameter: how x86-64's legacy vsyscall page is provided (see
   // emu/image/arch_pages.hpp). Set up in init_mm at the first x86-64 exec.
   VsyscallMode vsyscall = VsyscallMode::Xonly;
+  // Injection from the initial program's load (--inject-from load): the rules (and the
+  // random rate) are armed before spawn loads it. Otherwise (and without inject_at_fork)
+  // they are armed once it is loaded, so counts start at its first instruction.
+  bool inject_from_load = false;
+  // Each allocation fails with this probability (seeded by random_seed), armed with the rules.
+  double inject_random = 0;
+  // The initial process's user and group ids (real, effective, saved, filesystem): the
+  // host's when unset. Its capabilities follow from them (emu/kernel/cred.hpp).
+  std::optional<std::uint32_t> uid, gid;
 };
 
 // Why a program cannot be started (spawn) or exec'd: errno as execve gives it and a
@@ -163,6 +173,8 @@ class Kernel {
   CreatedFiles& created_files() { return created_files_; }
   // The SysV shared memory segments of the run's IPC namespace (emu/fs/sysv_shm.hpp).
   SysvShm& sysv_shm() { return sysv_shm_; }
+  // The AF_UNIX names of the run (emu/fs/unix_socket.hpp), made on first use.
+  std::shared_ptr<UnixNames>& unix_names() { return unix_names_; }
   // Generates a signal for p (kill, tgkill, SIGPIPE, SIGCHLD...): queued, and p woken if it
   // is blocked and the signal is deliverable. Delivery happens before p next runs.
   void send_signal(Process& p, const SigInfo& info);
@@ -189,6 +201,13 @@ class Kernel {
   // (exit_signal, wake its wait), reparents children; p becomes a zombie (or is reaped at
   // once if nobody will wait for it). wait_status in Linux's encoding.
   void exit_process(Process& p, int wait_status);
+  // execveat: `path` relative to dirfd, flags AT_EMPTY_PATH and AT_SYMLINK_NOFOLLOW; the
+  // file and a script's interpreters are looked up in the guest's name space.
+  std::expected<void, ExecError> exec_process_at(Process& p, int dirfd, const std::string& path,
+                                                 int flags, const std::vector<std::string>& argv,
+                                                 const std::vector<std::string>& envp);
+  // A log line written once per run for `key` (a feature the guest asked for and mmemu lacks).
+  void log_once(std::string_view key, std::string_view line);
   // Reaps a zombie child for wait4/waitid: removes it from the table.
   void reap(Process& zombie);
 
@@ -226,6 +245,9 @@ class Kernel {
   // An address space around a new mm (exec's, or fork's copy) whose exit_mmap is traced
   // under `pid`.
   std::shared_ptr<AddressSpace> make_address_space(std::unique_ptr<Mm> mm, int pid);
+  std::expected<void, ExecError> load_program_at(Process& p, int dirfd, const std::string& path,
+                                                 int flags, const std::vector<std::string>& argv,
+                                                 const std::vector<std::string>& envp);
   Result<std::unique_ptr<Cpu>> make_cpu(Arch arch);  // make_cpu_ over the machine's memory
   // Pairs p's new CPU and a TLB with p.as; the mm reads p's resource limits from then on.
   void attach_cpu(Process& p, std::unique_ptr<Cpu> cpu);
@@ -253,7 +275,10 @@ class Kernel {
   std::map<std::string, File*, std::less<>> file_cache_;
   CreatedFiles created_files_;
   SysvShm sysv_shm_{machine_};
+  std::shared_ptr<UnixNames> unix_names_;
   std::set<std::uint64_t> unknown_reported_;  // syscall numbers already reported
+  // log_once's keys.
+  std::set<std::string, std::less<>> logged_once_;
   std::uint64_t rng_state_;
   RunSummary summary_;  // the initial process's status, when known
   bool init_exited_ = false;

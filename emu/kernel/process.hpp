@@ -56,9 +56,15 @@ struct BlockedCall {
 // What a forked child inherits comes in groups fork copies whole: the three below, the
 // Rlimits (vma/rlimits.hpp) and SignalState's SigInherited (emu/signal/signal.hpp).
 
-// struct cred: the host user's ids.
+// struct cred: user and group ids, supplementary groups and capability sets
+// (emu/kernel/cred.hpp has the rules that change them).
 struct Credentials {
   std::uint32_t uid = 0, euid = 0, gid = 0, egid = 0;
+  std::uint32_t suid = 0, fsuid = 0, sgid = 0, fsgid = 0;
+  std::vector<std::uint32_t> groups;  // supplementary groups, sorted (groups_sort)
+  std::uint64_t cap_inheritable = 0, cap_permitted = 0, cap_effective = 0, cap_bset = 0,
+                cap_ambient = 0;
+  bool keep_caps = false;  // SECBIT_KEEP_CAPS (prctl PR_SET_KEEPCAPS), cleared by execve
 };
 
 // struct fs_struct: the working directory (a host path relative opens resolve against,
@@ -93,6 +99,7 @@ class Process {
   Arch arch;
   std::string comm;  // /proc/self/comm: the executable's base name, 15 bytes at most
   Credentials cred;
+  int nice = 0;  // -20..19 (setpriority); inherited by fork, kept by execve
   FsContext fs;
   Rlimits rlimits;  // the mm the process runs on reads them (Kernel::attach_cpu)
   ProcState state = ProcState::Runnable;

@@ -1,7 +1,7 @@
 // System calls: misc group (arch_prctl, set/get_robust_list, rseq, prlimit64/getrlimit/
-// setrlimit, getrandom, uname, the id calls, umask, sysinfo, futex, process groups and
-// sessions, sched_getaffinity/setaffinity, getcpu, capget/capset, personality, prctl,
-// getrusage).
+// setrlimit, getrandom, uname, umask, sysinfo, futex, process groups and sessions,
+// sched_getaffinity/setaffinity, getcpu, personality, prctl, getrusage). The id calls,
+// groups and capabilities are emu/syscalls/cred.cpp's (registered from here).
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -12,7 +12,9 @@
 
 #include "emu/fs/dev_file.hpp"
 #include "emu/fs/proc_system.hpp"
+#include "emu/kernel/cred.hpp"
 #include "emu/syscalls/abi.hpp"
+#include "emu/syscalls/cred.hpp"
 #include "emu/syscalls/futex.hpp"
 #include "emu/syscalls/syscall.hpp"
 
@@ -138,21 +140,31 @@ Rlimit get_rlimit(const Process& p, Rlim res) {
   return r;
 }
 
-// do_prlimit: checks, then the old value, then the new one.
-Result<Rlimit> do_prlimit(Process& p, std::int64_t number, const Rlimit* nw) {
+// do_prlimit: checks, then the old value, then the new one. Raising a hard limit needs
+// the caller's CAP_SYS_RESOURCE.
+Result<Rlimit> do_prlimit(const Credentials& caller, Process& p, std::int64_t number,
+                          const Rlimit* nw) {
   const std::optional<Rlim> res = Rlimits::from_number(number);
   if (!res) return fail(EINVAL);
   const Rlimit old = get_rlimit(p, *res);
   if (nw) {
     if (nw->cur > nw->max) return fail(EINVAL);
     if (*res == Rlim::Nofile && nw->max > kNrOpen) return fail(EPERM);
-    const bool privileged = p.has_mm() && (p.mm().caps & CAP_SYS_RESOURCE_BIT);
-    if (nw->max > old.max && !privileged) return fail(EPERM);
+    if (nw->max > old.max && !capable(caller, CAP_SYS_RESOURCE)) return fail(EPERM);
     p.rlimits[*res] = *nw;
     if (*res == Rlim::Nofile && p.fds)
       p.fds->set_max_fds(static_cast<int>(std::min<std::uint64_t>(nw->cur, kNrOpen)));
   }
   return old;
+}
+
+// check_prlimit_permission: another process's limits (read or written) need all its user
+// and group ids to be the caller's real ones, or CAP_SYS_RESOURCE.
+bool may_prlimit(const Credentials& c, const Process& target) {
+  const Credentials& t = target.cred;
+  const bool ids = c.uid == t.uid && c.uid == t.euid && c.uid == t.suid && c.gid == t.gid &&
+                   c.gid == t.egid && c.gid == t.sgid;
+  return ids || capable(c, CAP_SYS_RESOURCE);
 }
 
 SysResult sys_prlimit64(SyscallContext& ctx) {
@@ -167,7 +179,8 @@ SysResult sys_prlimit64(SyscallContext& ctx) {
   }
   Process* p = pid == 0 ? &ctx.proc : ctx.kernel.find(pid);
   if (!p || p->state == ProcState::Zombie) return err(ESRCH);
-  auto old = do_prlimit(*p, res, nw ? &*nw : nullptr);
+  if (p != &ctx.proc && !may_prlimit(ctx.proc.cred, *p)) return err(EPERM);
+  auto old = do_prlimit(ctx.proc.cred, *p, res, nw ? &*nw : nullptr);
   if (!old) return err(old.error().code);
   if (old_p && !ctx.write_obj(old_p, *old)) return err(EFAULT);
   return SysResult::ok(0);
@@ -183,7 +196,7 @@ SysResult sys_setrlimit(SyscallContext& ctx) {
   const int res = ctx.arg_int(0);
   auto nw = ctx.read_obj<Rlimit>(ctx.arg(1));
   if (!nw) return err(EFAULT);
-  auto old = do_prlimit(ctx.proc, res, &*nw);
+  auto old = do_prlimit(ctx.proc.cred, ctx.proc, res, &*nw);
   return old ? SysResult::ok(0) : err(old.error().code);
 }
 
@@ -224,33 +237,6 @@ SysResult sys_uname(SyscallContext& ctx) {
   put(4, ctx.arch() == Arch::X86_64 ? "x86_64" : "aarch64");
   put(5, host.domainname);
   return SysResult::from(ctx.write(ctx.arg(0), u, sizeof u));
-}
-
-SysResult sys_getuid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.cred.uid);
-}
-SysResult sys_geteuid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.cred.euid);
-}
-SysResult sys_getgid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.cred.gid);
-}
-SysResult sys_getegid(SyscallContext& ctx) {
-  return SysResult::ok(ctx.proc.cred.egid);
-}
-
-SysResult getres_common(SyscallContext& ctx, std::uint32_t r, std::uint32_t e) {
-  // The saved id follows the effective one (nothing changes ids here).
-  const std::uint32_t v[3] = {r, e, e};
-  for (unsigned i = 0; i < 3; ++i)
-    if (!ctx.write_obj(ctx.arg(i), v[i])) return err(EFAULT);
-  return SysResult::ok(0);
-}
-SysResult sys_getresuid(SyscallContext& ctx) {
-  return getres_common(ctx, ctx.proc.cred.uid, ctx.proc.cred.euid);
-}
-SysResult sys_getresgid(SyscallContext& ctx) {
-  return getres_common(ctx, ctx.proc.cred.gid, ctx.proc.cred.egid);
 }
 
 SysResult sys_umask(SyscallContext& ctx) {
@@ -353,82 +339,64 @@ SysResult sys_sched_setaffinity(SyscallContext& ctx) {
   return SysResult::ok(0);
 }
 
+// ---- nice values (getpriority/setpriority) ----
+
+constexpr int kPrioProcess = 0, kPrioPgrp = 1, kPrioUser = 2, kMinNice = -20, kMaxNice = 19;
+
+// The processes a (which, who) pair names: one process, a process group, a user's.
+std::vector<Process*> prio_targets(SyscallContext& ctx, int which, int who) {
+  std::vector<Process*> out;
+  const std::uint32_t uid = who ? static_cast<std::uint32_t>(who) : ctx.proc.cred.uid;
+  const int pgrp = who ? who : ctx.proc.pgid;
+  for (Process* q : ctx.kernel.processes()) {
+    const bool match = which == kPrioProcess ? q->pid == (who ? who : ctx.proc.pid)
+                       : which == kPrioPgrp  ? q->pgid == pgrp
+                                             : q->cred.uid == uid;
+    if (match) out.push_back(q);
+  }
+  if (which == kPrioProcess && out.empty() && (who == 0 || who == ctx.proc.pid))
+    out.push_back(&ctx.proc);  // a process the table does not hold yet (tests)
+  return out;
+}
+
+// getpriority answers 20 - nice (1..40) of the highest-priority match: no negative value
+// can be mistaken for an error.
+SysResult sys_getpriority(SyscallContext& ctx) {
+  const int which = ctx.arg_int(0), who = ctx.arg_int(1);
+  if (which < kPrioProcess || which > kPrioUser) return err(EINVAL);
+  int best = 0;
+  for (Process* q : prio_targets(ctx, which, who))
+    best = std::max(best, 20 - q->nice);
+  return best ? SysResult::ok(static_cast<std::uint64_t>(best)) : err(ESRCH);
+}
+
+// set_one_prio: the caller's euid must be the target's real or effective uid (or
+// CAP_SYS_NICE); lowering the nice value past RLIMIT_NICE needs CAP_SYS_NICE, as does a
+// target holding capabilities the caller does not (cap_safe_nice).
+int set_one_prio(const Credentials& me, Process& p, int nice, int error) {
+  const bool sys_nice = capable(me, CAP_SYS_NICE);
+  if (p.cred.uid != me.euid && p.cred.euid != me.euid && !sys_nice) return EPERM;
+  if (nice<p.nice&& static_cast<std::uint64_t>(20 - nice)> p.rlimits[Rlim::Nice].cur && !sys_nice)
+    return EACCES;
+  if ((p.cred.cap_permitted & ~me.cap_permitted) && !sys_nice) return EPERM;
+  p.nice = nice;
+  return error == ESRCH ? 0 : error;
+}
+
+SysResult sys_setpriority(SyscallContext& ctx) {
+  const int which = ctx.arg_int(0), who = ctx.arg_int(1);
+  if (which < kPrioProcess || which > kPrioUser) return err(EINVAL);
+  const int nice = std::clamp(ctx.arg_int(2), kMinNice, kMaxNice);
+  int error = ESRCH;
+  for (Process* q : prio_targets(ctx, which, who))
+    error = set_one_prio(ctx.proc.cred, *q, nice, error);
+  return error ? err(error) : SysResult::ok(0);
+}
+
 SysResult sys_getcpu(SyscallContext& ctx) {
   const std::uint32_t zero = 0;
   if (ctx.arg(0) && !ctx.write_obj(ctx.arg(0), zero)) return err(EFAULT);
   if (ctx.arg(1) && !ctx.write_obj(ctx.arg(1), zero)) return err(EFAULT);
-  return SysResult::ok(0);
-}
-
-// ---- capabilities ----
-
-// The capabilities mmemu models are the ones that change mm behaviour (CAP_IPC_LOCK 14,
-// CAP_SYS_RAWIO 17, CAP_SYS_RESOURCE 24), held in the mm; capget reports those and
-// nothing else, capset can drop them (raising one not permitted is EPERM).
-constexpr std::uint32_t kCapV1 = 0x19980330, kCapV2 = 0x20071026, kCapV3 = 0x20080522;
-
-std::uint64_t caps_of(const Process& p) {
-  if (!p.has_mm()) return 0;
-  const std::uint32_t c = p.mm().caps;
-  return ((c & CAP_IPC_LOCK_BIT) ? 1ULL << 14 : 0) | ((c & CAP_SYS_RAWIO_BIT) ? 1ULL << 17 : 0) |
-         ((c & CAP_SYS_RESOURCE_BIT) ? 1ULL << 24 : 0);
-}
-
-// capget/capset's header check: EINVAL (with the preferred version written back) for an
-// unknown version; the data pointer may then be NULL.
-Result<unsigned> cap_header(SyscallContext& ctx, Process** target) {
-  auto version = ctx.read_obj<std::uint32_t>(ctx.arg(0));
-  auto pid = ctx.read_obj<std::int32_t>(ctx.arg(0) + 4);
-  if (!version || !pid) return fail(EFAULT);
-  if (*version != kCapV1 && *version != kCapV2 && *version != kCapV3) {
-    if (!ctx.write_obj(ctx.arg(0), kCapV3)) return fail(EFAULT);
-    return fail(EINVAL);
-  }
-  if (*pid < 0) return fail(EINVAL);
-  *target = pid_or_self(ctx, *pid);
-  if (!*target) return fail(ESRCH);
-  return *version == kCapV1 ? 1U : 2U;
-}
-
-SysResult sys_capget(SyscallContext& ctx) {
-  Process* p = nullptr;
-  auto words = cap_header(ctx, &p);
-  if (!words) {
-    if (words.error().code == EINVAL && ctx.arg(1) == 0) return SysResult::ok(0);
-    return err(words.error().code);
-  }
-  if (!ctx.arg(1)) return SysResult::ok(0);
-  const std::uint64_t caps = caps_of(*p);
-  std::uint32_t data[6] = {};  // {effective, permitted, inheritable} per 32-bit word
-  for (unsigned w = 0; w < *words; ++w) {
-    data[w * 3] = static_cast<std::uint32_t>(caps >> (32 * w));
-    data[w * 3 + 1] = data[w * 3];
-  }
-  return SysResult::from(ctx.write(ctx.arg(1), data, *words * 12));
-}
-
-SysResult sys_capset(SyscallContext& ctx) {
-  Process* p = nullptr;
-  auto words = cap_header(ctx, &p);
-  if (!words) return err(words.error().code);
-  if (p != &ctx.proc) return err(EPERM);
-  std::uint32_t data[6] = {};
-  if (!ctx.read(ctx.arg(1), data, *words * 12)) return err(EFAULT);
-  std::uint64_t eff = 0, perm = 0;
-  for (unsigned w = 0; w < *words; ++w) {
-    eff |= static_cast<std::uint64_t>(data[w * 3]) << (32 * w);
-    perm |= static_cast<std::uint64_t>(data[w * 3 + 1]) << (32 * w);
-  }
-  const std::uint64_t have = caps_of(*p);
-  if (perm & ~have) return err(EPERM);
-  if (eff & ~perm) return err(EPERM);
-  if (p->has_mm()) {
-    std::uint32_t& c = p->mm().caps;
-    c &= ~(CAP_IPC_LOCK_BIT | CAP_SYS_RAWIO_BIT | CAP_SYS_RESOURCE_BIT);
-    if (eff & (1ULL << 14)) c |= CAP_IPC_LOCK_BIT;
-    if (eff & (1ULL << 17)) c |= CAP_SYS_RAWIO_BIT;
-    if (eff & (1ULL << 24)) c |= CAP_SYS_RESOURCE_BIT;
-  }
   return SysResult::ok(0);
 }
 
@@ -474,7 +442,7 @@ SysResult sys_prctl(SyscallContext& ctx) {
       return SysResult::from(ctx.write_obj(a2, none));
     }
     default:
-      return err(EINVAL);
+      return prctl_caps(ctx, option).value_or(err(EINVAL));
   }
 }
 
@@ -509,12 +477,6 @@ void register_misc_syscalls(SyscallTable& t) {
   t.add(Sys::setrlimit, sys_setrlimit);
   t.add(Sys::getrandom, sys_getrandom);
   t.add(Sys::uname, sys_uname);
-  t.add(Sys::getuid, sys_getuid);
-  t.add(Sys::geteuid, sys_geteuid);
-  t.add(Sys::getgid, sys_getgid);
-  t.add(Sys::getegid, sys_getegid);
-  t.add(Sys::getresuid, sys_getresuid);
-  t.add(Sys::getresgid, sys_getresgid);
   t.add(Sys::umask, sys_umask);
   t.add(Sys::sysinfo, sys_sysinfo);
   t.add(Sys::futex, sys_futex);
@@ -526,11 +488,12 @@ void register_misc_syscalls(SyscallTable& t) {
   t.add(Sys::sched_getaffinity, sys_sched_getaffinity);
   t.add(Sys::sched_setaffinity, sys_sched_setaffinity);
   t.add(Sys::getcpu, sys_getcpu);
-  t.add(Sys::capget, sys_capget);
-  t.add(Sys::capset, sys_capset);
+  t.add(Sys::getpriority, sys_getpriority);
+  t.add(Sys::setpriority, sys_setpriority);
   t.add(Sys::personality, sys_personality);
   t.add(Sys::prctl, sys_prctl);
   t.add(Sys::getrusage, sys_getrusage);
+  register_cred_syscalls(t);
 }
 
 }  // namespace mmemu

@@ -2,6 +2,7 @@
 // ids, set_tid_address, sched_yield and mmemu's dump call.
 #include <fmt/format.h>
 
+#include "emu/fs/path_lookup.hpp"
 #include "emu/syscalls/syscall.hpp"
 
 namespace mmemu {
@@ -13,6 +14,53 @@ constexpr int kWnohang = 1, kWuntraced = 2, kWexited = 4, kWcontinued = 8, kWnow
 constexpr std::uint64_t kCloneVm = 0x100, kCloneVfork = 0x4000;
 constexpr std::size_t kMaxArgStrlen = 32 * PAGE_SIZE;  // MAX_ARG_STRLEN
 constexpr std::size_t kMaxArgs = 0x7fffffff / 8;
+
+// The flags fork_process refuses (EINVAL), by name: once per run in the log, since a guest
+// that creates threads (pthread_create, Go's runtime) fails on this and may not say why.
+void report_unsupported_clone(SyscallContext& ctx, std::uint64_t flags) {
+  static constexpr std::pair<std::uint64_t, const char*> kNames[] = {
+      {0x100, "CLONE_VM"},
+      {0x200, "CLONE_FS"},
+      {0x400, "CLONE_FILES"},
+      {0x800, "CLONE_SIGHAND"},
+      {0x1000, "CLONE_PIDFD"},
+      {0x2000, "CLONE_PTRACE"},
+      {0x4000, "CLONE_VFORK"},
+      {0x8000, "CLONE_PARENT"},
+      {0x10000, "CLONE_THREAD"},
+      {0x20000, "CLONE_NEWNS"},
+      {0x40000, "CLONE_SYSVSEM"},
+      {0x80000, "CLONE_SETTLS"},
+      {0x100000, "CLONE_PARENT_SETTID"},
+      {0x200000, "CLONE_CHILD_CLEARTID"},
+      {0x400000, "CLONE_DETACHED"},
+      {0x800000, "CLONE_UNTRACED"},
+      {0x1000000, "CLONE_CHILD_SETTID"},
+      {0x2000000, "CLONE_NEWCGROUP"},
+      {0x4000000, "CLONE_NEWUTS"},
+      {0x8000000, "CLONE_NEWIPC"},
+      {0x10000000, "CLONE_NEWUSER"},
+      {0x20000000, "CLONE_NEWPID"},
+      {0x40000000, "CLONE_NEWNET"},
+      {0x80000000, "CLONE_IO"}};
+  std::string names;
+  std::uint64_t known = 0;
+  for (const auto& [bit, name] : kNames) {
+    known |= bit;
+    if (flags & bit) names += (names.empty() ? "" : "|") + std::string(name);
+  }
+  if (flags & ~known) names += fmt::format("{}{:#x}", names.empty() ? "" : "|", flags & ~known);
+  const bool thread = (flags & kCloneVm) && !(flags & kCloneVfork);
+  // fork_process's supported set (emu/kernel/fork.cpp): VM, VFORK, SETTLS, PARENT_SETTID,
+  // CHILD_CLEARTID, CHILD_SETTID, SYSVSEM. Its other EINVAL (a CPU context that does not
+  // copy) is not about the flags.
+  constexpr std::uint64_t kSupported =
+      0x100 | 0x4000 | 0x80000 | 0x100000 | 0x200000 | 0x1000000 | 0x40000;
+  if (!thread && !(flags & ~kSupported)) return;
+  ctx.kernel.log_once("clone",
+                      fmt::format("clone flags {} not supported{}: returning EINVAL",
+                                  names.empty() ? "0" : names, thread ? " (threads)" : ""));
+}
 
 SysResult do_clone(SyscallContext& ctx, const CloneArgs& a) {
   Process& p = ctx.proc;
@@ -26,7 +74,10 @@ SysResult do_clone(SyscallContext& ctx, const CloneArgs& a) {
     return SysResult::ok(static_cast<std::uint64_t>(pid));
   }
   auto pid = ctx.kernel.fork_process(p, a);
-  if (!pid) return SysResult::err(pid.error().code);
+  if (!pid) {
+    if (pid.error().code == EINVAL) report_unsupported_clone(ctx, a.flags);
+    return SysResult::err(pid.error().code);
+  }
   if (a.flags & kCloneVfork) return SysResult::block(p.vfork_done, Restart::Uninterruptible);
   return SysResult::ok(static_cast<std::uint64_t>(*pid));
 }
@@ -77,27 +128,26 @@ Result<std::vector<std::string>> read_strv(SyscallContext& ctx, vaddr_t at) {
   return fail(E2BIG);
 }
 
-SysResult do_execve(SyscallContext& ctx, vaddr_t path_at, vaddr_t argv_at, vaddr_t envp_at) {
-  auto path = ctx.read_string(path_at, 4096);
+SysResult do_execve(SyscallContext& ctx, int dirfd, vaddr_t path_at, vaddr_t argv_at,
+                    vaddr_t envp_at, int flags) {
+  auto path = ctx.read_string(path_at, 4095);
   if (!path) return SysResult::err(path.error().code);
   auto argv = read_strv(ctx, argv_at);
   if (!argv) return SysResult::err(argv.error().code);
   auto envp = read_strv(ctx, envp_at);
   if (!envp) return SysResult::err(envp.error().code);
-  auto r = ctx.kernel.exec_process(ctx.proc, *path, *argv, *envp);
+  auto r = ctx.kernel.exec_process_at(ctx.proc, dirfd, *path, flags, *argv, *envp);
   if (!r) return SysResult::err(r.error().err);
   return SysResult::no_return();
 }
 
 SysResult sys_execve(SyscallContext& ctx) {
-  return do_execve(ctx, ctx.arg(0), ctx.arg(1), ctx.arg(2));
+  return do_execve(ctx, kAtFdcwd, ctx.arg(0), ctx.arg(1), ctx.arg(2), 0);
 }
 
 SysResult sys_execveat(SyscallContext& ctx) {
-  // Only the form equivalent to execve: AT_FDCWD (or an absolute path), no flags.
-  const int dirfd = ctx.arg_int(0);
-  if (ctx.arg_int(4) != 0 || (dirfd != -100 && dirfd < 0)) return SysResult::err(EINVAL);
-  return do_execve(ctx, ctx.arg(1), ctx.arg(2), ctx.arg(3));
+  // dirfd-relative, AT_EMPTY_PATH (fexecve) and AT_SYMLINK_NOFOLLOW: see open_exec.
+  return do_execve(ctx, ctx.arg_int(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), ctx.arg_int(4));
 }
 
 SysResult sys_exit(SyscallContext& ctx) {

@@ -109,6 +109,8 @@ std::unique_ptr<SyscallTable> make_syscall_table() {
   register_file_syscalls(*t);
   register_time_syscalls(*t);
   register_misc_syscalls(*t);
+  register_socket_syscalls(*t);
+  register_sendfile_syscalls(*t);
   if (!t->duplicates().empty()) {
     std::string names;
     for (Sys s : t->duplicates())

@@ -106,6 +106,10 @@ void register_shm_syscalls(SyscallTable& t);   // emu/syscalls/shm.cpp, from reg
 void register_file_syscalls(SyscallTable& t);  // emu/syscalls/file.cpp
 void register_time_syscalls(SyscallTable& t);  // emu/syscalls/time.cpp
 void register_misc_syscalls(SyscallTable& t);  // emu/syscalls/misc.cpp
+
+// AF_UNIX sockets (emu/syscalls/socket.cpp); sendfile, copy_file_range (emu/syscalls/sendfile.cpp).
+void register_socket_syscalls(SyscallTable& t);
+void register_sendfile_syscalls(SyscallTable& t);
 std::unique_ptr<SyscallTable> make_syscall_table();
 
 }  // namespace mmemu

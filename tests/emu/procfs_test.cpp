@@ -232,8 +232,8 @@ TEST_P(ProcfsTest, StatStatusAndLimitsText) {
             "Max file locks            unlimited            unlimited            locks     \n"
             "Max pending signals       63431                63431                signals   \n"
             "Max msgqueue size         819200               819200               bytes     \n"
-            "Max nice priority         unlimited            unlimited            \n"
-            "Max realtime priority     unlimited            unlimited            \n"
+            "Max nice priority         0                    0                    \n"
+            "Max realtime priority     0                    0                    \n"
             "Max realtime timeout      unlimited            unlimited            us        \n");
 }
 

@@ -1,10 +1,13 @@
 // `mmemu run` as users call it: option parsing (repeatable options never swallow the
-// program), a failed fork's report with the walkers at the lock-drop point for each
-// recovery, the names in VMA dumps, usage errors.
+// program, --env replaces, "--" ends the options), a failed fork's report with the walkers
+// at the lock-drop point for each recovery, the names in VMA dumps, usage errors (one line
+// naming the option, status 2, for a bad value of every option), where injection counting
+// starts (the program's first instruction, or its load), --uid/--gid.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -24,13 +27,16 @@ struct Cli {
   std::string err;   // mmemu's standard error
 };
 
-// Runs `mmemu run ARGS` with the dumps going to a file and standard error to another.
-Cli mmemu_run(const std::string& args) {
+// Runs `PREFIX mmemu SUBCOMMAND [--out DUMP] ARGS` (PREFIX such as `env -i A=1`) with the
+// dumps going to a file (for run) and standard error to another.
+Cli mmemu_cmd(const std::string& subcommand, const std::string& args,
+              const std::string& prefix = "", bool dump_file = true) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("mmemu-cli-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string dump = (dir / "dump.txt").string(), err = (dir / "err.txt").string();
+  const std::string out = subcommand == "run" && dump_file ? " --out " + dump : "";
   const std::string cmd =
-      std::string(MMEMU_BINARY) + " run --out " + dump + " " + args + " 2>" + err;
+      prefix + " " + MMEMU_BINARY + " " + subcommand + out + " " + args + " 2>" + err;
   Cli c;
   std::FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return c;
@@ -49,6 +55,20 @@ Cli mmemu_run(const std::string& args) {
   c.err = slurp(err);
   fs::remove_all(dir);
   return c;
+}
+
+Cli mmemu_run(const std::string& args, const std::string& prefix = "") {
+  return mmemu_cmd("run", args, prefix);
+}
+
+// A usage error: status 2, nothing run, exactly one line on standard error that names
+// `what` (the option).
+void expect_usage_error(const Cli& c, const std::string& what) {
+  EXPECT_EQ(c.status, 2) << what << ": " << c.err;
+  EXPECT_EQ(c.out, "") << what;
+  EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << what << ": " << c.err;
+  EXPECT_TRUE(c.err.ends_with("\n")) << c.err;
+  EXPECT_NE(c.err.find(what), std::string::npos) << what << ": " << c.err;
 }
 
 class RunCli : public ::testing::TestWithParam<Arch> {
@@ -165,6 +185,164 @@ TEST_P(RunCli, UnknownWalkerIsAUsageError) {
   EXPECT_EQ(c.status, 2);
   EXPECT_NE(c.err.find("unknown walker 'kswapd'"), std::string::npos) << c.err;
   EXPECT_EQ(c.out, "");
+}
+
+// --env NAME=VALUE replaces NAME where it stands in the environment (a later duplicate of
+// it goes), as env(1) does; a new NAME goes at the end.
+TEST_P(RunCli, EnvReplacesANameInPlace) {
+  const Cli c = mmemu_run("--clear-env --env A=1 --env B=2 --env A=3 " + guest("printenv"));
+  EXPECT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(c.out, "A=3\nB=2\n");
+  const Cli h = mmemu_run("--env X=9 --env Z=0 " + guest("printenv"), "env -i X=1 Y=2 X=5");
+  EXPECT_EQ(h.status, 0) << h.err;
+  EXPECT_EQ(h.out, "X=9\nY=2\nZ=0\n");
+}
+
+// The options end at the first argument mmemu does not know as one, or at "--": an unknown
+// option is a usage error, a program whose name starts with '-' follows "--".
+TEST_P(RunCli, DoubleDashEndsTheOptions) {
+  const Cli c = mmemu_run("--slice 1000 -- " + guest("hello") + " -- x");
+  EXPECT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(c.out, "hello, world\n");
+  const Cli dash = mmemu_run("-- -no-such-program");
+  EXPECT_EQ(dash.status, 127) << dash.err;
+  EXPECT_NE(dash.err.find("cannot run -no-such-program"), std::string::npos) << dash.err;
+  expect_usage_error(mmemu_run("--bogus-option " + guest("hello")), "--bogus-option");
+  expect_usage_error(mmemu_run("--"), "no PROGRAM");
+}
+
+// Every option's bad value: status 2 and one line naming the option; the program never runs.
+TEST_P(RunCli, EveryBadOptionValueIsAOneLineUsageError) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--phys-mem 3", "--phys-mem"},
+      {"--phys-mem lots", "--phys-mem"},
+      {"--inject vma:0", "--inject"},
+      {"--inject vma:1,", "--inject"},
+      {"--inject heap:1", "--inject"},
+      {"--inject-from fork:0", "--inject-from"},
+      {"--inject-from fork:2x", "--inject-from"},
+      {"--inject-from exec", "--inject-from"},
+      {"--inject-random nan", "--inject-random"},
+      {"--inject-random 1.5", "--inject-random"},
+      {"--inject-random -0.1", "--inject-random"},
+      {"--inject-random often", "--inject-random"},
+      {"--seed -1", "--seed"},
+      {"--seed x", "--seed"},
+      {"--fork-recovery none", "--fork-recovery"},
+      {"--vsyscall native", "--vsyscall"},
+      {"--walkers kswapd", "--walkers"},
+      {"--walkers ''", "--walkers"},
+      {"--walkers rmap,,oom_reaper", "--walkers"},
+      {"--walker-at fork", "--walker-at"},
+      {"--dump-pgtables never", "--dump-pgtables"},
+      {"--dump-pgtables ''", "--dump-pgtables"},
+      {"--format xml", "--format"},
+      {"--trace /nonexistent-dir/t", "--trace"},
+      {"--log /nonexistent-dir/l", "--log"},
+      {"--trace ''", "--trace"},
+      {"--stats=maybe", "--stats"},
+      {"--check=maybe", "--check"},
+      {"--slice 0", "--slice"},
+      {"--slice -5", "--slice"},
+      {"--slice fast", "--slice"},
+      {"--slice 5 --slice 6", "--slice"},
+      {"--env NOEQUALS", "--env"},
+      {"--env =x", "--env"},
+      {"--clear-env=x", "--clear-env"},
+      {"--uid -1", "--uid"},
+      {"--uid 4294967295", "--uid"},
+      {"--uid 4294967296", "--uid"},
+      {"--uid root", "--uid"},
+      {"--gid ''", "--gid"},
+      {"--gid 4294967295", "--gid"},
+  };
+  for (const auto& [args, what] : bad)
+    expect_usage_error(mmemu_run(args + " " + guest("hello")), what);
+  // --out, which mmemu_run gives itself.
+  expect_usage_error(mmemu_cmd("run", "--out /nonexistent-dir/o " + guest("hello"), "", false),
+                     "--out");
+}
+
+TEST(ScriptCli, EveryBadOptionValueIsAOneLineUsageError) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "mmemu-script-cli";
+  fs::create_directories(dir);
+  const std::string script = (dir / "empty.mms").string();
+  std::ofstream(script) << "# nothing\n";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--arch sparc " + script, "--arch"},
+      {"--format xml " + script, "--format"},
+      {"--phys-mem 3 " + script, "--phys-mem"},
+      {"--recovery none " + script, "--recovery"},
+      {"--out /nonexistent-dir/o " + script, "/nonexistent-dir/o"},
+      {"--check=maybe " + script, "--check"},
+      {"--bogus " + script, "--bogus"},
+      {"/nonexistent-dir/s.mms", "/nonexistent-dir/s.mms"},
+      {"", "file"},
+  };
+  for (const auto& [args, what] : bad)
+    expect_usage_error(mmemu_cmd("script", args), what);
+  EXPECT_EQ(mmemu_cmd("script", script).status, 0);
+  fs::remove_all(dir);
+}
+
+// Injection counts from the program's first instruction: the loader's allocations are not
+// counted, so the first VMA the running program allocates is the one that fails.
+TEST_P(RunCli, InjectionCountsFromTheFirstInstruction) {
+  const fs::path trace = fs::path(::testing::TempDir()) / ("inject-" + std::to_string(::getpid()));
+  const Cli c = mmemu_run("--inject vma:1 --trace " + trace.string() + " " + guest("hello"));
+  EXPECT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(c.out, "hello, world\n");
+  std::ifstream in(trace);
+  int injected = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"ev\":\"inject\"") == std::string::npos) continue;
+    ++injected;
+    EXPECT_EQ(line.find("execve"), std::string::npos) << line;
+  }
+  EXPECT_EQ(injected, 1);
+  fs::remove(trace);
+  // Every allocation failing: the program starts (its first fault finds no memory).
+  const Cli r = mmemu_run("--inject-random 1 " + guest("hello"));
+  EXPECT_EQ(r.status, 137) << r.err;
+  EXPECT_NE(r.err.find("out of memory: killing pid 1000"), std::string::npos) << r.err;
+}
+
+// --inject-from load counts the initial program's load too; a failure that stops it is
+// reported as the injection it was, with status 125 (never as a bad program, 126, nor as
+// EFAULT).
+TEST_P(RunCli, InjectedFailureDuringTheLoadIsReportedAsSuch) {
+  for (const char* site : {"vma", "anon_vma", "maple_node", "pgtable"}) {
+    const Cli c =
+        mmemu_run(std::string("--inject-from load --inject ") + site + ":1 " + guest("hello"));
+    EXPECT_EQ(c.status, 125) << site << ": " << c.err;
+    EXPECT_EQ(c.out, "");
+    EXPECT_NE(c.err.find(std::string("injected failure while loading it: ") + site +
+                         " attempt 1 (allocation "),
+              std::string::npos)
+        << c.err;
+    EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << c.err;
+    EXPECT_EQ(c.err.find("EFAULT"), std::string::npos) << c.err;
+  }
+  const Cli r = mmemu_run("--inject-from load --inject-random 1 " + guest("hello"));
+  EXPECT_EQ(r.status, 125) << r.err;
+  // Past the load, counting goes on from it: the load's attempts count.
+  const Cli late = mmemu_run("--inject-from load --inject vma:1000 " + guest("hello"));
+  EXPECT_EQ(late.status, 0) << late.err;
+  EXPECT_EQ(late.out, "hello, world\n");
+}
+
+// --uid/--gid: the guest runs as that user, with the capabilities Linux gives it (none for
+// a user other than root).
+TEST_P(RunCli, UidAndGidSetTheCredentials) {
+  const Cli user = mmemu_run("--uid 1000 --gid 1000 " + guest("creds"));
+  EXPECT_EQ(user.status, 0) << user.err;
+  EXPECT_EQ(user.out, "not root: nothing to compare\n");
+  const Cli root = mmemu_run("--uid 0 --gid 0 " + guest("creds"));
+  EXPECT_EQ(root.status, 0) << root.err << root.out;
+  EXPECT_NE(root.out.find("uids: 0 0 0\ngids: 0 0 0\n"), std::string::npos) << root.out;
+  // The unprivileged side of RLIMIT_MEMLOCK, whoever runs the test.
+  const Cli lock = mmemu_run("--uid 1000 " + guest("mlock_limit"));
+  EXPECT_EQ(lock.status, 0) << lock.err << lock.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Arches, RunCli, ::testing::Values(Arch::X86_64, Arch::Arm64),

@@ -1,10 +1,12 @@
 // Misc calls: resource limits (the mm's for MEMLOCK/AS/STACK/DATA, the descriptor table's
 // for NOFILE), getrandom from the run's seed, uname per guest arch, ids and umask, rseq
 // and robust-list registration, futex wait/wake (private and through shared memory), process
-// groups, affinity, capabilities as the mm models them, prctl names, sysinfo.
+// groups, affinity, capabilities (the credentials' sets, and the mm's copy of what it
+// checks), prctl names, sysinfo.
 #include <sys/mman.h>
 #include <sys/utsname.h>
 
+#include "emu/kernel/cred.hpp"
 #include "sys_test_util.hpp"
 
 namespace mmemu::test {
@@ -28,7 +30,7 @@ TEST_P(SysMiscTest, PrlimitUsesTheProcessLimitsAndTheFdTable) {
   // Raising the hard limit needs CAP_SYS_RESOURCE.
   put(kBuf, std::array<std::uint64_t, 2>{4096, 16u << 20});
   EXPECT_EQ(call(Sys::prlimit64, 0, 8, kBuf, 0), E(EPERM));
-  mm_().caps |= CAP_SYS_RESOURCE_BIT;
+  p.cred.cap_effective |= cap_bit(CAP_SYS_RESOURCE);
   EXPECT_EQ(call(Sys::prlimit64, 0, 8, kBuf, 0), 0);
   put(kBuf, std::array<std::uint64_t, 2>{5, 4});
   EXPECT_EQ(call(Sys::prlimit64, 0, 8, kBuf, 0), E(EINVAL));
@@ -97,6 +99,7 @@ TEST_P(SysMiscTest, UnameNamesTheGuestMachine) {
 TEST_P(SysMiscTest, IdsAndUmask) {
   p.cred.uid = 1001;
   p.cred.euid = 1002;
+  p.cred.suid = 1003;
   p.cred.gid = 2001;
   p.cred.egid = 2002;
   EXPECT_EQ(call(Sys::getuid), 1001);
@@ -105,7 +108,8 @@ TEST_P(SysMiscTest, IdsAndUmask) {
   EXPECT_EQ(call(Sys::getegid), 2002);
   EXPECT_EQ(call(Sys::getresuid, kBuf, kBuf + 4, kBuf + 8), 0);
   EXPECT_EQ(get<std::uint32_t>(kBuf), 1001u);
-  EXPECT_EQ(get<std::uint32_t>(kBuf + 8), 1002u);
+  EXPECT_EQ(get<std::uint32_t>(kBuf + 4), 1002u);
+  EXPECT_EQ(get<std::uint32_t>(kBuf + 8), 1003u);
   EXPECT_EQ(call(Sys::umask, 0777027), 022);
   EXPECT_EQ(call(Sys::umask, 0), 027);
 }
@@ -210,19 +214,24 @@ TEST_P(SysMiscTest, OneCpu) {
   EXPECT_EQ(get<std::uint64_t>(kBuf), 0u);
 }
 
-TEST_P(SysMiscTest, CapabilitiesAreTheMmsModelledOnes) {
+TEST_P(SysMiscTest, CapabilitiesAreTheCredentialsSets) {
   const std::uint32_t hdr[2] = {0x20080522, 0};
   put(kBuf, hdr);
-  mm_().caps = CAP_IPC_LOCK_BIT;
+  p.cred.cap_effective = p.cred.cap_permitted = cap_bit(CAP_IPC_LOCK);
+  p.cred.cap_bset = kCapValidMask;
+  sync_mm_caps(p);
+  EXPECT_EQ(mm_().caps, CAP_IPC_LOCK_BIT);
   EXPECT_EQ(call(Sys::capget, kBuf, kBuf + 16), 0);
   EXPECT_EQ(get<std::uint32_t>(kBuf + 16), 1U << 14);  // effective
   EXPECT_EQ(get<std::uint32_t>(kBuf + 20), 1U << 14);  // permitted
   EXPECT_EQ(get<std::uint32_t>(kBuf + 28), 0U);        // effective, second word
-  // Dropping CAP_IPC_LOCK (what the mlock_limit guest does when it holds it).
+  // Dropping CAP_IPC_LOCK (what the mlock_limit guest does when it holds it): the mm's
+  // mlock check sees it gone.
   const std::uint32_t none[6] = {};
   put(kBuf + 64, none);
   EXPECT_EQ(call(Sys::capset, kBuf, kBuf + 64), 0);
   EXPECT_EQ(mm_().caps & CAP_IPC_LOCK_BIT, 0u);
+  EXPECT_EQ(p.cred.cap_permitted, 0u);
   // It cannot come back.
   std::uint32_t lock[6] = {1U << 14, 1U << 14, 0, 0, 0, 0};
   put(kBuf + 64, lock);
@@ -237,6 +246,30 @@ TEST_P(SysMiscTest, CapabilitiesAreTheMmsModelledOnes) {
   const std::uint32_t other[2] = {0x20080522, 4242};
   put(kBuf, other);
   EXPECT_EQ(call(Sys::capget, kBuf, kBuf + 16), E(ESRCH));
+}
+
+// Root's capabilities go with its uid: setuid to a user empties every set and the mm's
+// copy, so mlock past RLIMIT_MEMLOCK is refused from then on.
+TEST_P(SysMiscTest, SetuidFromRootDropsTheCapabilities) {
+  p.cred = {};
+  p.cred.cap_bset = kCapValidMask;
+  cap_bprm_creds(p.cred);  // root after execve: everything
+  sync_mm_caps(p);
+  EXPECT_EQ(p.cred.cap_effective, kCapValidMask);
+  EXPECT_EQ(mm_().caps, CAP_IPC_LOCK_BIT | CAP_SYS_RAWIO_BIT | CAP_SYS_RESOURCE_BIT);
+  EXPECT_EQ(call(Sys::setresuid, 1000, 1000, 0), 0);  // saved root: permitted stays
+  EXPECT_EQ(p.cred.cap_effective, 0u);
+  EXPECT_EQ(p.cred.cap_permitted, kCapValidMask);
+  EXPECT_EQ(mm_().caps, 0u);
+  EXPECT_EQ(call(Sys::setresuid, -1, 0, -1), 0);  // back to the saved id
+  EXPECT_EQ(p.cred.cap_effective, kCapValidMask);
+  EXPECT_EQ(call(Sys::setuid, 1000), 0);
+  EXPECT_EQ(p.cred.cap_permitted, 0u);
+  EXPECT_EQ(p.cred.fsuid, 1000u);
+  EXPECT_EQ(mm_().caps, 0u);
+  EXPECT_EQ(call(Sys::setuid, 0), E(EPERM));
+  EXPECT_EQ(call(Sys::setgroups, 0, 0), E(EPERM));
+  EXPECT_EQ(call(Sys::getgroups, 0, 0), 0);
 }
 
 TEST_P(SysMiscTest, PrctlNameAndSysinfo) {
