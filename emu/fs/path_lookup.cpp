@@ -965,7 +965,8 @@ Result<ExecTarget> exec_node(SyscallContext& ctx, const std::string& abs, bool f
     case Node::Dir:
     case Node::Gen:
     case Node::Dev:
-      // No /proc, /sys or device file is a regular executable file.
+    case Node::Special:
+      // No /proc, /sys or device file (nor a FIFO) is a regular executable file.
       if (trailing_slash && n.kind != Node::Dir && n.kind != Node::HostPseudo) return fail(ENOTDIR);
       return fail(EACCES);
   }

@@ -21,6 +21,7 @@
 #include "emu/fs/path_lookup.hpp"
 #include "emu/fs/pipe.hpp"
 #include "emu/fs/shmem_file.hpp"
+#include "emu/kernel/cred.hpp"
 #include "emu/syscalls/abi.hpp"
 #include "emu/syscalls/syscall.hpp"
 #include "vma/file.hpp"
@@ -479,17 +480,23 @@ SysResult sys_fchmod(SyscallContext& ctx) {
 constexpr std::int64_t kUtimeNow = (1LL << 30) - 1, kUtimeOmit = (1LL << 30) - 2;
 constexpr std::uint32_t kNoId = 0xffffffffU;
 
-// inode_owner_or_capable: the owner, or root (CAP_FOWNER).
+// in_group_p: the filesystem group or a supplementary one.
+bool in_group(const Credentials& c, std::uint32_t gid) {
+  return c.fsgid == gid || std::binary_search(c.groups.begin(), c.groups.end(), gid);
+}
+
+// inode_owner_or_capable: the owner (by fsuid), or CAP_FOWNER.
 bool owner_or_capable(const SyscallContext& ctx, const FileStat& st) {
-  return ctx.proc.cred.euid == 0 || ctx.proc.cred.euid == st.uid;
+  return ctx.proc.cred.fsuid == st.uid || capable(ctx.proc.cred, CAP_FOWNER);
 }
 
 // generic_permission(MAY_WRITE) on an inode in memory.
 bool may_write(const SyscallContext& ctx, const FileStat& st) {
-  if (ctx.proc.cred.euid == 0) return true;
-  const std::uint32_t bits = ctx.proc.cred.euid == st.uid   ? st.mode >> 6
-                             : ctx.proc.cred.egid == st.gid ? st.mode >> 3
-                                                            : st.mode;
+  const Credentials& c = ctx.proc.cred;
+  if (capable(c, CAP_DAC_OVERRIDE)) return true;
+  const std::uint32_t bits = c.fsuid == st.uid     ? st.mode >> 6
+                             : in_group(c, st.gid) ? st.mode >> 3
+                                                   : st.mode;
   return (bits & 2) != 0;
 }
 
@@ -635,18 +642,20 @@ SysResult sys_utime(SyscallContext& ctx) {
   return do_utimes(ctx, kAtFdcwd, ctx.arg(0), t, 0);
 }
 
-// chown_common on a created inode: only root gives a file away; the owner may change the
-// group to its own; a non-directory loses its setuid bit, and its setgid bit when that
-// marks group execution or the caller is outside the file's group without privilege.
+// chown_common on a created inode: only CAP_CHOWN gives a file away; the owner may change
+// the group to one of its own; a non-directory loses its setuid bit, and its setgid bit
+// when that marks group execution or the caller is outside the file's group without
+// CAP_FSETID.
 SysResult chown_inode(SyscallContext& ctx, FileStat& st, std::uint32_t uid, std::uint32_t gid) {
   const Credentials& c = ctx.proc.cred;
-  const bool cap = c.euid == 0;
-  if (uid != kNoId && !cap && !(c.euid == st.uid && uid == st.uid)) return err(EPERM);
-  if (gid != kNoId && !cap && !(c.euid == st.uid && (gid == st.gid || gid == c.egid)))
+  const bool cap = capable(c, CAP_CHOWN);
+  if (uid != kNoId && !cap && !(c.fsuid == st.uid && uid == st.uid)) return err(EPERM);
+  if (gid != kNoId && !cap && !(c.fsuid == st.uid && (gid == st.gid || in_group(c, gid))))
     return err(EPERM);
   if (!S_ISDIR(st.mode)) {
     st.mode &= ~static_cast<std::uint32_t>(S_ISUID);
-    if ((st.mode & S_ISGID) && ((st.mode & S_IXGRP) || !(cap || c.egid == st.gid)))
+    if ((st.mode & S_ISGID) &&
+        ((st.mode & S_IXGRP) || !(in_group(c, st.gid) || capable(c, CAP_FSETID))))
       st.mode &= ~static_cast<std::uint32_t>(S_ISGID);
   }
   if (uid != kNoId) st.uid = uid;
@@ -711,7 +720,7 @@ Result<std::string> new_name(SyscallContext& ctx, const std::string& abs, std::u
 
 SpecialNodeRef new_special(SyscallContext& ctx, std::uint32_t mode, std::uint64_t dev) {
   auto sp = std::make_shared<SpecialNode>();
-  sp->st = new_shmem_stat(mode, ctx.proc.cred.euid, ctx.proc.cred.egid, 1);
+  sp->st = new_shmem_stat(mode, ctx.proc.cred.fsuid, ctx.proc.cred.fsgid, 1);
   sp->st.dev = dev;
   sp->st.blocks = 0;
   ctx.kernel.stats().add("special_inodes");
@@ -804,7 +813,7 @@ SysResult sys_linkat(SyscallContext& ctx) {
 }
 
 // mknod: a regular file (empty), a FIFO, or a socket name in memory. Device nodes need
-// CAP_MKNOD, and mmemu makes none even for root: EPERM.
+// CAP_MKNOD, and mmemu makes none even with it: EPERM.
 SysResult mknod_common(SyscallContext& ctx, int dirfd, vaddr_t path, std::uint64_t mode_arg) {
   const auto mode = static_cast<std::uint32_t>(mode_arg);
   const std::uint32_t type = mode & S_IFMT;

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "emu/fs/path_lookup.hpp"
+#include "emu/kernel/cred.hpp"
 #include "emu/syscalls/abi.hpp"
 #include "sys_test_util.hpp"
 
@@ -43,8 +44,8 @@ class SysLinksTest : public SysTest {
     return call(Sys::fchownat, kAtFdcwd, str(path), uid, gid, 0);
   }
   void become(std::uint32_t id) {
-    p.cred.uid = p.cred.euid = id;
-    p.cred.gid = p.cred.egid = id;
+    p.cred = initial_cred(id, id);
+    p.cred.groups.clear();
   }
   static constexpr vaddr_t kTimes = SysTest::kScratch + 8192;
   static constexpr std::uint32_t kNobody = 65534, kNone = 0xffffffffU;
