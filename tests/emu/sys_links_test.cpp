@@ -1,8 +1,8 @@
 // The calls that make names besides regular files and change attributes, on the files
 // guests create in memory: symlink(at), link(at), mknod(at) (FIFOs whose openers wait for
 // each other, regular files, EPERM for devices), utimensat/utimes/utime, the chown family,
-// with Linux's permission rules for an unprivileged caller (which the guest tests cannot
-// reach: mmemu has no setuid) and EROFS for the host's files. Errnos measured natively.
+// with Linux's permission rules for an unprivileged caller and EROFS for the host's files.
+// Errnos measured natively (tests/guests/fs_links.c compares the same with Linux).
 #include <fcntl.h>
 #include <sys/stat.h>
 

@@ -2,8 +2,8 @@
  * symbolic links (lstat, readlink, following them), hard links (one inode, nlink counted,
  * unlink of one name), FIFOs (mkfifo; a blocking reader meets a writer, O_NONBLOCK rules,
  * O_RDWR), mknod of a regular file, utimensat/futimens/utimes/lutimes with UTIME_NOW and
- * UTIME_OMIT, chown clearing set-id bits. (What an unprivileged process may not do is in
- * tests/emu/sys_links_test.cpp: mmemu has no setuid.) Everything lives in /tmp under a unique name
+ * UTIME_OMIT, chown clearing set-id bits, and what an unprivileged process may not do.
+ * Everything lives in /tmp under a unique name
  * and is removed again; only facts that do not depend on the file system are printed. */
 #include "guest.h"
 
@@ -204,6 +204,37 @@ int main(void) {
       (long)st.st_size);
   expect_str("mknod directory", rc_str(mknod(at(".y"), S_IFDIR | 0755, 0)), "EPERM");
   expect_str("mknod bad type", rc_str(mknod(at(".y"), 0170000 | 0644, 0)), "EINVAL");
+
+  /* An unprivileged process. */
+  pid_t child2 = fork();
+  CHECK(child2 >= 0);
+  if (child2 == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    expect_str("nobody: explicit times", rc_str(utimensat(AT_FDCWD, base, ts, 0)), "EPERM");
+    expect_str("nobody: now without write access", rc_str(utimensat(AT_FDCWD, base, NULL, 0)),
+               "EACCES");
+    struct timespec half[2] = {{0, UTIME_NOW}, {0, UTIME_OMIT}};
+    expect_str("nobody: now and omit", rc_str(utimensat(AT_FDCWD, base, half, 0)), "EPERM");
+    expect_str("nobody: chown", rc_str(chown(base, 65534, -1)), "EPERM");
+    expect_str("nobody: chgrp", rc_str(chown(base, -1, 65534)), "EPERM");
+    expect_str("nobody: mknod char device", rc_str(mknod(at(".c"), S_IFCHR | 0600, makedev(1, 3))),
+               "EPERM");
+    _exit(g_finish());
+  }
+  int status2 = 0;
+  CHECK(waitpid(child2, &status2, 0) == child2);
+  say("unprivileged child exit: %d", WEXITSTATUS(status2));
+  CHECK(chmod(at(".r"), 0666) == 0);
+  child2 = fork();
+  CHECK(child2 >= 0);
+  if (child2 == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    expect_str("nobody: now with write access", rc_str(utimensat(AT_FDCWD, at(".r"), NULL, 0)),
+               "ok");
+    _exit(g_finish());
+  }
+  CHECK(waitpid(child2, &status2, 0) == child2);
+  say("second child exit: %d", WEXITSTATUS(status2));
 
   CHECK(unlink(at(".r")) == 0 && unlink(at(".l")) == 0 && unlink(base) == 0);
   close(fd);
