@@ -64,7 +64,7 @@ bool write_access(int flags) {
 
 // What a name in the emulated part of the tree is.
 struct Node {
-  enum Kind { Host, HostPseudo, Dir, Gen, Link, Dev, Shmem, Missing } kind = Host;
+  enum Kind { Host, HostPseudo, Dir, Gen, Link, Dev, Shmem, Special, Missing } kind = Host;
   std::string name;                // canonical name (/proc/self/fd/N shows it)
   std::string host;                // Host/HostPseudo: the host path
   std::string target;              // Link: what readlink shows
@@ -79,7 +79,9 @@ struct Node {
   std::uint64_t ino = 0;
   CharDevKind dev = CharDevKind::Null;
   ShmemInodeRef shmem;  // Shmem: a file the guest created
-  int err = ENOENT;     // Missing
+  // Special: a FIFO or socket name the guest created; Link: a symbolic link it created.
+  SpecialNodeRef special;
+  int err = ENOENT;  // Missing
 };
 
 Node missing(int e = ENOENT) {
@@ -142,10 +144,11 @@ Node pid_node_at(SyscallContext& ctx, Process& p, const std::vector<std::string>
                  const std::string& base, std::uint64_t ino0) {
   if (at == c.size()) {
     static const std::pair<const char*, std::uint8_t> kEntries[] = {
-        {"task", DT_DIR},   {"fd", DT_DIR},    {"environ", DT_REG},      {"limits", DT_REG},
-        {"status", DT_REG}, {"stat", DT_REG},  {"statm", DT_REG},        {"maps", DT_REG},
-        {"mounts", DT_REG}, {"smaps", DT_REG}, {"smaps_rollup", DT_REG}, {"cmdline", DT_REG},
-        {"comm", DT_REG},   {"cwd", DT_LNK},   {"root", DT_LNK},         {"exe", DT_LNK}};
+        {"task", DT_DIR},   {"fd", DT_DIR},        {"environ", DT_REG},      {"limits", DT_REG},
+        {"status", DT_REG}, {"stat", DT_REG},      {"statm", DT_REG},        {"maps", DT_REG},
+        {"mounts", DT_REG}, {"smaps", DT_REG},     {"smaps_rollup", DT_REG}, {"cmdline", DT_REG},
+        {"comm", DT_REG},   {"cwd", DT_LNK},       {"root", DT_LNK},         {"exe", DT_LNK},
+        {"cgroup", DT_REG}, {"mountinfo", DT_REG}, {"loginuid", DT_REG},     {"sessionid", DT_REG}};
     Node n = dir_node(base, {}, 0555, DT_REG, ino0);
     std::uint64_t i = ino0 + 2;
     for (const auto& [name, type] : kEntries)
@@ -217,6 +220,15 @@ Node pid_node_at(SyscallContext& ctx, Process& p, const std::vector<std::string>
     n.mode = 0400;
   } else if (e == "mounts") {
     n.gen = [] { return std::optional<std::string>(proc_mounts_text()); };
+  } else if (e == "mountinfo") {
+    n.gen = [] { return std::optional<std::string>(proc_mountinfo_text()); };
+  } else if (e == "cgroup") {
+    // The root of the unified hierarchy: mmemu has no control groups.
+    n.gen = [] { return std::optional<std::string>("0::/\n"); };
+  } else if (e == "loginuid" || e == "sessionid") {
+    // No login session was ever set (AUDIT_UID_UNSET, AUDIT_SID_UNSET): getlogin gives ENXIO.
+    n.gen = [] { return std::optional<std::string>("4294967295"); };
+    if (e == "loginuid") n.mode = 0644;
   } else if (e == "comm" || e == "status" || e == "stat" || e == "statm" || e == "limits") {
     const ProcText what = e == "comm"     ? ProcText::Comm
                           : e == "status" ? ProcText::Status
@@ -283,6 +295,36 @@ std::optional<Node> proc_system_node(SyscallContext& ctx, const std::string& nam
     return std::nullopt;
   }
   return n;
+}
+
+Node lookup(SyscallContext& ctx, const std::string& norm);
+
+// A path the host does not have that goes through a symbolic link the guest created (to a
+// directory): looked up again from the link's target, up to kMaxLinkDepth links deep.
+std::optional<Node> through_created_link(SyscallContext& ctx, const std::string& norm,
+                                         const std::vector<std::string>& c) {
+  thread_local int depth = 0;
+  struct ::stat hst;
+  if (c.size() < 2 || !ctx.kernel.created_files().has_specials() ||
+      ::lstat(norm.c_str(), &hst) == 0)
+    return std::nullopt;
+  std::string prefix;
+  for (std::size_t i = 0; i + 1 < c.size(); ++i) {
+    prefix += "/" + c[i];
+    const std::string key = CreatedFiles::key_of(prefix);
+    auto sp = ctx.kernel.created_files().find_special(key);
+    if (!sp || (sp->st.mode & S_IFMT) != S_IFLNK) continue;
+    if (depth >= kMaxLinkDepth) return missing(ELOOP);
+    std::string rest =
+        sp->target.starts_with("/") ? sp->target : parent_dir(key) + "/" + sp->target;
+    for (std::size_t j = i + 1; j < c.size(); ++j)
+      rest += "/" + c[j];
+    ++depth;
+    Node n = lookup(ctx, normalize_path(rest));
+    --depth;
+    return n;
+  }
+  return std::nullopt;
 }
 
 // The emulated name space; Host for everything it does not cover.
@@ -360,13 +402,29 @@ Node lookup(SyscallContext& ctx, const std::string& norm) {
     }
   }
   Node n;
-  if (!ctx.kernel.created_files().empty())
-    if (auto inode = ctx.kernel.created_files().find(CreatedFiles::key_of(norm))) {
+  if (!ctx.kernel.created_files().empty()) {
+    const std::string key = CreatedFiles::key_of(norm);
+    if (auto inode = ctx.kernel.created_files().find(key)) {
       n.kind = Node::Shmem;
       n.name = inode->path;
       n.shmem = std::move(inode);
       return n;
     }
+    if (auto sp = ctx.kernel.created_files().find_special(key)) {
+      if ((sp->st.mode & S_IFMT) == S_IFLNK) {
+        // A relative target is looked up from the link's directory.
+        const std::string follow =
+            sp->target.starts_with("/") ? sp->target : parent_dir(key) + "/" + sp->target;
+        n = link_node(key, sp->target, follow);
+      } else {
+        n.kind = Node::Special;
+        n.name = key;
+      }
+      n.special = std::move(sp);
+      return n;
+    }
+    if (auto through = through_created_link(ctx, norm, c)) return std::move(*through);
+  }
   n.host = norm;
   return n;
 }
@@ -392,6 +450,7 @@ FileStat gen_stat(const Node& n) {
 }
 
 FileStat link_stat(const Node& n) {
+  if (n.special) return n.special->st;
   FileStat s = proc_file_stat(0777, n.ino);
   owner_and_times(n, s);
   s.mode = S_IFLNK | 0777;
@@ -413,6 +472,29 @@ Result<OpenFileRef> open_shmem(SyscallContext& ctx, const ShmemInodeRef& inode, 
     if (auto r = shmem_setattr_size(*inode->file, 0); !r) return std::unexpected(r.error());
   return OpenFileRef(std::make_shared<ShmemFile>(
       (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)) | kO_LARGEFILE, inode));
+}
+
+// Opens a FIFO (or socket name) the guest created: the FIFO's pipe, joined as fifo_open
+// does (the caller waits for the other side with fifo_wait); a socket name is ENXIO.
+Result<OpenFileRef> open_special(SyscallContext& ctx, const SpecialNode& sp,
+                                 const std::string& name, int flags, bool trailing_slash) {
+  if (trailing_slash) return fail(ENOTDIR);
+  if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return fail(EEXIST);
+  if (flags & O_PATH) return OpenFileRef(std::make_shared<PathFile>(flags, sp.st, name));
+  if (flags & kO_DIRECTORY) return fail(ENOTDIR);
+  if ((flags & kO_TMPFILE) == kO_TMPFILE) return fail(ENOTDIR);
+  if (ctx.proc.cred.euid != 0) {
+    const bool wr = write_access(flags);
+    const std::uint32_t need = (wr ? 2U : 0U) | ((flags & O_ACCMODE) != O_WRONLY ? 4U : 0U);
+    const std::uint32_t bits = ctx.proc.cred.euid == sp.st.uid   ? sp.st.mode >> 6
+                               : ctx.proc.cred.egid == sp.st.gid ? sp.st.mode >> 3
+                                                                 : sp.st.mode;
+    if ((bits & need) != need) return fail(EACCES);
+  }
+  if (!sp.fifo) return fail(ENXIO);
+  return fifo_open(
+      ctx, sp.fifo,
+      (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | kO_LARGEFILE)) | kO_LARGEFILE);
 }
 
 // A new regular file in memory at `host` (a name in an existing host directory whose device
@@ -502,8 +584,8 @@ Result<OpenFileRef> open_host(SyscallContext& ctx, const std::string& host, int 
     if (!entries) return std::unexpected(entries.error());
     char resolved[PATH_MAX];
     if (!ctx.kernel.created_files().empty() && ::realpath(host.c_str(), resolved))
-      for (const auto& [name, inode] : ctx.kernel.created_files().in_dir(resolved))
-        entries->push_back({inode->st.ino, DT_REG, name});
+      for (auto& e : ctx.kernel.created_files().in_dir(resolved))
+        entries->push_back({e.ino, e.type, std::move(e.name)});
     return OpenFileRef(std::make_shared<DirFile>(kept, std::move(*entries), fst, host));
   }
   if (flags & kO_DIRECTORY) return fail(ENOTDIR);
@@ -540,6 +622,8 @@ Result<OpenFileRef> open_node(SyscallContext& ctx, const std::string& abs, int f
       if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return fail(EEXIST);
       if ((flags & kO_TMPFILE) == kO_TMPFILE) return fail(ENOTDIR);
       return open_shmem(ctx, n.shmem, flags);
+    case Node::Special:
+      return open_special(ctx, *n.special, n.name, flags, trailing_slash);
     case Node::Link:
       if (flags & kO_NOFOLLOW) {
         if (!opath) return fail(ELOOP);
@@ -607,6 +691,9 @@ Result<FileStat> stat_node(SyscallContext& ctx, const std::string& abs, bool fol
     case Node::Shmem:
       if (trailing_slash) return fail(ENOTDIR);
       return n.shmem->stat();
+    case Node::Special:
+      if (trailing_slash) return fail(ENOTDIR);
+      return n.special->st;
   }
   return fail(ENOENT);
 }
@@ -766,7 +853,7 @@ Result<StatFs> statfs_node(SyscallContext& ctx, const std::string& abs, int dept
   }
   if (norm == "/proc" || norm.starts_with("/proc/")) return pseudo_statfs(kProcSuperMagic, 21);
   // A file a guest created lives in memory, in a host directory's name space.
-  if (n.kind == Node::Shmem) return host_statfs(parent_dir(norm));
+  if (n.kind == Node::Shmem || n.kind == Node::Special) return host_statfs(parent_dir(norm));
   return host_statfs(n.kind == Node::Host || n.kind == Node::HostPseudo ? n.host : norm);
 }
 
@@ -878,7 +965,8 @@ Result<ExecTarget> exec_node(SyscallContext& ctx, const std::string& abs, bool f
     case Node::Dir:
     case Node::Gen:
     case Node::Dev:
-      // No /proc, /sys or device file is a regular executable file.
+    case Node::Special:
+      // No /proc, /sys or device file (nor a FIFO) is a regular executable file.
       if (trailing_slash && n.kind != Node::Dir && n.kind != Node::HostPseudo) return fail(ENOTDIR);
       return fail(EACCES);
   }

@@ -35,12 +35,17 @@ void Pipe::unread(std::span<const std::uint8_t> bytes) {
 }
 
 PipeEnd::PipeEnd(std::shared_ptr<Pipe> pipe, int flags)
-    : OpenFile(flags), pipe_(std::move(pipe)), write_end_((flags & O_ACCMODE) == O_WRONLY) {
+    : OpenFile(flags),
+      pipe_(std::move(pipe)),
+      write_end_((flags & O_ACCMODE) == O_WRONLY),
+      both_((flags & O_ACCMODE) == O_RDWR) {
   ++(write_end_ ? pipe_->writers_ : pipe_->readers_);
+  if (both_) ++pipe_->writers_;
 }
 
 PipeEnd::~PipeEnd() {
   // The other side learns about it: readers see EOF, writers EPIPE.
+  if (both_ && --pipe_->writers_ == 0) pipe_->read_wait_.wake_all();
   if (write_end_) {
     if (--pipe_->writers_ == 0) pipe_->read_wait_.wake_all();
   } else {
@@ -130,6 +135,46 @@ std::pair<OpenFileRef, OpenFileRef> make_pipe(std::uint64_t ino, int flags) {
   const int keep = flags & (O_NONBLOCK | kO_DIRECT);
   return {std::make_shared<PipeEnd>(p, O_RDONLY | keep),
           std::make_shared<PipeEnd>(p, O_WRONLY | keep)};
+}
+
+Result<OpenFileRef> fifo_open(SyscallContext& ctx, const std::shared_ptr<Pipe>& pipe, int flags) {
+  Pipe& p = *pipe;
+  const int pid = ctx.proc.pid;
+  if (auto it = p.opening_.find(pid); it != p.opening_.end()) {
+    if (ctx.retry > 0) return it->second.first;
+    p.opening_.erase(it);  // an open that a signal interrupted
+  }
+  const int acc = flags & O_ACCMODE;
+  if (acc == O_WRONLY && (flags & O_NONBLOCK) && p.readers_ == 0) return fail(ENXIO);
+  if (p.readers_ == 0 && p.writers_ == 0) p.buf_.clear();
+  auto end = std::make_shared<PipeEnd>(pipe, flags);
+  if (acc != O_WRONLY) ++p.r_counter_;
+  if (acc != O_RDONLY) ++p.w_counter_;
+  p.open_wait_.wake_all();
+  return OpenFileRef(std::move(end));
+}
+
+SysResult fifo_wait(SyscallContext& ctx, const OpenFileRef& end) {
+  auto* pe = dynamic_cast<PipeEnd*>(end.get());
+  if (!pe) return SysResult::ok(0);
+  Pipe& p = pe->pipe();
+  if (p.r_counter_ == 0 && p.w_counter_ == 0) return SysResult::ok(0);  // not a FIFO
+  const int pid = ctx.proc.pid;
+  const int acc = pe->flags() & O_ACCMODE;
+  std::uint64_t* counter = nullptr;
+  if (acc == O_RDONLY && !(pe->flags() & O_NONBLOCK) && p.writers_ == 0) counter = &p.w_counter_;
+  if (acc == O_WRONLY && p.readers_ == 0) counter = &p.r_counter_;
+  auto it = p.opening_.find(pid);
+  if (!counter) {
+    if (it != p.opening_.end()) p.opening_.erase(it);
+    return SysResult::ok(0);
+  }
+  if (it == p.opening_.end()) it = p.opening_.emplace(pid, std::pair(end, *counter)).first;
+  if (*counter != it->second.second) {
+    p.opening_.erase(it);
+    return SysResult::ok(0);
+  }
+  return SysResult::block(p.open_wait_);
 }
 
 // pipe_poll: the read end is readable with data, hung up once no writer is left; the

@@ -3,6 +3,7 @@
 // is left), writes of up to PIPE_BUF bytes are atomic, larger ones are split and block
 // until done, writing with no reader raises SIGPIPE and fails with EPIPE, O_NONBLOCK gives
 // EAGAIN. Blocked callers sleep on the pipe's wait queues and retry their call when woken.
+// A FIFO (mknod S_IFIFO) holds one Pipe that its openers join (fifo_open below).
 #pragma once
 
 #include <cstdint>
@@ -43,11 +44,20 @@ class Pipe {
   // Bytes a blocked writer already put in the pipe, by pid: its retried call continues
   // after them instead of writing them twice.
   std::map<int, std::uint64_t> partial_;
+  // Named pipes: how many times each side was opened (an opener waits for the other side's
+  // count to move), with the ends of the openers waiting for it, by pid (a retried open
+  // takes its end back) and the count they saw.
+  std::uint64_t r_counter_ = 0, w_counter_ = 0;
+  WaitQueue open_wait_;
+  std::map<int, std::pair<OpenFileRef, std::uint64_t>> opening_;
+  friend Result<OpenFileRef> fifo_open(SyscallContext&, const std::shared_ptr<Pipe>&, int);
+  friend SysResult fifo_wait(SyscallContext&, const OpenFileRef&);
 };
 
 class PipeEnd final : public OpenFile {
  public:
-  // flags: O_RDONLY or O_WRONLY plus O_NONBLOCK/O_DIRECT as pipe2 gave them.
+  // flags: O_RDONLY or O_WRONLY plus O_NONBLOCK/O_DIRECT as pipe2 gave them; O_RDWR (a FIFO
+  // opened for both) is a reader and a writer at once.
   PipeEnd(std::shared_ptr<Pipe> pipe, int flags);
   ~PipeEnd() override;
 
@@ -63,9 +73,18 @@ class PipeEnd final : public OpenFile {
  private:
   std::shared_ptr<Pipe> pipe_;
   bool write_end_;
+  bool both_;
 };
 
 // pipe2's pair: [0] the read end, [1] the write end. ino: the pipefs inode number.
 std::pair<OpenFileRef, OpenFileRef> make_pipe(std::uint64_t ino, int flags);
+
+// fifo_open, as an open(2) of a FIFO by name: the end for `flags` (the one this process is
+// waiting with when its open is retried). A non-blocking writer with no reader: ENXIO.
+// A FIFO nobody has open starts empty.
+Result<OpenFileRef> fifo_open(SyscallContext& ctx, const std::shared_ptr<Pipe>& pipe, int flags);
+// Then: a blocking reader waits for a writer to open, a writer for a reader (O_RDWR and a
+// non-blocking reader never wait); ok once the open may complete, else blocks keeping `end`.
+SysResult fifo_wait(SyscallContext& ctx, const OpenFileRef& end);
 
 }  // namespace mmemu

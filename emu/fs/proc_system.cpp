@@ -222,4 +222,26 @@ std::string proc_mounts_text() {
   return o;
 }
 
+std::string proc_mountinfo_text() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string o, line;
+  bool proc_done = false;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS
+    std::istringstream f(line);
+    std::string id, parent, dev, root, dir, opts, rest;
+    if (!(f >> id >> parent >> dev >> root >> dir >> opts)) continue;
+    std::getline(f, rest);
+    if (dir == "/proc" || dir.starts_with("/proc/")) {
+      if (!proc_done) o += id + ' ' + parent + " 0:21 / /proc rw,relatime - proc proc rw\n";
+      proc_done = true;
+      continue;
+    }
+    if (opts.starts_with("rw")) opts.replace(0, 2, "ro");
+    o += id + ' ' + parent + ' ' + dev + ' ' + root + ' ' + dir + ' ' + opts + rest + '\n';
+  }
+  if (!proc_done) o += "1 1 0:21 / /proc rw,relatime - proc proc rw\n";
+  return o;
+}
+
 }  // namespace mmemu

@@ -56,5 +56,8 @@ std::string proc_cpuinfo_text(Arch arch);
 // /proc/PID/mounts: the host's mounts as mmemu presents them (read-only), with procfs on
 // /proc (the host's mounts under /proc are not visible).
 std::string proc_mounts_text();
+// /proc/PID/mountinfo: the same mounts as proc_mounts_text, in the host's mountinfo form
+// (ids, parents and devices the host's; the mount options read-only).
+std::string proc_mountinfo_text();
 
 }  // namespace mmemu
