@@ -824,9 +824,8 @@ StatFs pseudo_statfs(std::int64_t type, std::int32_t dev_minor) {
   return s;
 }
 
-Result<StatFs> host_statfs(const std::string& host) {
-  struct ::statfs h;
-  if (::statfs(host.c_str(), &h) != 0) return fail(errno);
+// A host file system's numbers as struct statfs carries them to the guest.
+StatFs statfs_from_host(const struct ::statfs& h, std::int64_t extra_flags) {
   StatFs s;
   s.type = static_cast<std::int64_t>(h.f_type);
   s.bsize = static_cast<std::int64_t>(h.f_bsize);
@@ -838,8 +837,15 @@ Result<StatFs> host_statfs(const std::string& host) {
   std::memcpy(s.fsid, &h.f_fsid, sizeof s.fsid);
   s.namelen = static_cast<std::int64_t>(h.f_namelen);
   s.frsize = static_cast<std::int64_t>(h.f_frsize);
-  s.flags = static_cast<std::int64_t>(h.f_flags) | kStRdonly;
+  s.flags = static_cast<std::int64_t>(h.f_flags) | extra_flags;
   return s;
+}
+
+// The host's file systems are read-only to guests.
+Result<StatFs> host_statfs(const std::string& host) {
+  struct ::statfs h;
+  if (::statfs(host.c_str(), &h) != 0) return fail(errno);
+  return statfs_from_host(h, kStRdonly);
 }
 
 Result<StatFs> statfs_node(SyscallContext& ctx, const std::string& abs, int depth) {
@@ -869,19 +875,7 @@ Result<StatFs> statfs_file(SyscallContext& ctx, const OpenFile& f) {
     // mmemu's own stdio: the host's file system under it.
     struct ::statfs h;
     if (::fstatfs(hs->host_fd(), &h) != 0) return fail(errno);
-    StatFs s;
-    s.type = static_cast<std::int64_t>(h.f_type);
-    s.bsize = static_cast<std::int64_t>(h.f_bsize);
-    s.blocks = h.f_blocks;
-    s.bfree = h.f_bfree;
-    s.bavail = h.f_bavail;
-    s.files = h.f_files;
-    s.ffree = h.f_ffree;
-    std::memcpy(s.fsid, &h.f_fsid, sizeof s.fsid);
-    s.namelen = static_cast<std::int64_t>(h.f_namelen);
-    s.frsize = static_cast<std::int64_t>(h.f_frsize);
-    s.flags = static_cast<std::int64_t>(h.f_flags);
-    return s;
+    return statfs_from_host(h, 0);
   }
   const std::string path = f.path();
   if (const auto* sf = dynamic_cast<const ShmemFile*>(&f)) {

@@ -188,4 +188,41 @@ FileStat file_stat_from_host(const struct ::stat& st) {
   return s;
 }
 
+Result<Segments> import_iovec(const SyscallContext& ctx, vaddr_t iov, std::uint64_t cnt) {
+  Segments s;
+  if (cnt > kUioMaxIov) return fail(EINVAL);
+  if (cnt == 0) return s;
+  std::vector<std::uint64_t> raw(cnt * 2);
+  if (!ctx.read(iov, raw.data(), raw.size() * 8)) return fail(EFAULT);
+  for (std::uint64_t i = 0; i < cnt; ++i)
+    if (static_cast<std::int64_t>(raw[2 * i + 1]) < 0) return fail(EINVAL);
+  for (std::uint64_t i = 0; i < cnt; ++i) {
+    const vaddr_t base = raw[2 * i];
+    std::uint64_t len = raw[2 * i + 1];
+    if (!access_ok(ctx.arch(), base, len)) return fail(EFAULT);
+    len = std::min(len, kMaxRwCount - s.total);
+    s.seg.emplace_back(base, len);
+    s.total += len;
+  }
+  return s;
+}
+
+std::uint64_t scatter(const SyscallContext& ctx, const Segments& s, std::uint64_t at,
+                      const std::uint8_t* src, std::uint64_t n) {
+  std::uint64_t done = 0;
+  for (const auto& [base, len] : s.seg) {
+    if (done == n) break;
+    if (at >= len) {
+      at -= len;
+      continue;
+    }
+    const std::uint64_t k = std::min(len - at, n - done);
+    const std::uint64_t c = copy_out_partial(ctx, base + at, src + done, k);
+    done += c;
+    if (c < k) break;
+    at = 0;
+  }
+  return done;
+}
+
 }  // namespace mmemu

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "emu/fs/fd.hpp"
 #include "emu/syscalls/syscall.hpp"
@@ -44,6 +46,20 @@ std::uint64_t copy_out_partial(const SyscallContext& ctx, vaddr_t dst, const std
                                std::uint64_t n);
 std::uint64_t copy_in_partial(const SyscallContext& ctx, std::uint8_t* dst, vaddr_t src,
                               std::uint64_t n);
+
+// A guest buffer list (struct iovec array): (address, length) pairs adding up to total.
+inline constexpr std::uint64_t kUioMaxIov = 1024;  // UIO_MAXIOV
+struct Segments {
+  std::vector<std::pair<vaddr_t, std::uint64_t>> seg;
+  std::uint64_t total = 0;
+};
+// import_iovec: EFAULT for an unreadable array or a segment outside the user range, EINVAL
+// for a negative length or more than UIO_MAXIOV segments; MAX_RW_COUNT caps the sum.
+Result<Segments> import_iovec(const SyscallContext& ctx, vaddr_t iov, std::uint64_t cnt);
+// Copies n bytes to the segments from logical offset `at` on; stops at the first byte the
+// guest cannot take. Returns the bytes copied.
+std::uint64_t scatter(const SyscallContext& ctx, const Segments& s, std::uint64_t at,
+                      const std::uint8_t* src, std::uint64_t n);
 
 // struct stat as the guest ABI lays it out (x86_64: 144 bytes, arm64 generic: 128 bytes).
 std::size_t stat_size(Arch arch);

@@ -21,39 +21,12 @@ namespace mmemu {
 namespace {
 
 constexpr std::uint64_t kChunk = 1ULL << 20;  // host bounce buffer per step
-constexpr std::uint64_t kUioMaxIov = 1024;
 
 SysResult err(int e) {
   return SysResult::err(e);
 }
 SysResult err(const Errno& e) {
   return SysResult::err(e.code);
-}
-
-// A guest buffer list: (address, length) pairs whose lengths add up to total.
-struct Segments {
-  std::vector<std::pair<vaddr_t, std::uint64_t>> seg;
-  std::uint64_t total = 0;
-};
-
-// Copies n bytes to the segments starting at logical offset `at`; stops at the first
-// byte the guest cannot take. Returns the bytes copied.
-std::uint64_t scatter(const SyscallContext& ctx, const Segments& s, std::uint64_t at,
-                      const std::uint8_t* src, std::uint64_t n) {
-  std::uint64_t done = 0;
-  for (const auto& [base, len] : s.seg) {
-    if (done == n) break;
-    if (at >= len) {
-      at -= len;
-      continue;
-    }
-    const std::uint64_t k = std::min(len - at, n - done);
-    const std::uint64_t c = copy_out_partial(ctx, base + at, src + done, k);
-    done += c;
-    if (c < k) break;
-    at = 0;
-  }
-  return done;
 }
 
 // Gathers the segments into one host buffer, stopping at the first fault.
@@ -79,27 +52,6 @@ void give_back(OpenFile& f, const std::uint8_t* data, std::uint64_t n) {
   if (k == "file" || k == "proc") f.set_pos(f.pos() - std::min(f.pos(), n));
   // A terminal cannot take bytes back: they are lost, as they would be to a faulting
   // reader of a real tty line only in corner cases.
-}
-
-// import_iovec: EFAULT for an unreadable array or a segment outside the user range,
-// EINVAL for a negative length or more than UIO_MAXIOV segments; MAX_RW_COUNT caps the sum.
-Result<Segments> import_iovec(const SyscallContext& ctx, vaddr_t iov, std::uint64_t cnt) {
-  Segments s;
-  if (cnt > kUioMaxIov) return fail(EINVAL);
-  if (cnt == 0) return s;
-  std::vector<std::uint64_t> raw(cnt * 2);
-  if (!ctx.read(iov, raw.data(), raw.size() * 8)) return fail(EFAULT);
-  for (std::uint64_t i = 0; i < cnt; ++i)
-    if (static_cast<std::int64_t>(raw[2 * i + 1]) < 0) return fail(EINVAL);
-  for (std::uint64_t i = 0; i < cnt; ++i) {
-    const vaddr_t base = raw[2 * i];
-    std::uint64_t len = raw[2 * i + 1];
-    if (!access_ok(ctx.arch(), base, len)) return fail(EFAULT);
-    len = std::min(len, kMaxRwCount - s.total);
-    s.seg.emplace_back(base, len);
-    s.total += len;
-  }
-  return s;
 }
 
 // The read loop: bounce buffers of up to kChunk bytes, continuing while they fill (a

@@ -43,7 +43,6 @@ constexpr int kScmMaxFd = 253;
 constexpr int kMsgCtrunc = 0x8, kMsgTrunc = 0x20, kMsgDontwait = 0x40, kMsgCmsgCloexec = 0x40000000;
 constexpr std::uint64_t kSockaddrStorage = 128;
 constexpr std::size_t kSunPathOff = 2, kSockaddrUnSize = 110;
-constexpr std::uint64_t kUioMaxIov = 1024;
 constexpr std::uint64_t kCmsgHdr = 16;
 constexpr std::uint64_t kOptmemMax =
     131072;  // net.core.optmem_max  // cmsg_len (size_t), cmsg_level, cmsg_type
@@ -412,28 +411,10 @@ SysResult sys_shutdown(SyscallContext& ctx) {
 
 // ---- data ----
 
-struct Segments {
-  std::vector<std::pair<vaddr_t, std::uint64_t>> seg;
-  std::uint64_t total = 0;
-};
-
-// import_iovec (EMSGSIZE past UIO_MAXIOV, as copy_msghdr_from_user answers).
+// copy_msghdr_from_user: EMSGSIZE past UIO_MAXIOV, then import_iovec's checks.
 Result<Segments> read_iovec(const SyscallContext& ctx, vaddr_t iov, std::uint64_t cnt) {
-  Segments s;
   if (cnt > kUioMaxIov) return fail(EMSGSIZE);
-  if (cnt == 0) return s;
-  std::vector<std::uint64_t> raw(cnt * 2);
-  if (!ctx.read(iov, raw.data(), raw.size() * 8)) return fail(EFAULT);
-  for (std::uint64_t i = 0; i < cnt; ++i) {
-    const vaddr_t base = raw[2 * i];
-    std::uint64_t len = raw[2 * i + 1];
-    if (static_cast<std::int64_t>(len) < 0) return fail(EINVAL);
-    if (!access_ok(ctx.arch(), base, len)) return fail(EFAULT);
-    len = std::min(len, kMaxRwCount - s.total);
-    s.seg.emplace_back(base, len);
-    s.total += len;
-  }
-  return s;
+  return import_iovec(ctx, iov, cnt);
 }
 
 // The guest's segments as a send's source, copied message by message (no buffer of the
@@ -458,20 +439,7 @@ SendSource gather_source(const SyscallContext& ctx, const Segments& s) {
 
 RecvSink scatter_sink(const SyscallContext& ctx, const Segments& s) {
   return [&ctx, &s](const std::uint8_t* src, std::uint64_t at, std::uint64_t n) {
-    std::uint64_t done = 0;
-    for (const auto& [base, len] : s.seg) {
-      if (done == n) break;
-      if (at >= len) {
-        at -= len;
-        continue;
-      }
-      const std::uint64_t k = std::min(len - at, n - done);
-      const std::uint64_t c = copy_out_partial(ctx, base + at, src + done, k);
-      done += c;
-      if (c < k) break;
-      at = 0;
-    }
-    return done;
+    return scatter(ctx, s, at, src, n);
   };
 }
 
