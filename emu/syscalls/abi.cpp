@@ -209,20 +209,9 @@ Result<Segments> import_iovec(const SyscallContext& ctx, vaddr_t iov, std::uint6
 
 std::uint64_t scatter(const SyscallContext& ctx, const Segments& s, std::uint64_t at,
                       const std::uint8_t* src, std::uint64_t n) {
-  std::uint64_t done = 0;
-  for (const auto& [base, len] : s.seg) {
-    if (done == n) break;
-    if (at >= len) {
-      at -= len;
-      continue;
-    }
-    const std::uint64_t k = std::min(len - at, n - done);
-    const std::uint64_t c = copy_out_partial(ctx, base + at, src + done, k);
-    done += c;
-    if (c < k) break;
-    at = 0;
-  }
-  return done;
+  return walk_segments(s, at, n, [&](vaddr_t dst, std::uint64_t off, std::uint64_t k) {
+    return copy_out_partial(ctx, dst, src + off, k);
+  });
 }
 
 }  // namespace mmemu

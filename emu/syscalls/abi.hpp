@@ -56,6 +56,26 @@ struct Segments {
 // import_iovec: EFAULT for an unreadable array or a segment outside the user range, EINVAL
 // for a negative length or more than UIO_MAXIOV segments; MAX_RW_COUNT caps the sum.
 Result<Segments> import_iovec(const SyscallContext& ctx, vaddr_t iov, std::uint64_t cnt);
+// Walks n bytes of the segments from logical offset `at` on: move(address, offset within
+// the n bytes, length) copies one piece and returns the bytes it moved; the walk stops at
+// the first short piece. Returns the bytes moved.
+template <class Move>
+std::uint64_t walk_segments(const Segments& s, std::uint64_t at, std::uint64_t n, Move move) {
+  std::uint64_t done = 0;
+  for (const auto& [base, len] : s.seg) {
+    if (done == n) break;
+    if (at >= len) {
+      at -= len;
+      continue;
+    }
+    const std::uint64_t k = len - at < n - done ? len - at : n - done;
+    const std::uint64_t c = move(base + at, done, k);
+    done += c;
+    if (c < k) break;
+    at = 0;
+  }
+  return done;
+}
 // Copies n bytes to the segments from logical offset `at` on; stops at the first byte the
 // guest cannot take. Returns the bytes copied.
 std::uint64_t scatter(const SyscallContext& ctx, const Segments& s, std::uint64_t at,

@@ -421,19 +421,9 @@ Result<Segments> read_iovec(const SyscallContext& ctx, vaddr_t iov, std::uint64_
 // whole length: a stream send may be up to 2 GiB).
 SendSource gather_source(const SyscallContext& ctx, const Segments& s) {
   return [&ctx, &s](std::uint64_t at, std::uint8_t* dst, std::uint64_t n) {
-    std::uint64_t done = 0;
-    for (const auto& [base, len] : s.seg) {
-      if (done == n) break;
-      if (at >= len) {
-        at -= len;
-        continue;
-      }
-      const std::uint64_t k = std::min(len - at, n - done);
-      if (copy_in_partial(ctx, dst + done, base + at, k) < k) return false;
-      done += k;
-      at = 0;
-    }
-    return done == n;
+    return walk_segments(s, at, n, [&](vaddr_t src, std::uint64_t off, std::uint64_t k) {
+             return copy_in_partial(ctx, dst + off, src, k);
+           }) == n;
   };
 }
 
