@@ -37,7 +37,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -290,11 +289,37 @@ Outcome run_mmemu(const Case& c, const std::string& arch) {
   return r;
 }
 
+// Every run of characters `in` accepts becomes `with`. (Not std::regex: GCC 12's <regex>
+// trips -Wmaybe-uninitialized in the sanitizer build.)
+std::string squeeze(const std::string& s, bool (*in)(char), const std::string& with) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    if (!in(s[i])) {
+      out += s[i++];
+      continue;
+    }
+    while (i < s.size() && in(s[i]))
+      ++i;
+    out += with;
+  }
+  return out;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
 std::string normalise(std::string s, const std::vector<std::string>& rules) {
   for (const auto& rule : rules) {
-    if (rule == "digits") s = std::regex_replace(s, std::regex("[0-9]+"), "N");
-    if (rule == "arch") s = std::regex_replace(s, std::regex("aarch64"), "x86_64");
-    if (rule == "spaces") s = std::regex_replace(s, std::regex("[ \t]+"), " ");
+    if (rule == "digits")
+      s = squeeze(
+          s, [](char c) { return c >= '0' && c <= '9'; }, "N");
+    if (rule == "arch") s = replace_all(s, "aarch64", "x86_64");
+    if (rule == "spaces")
+      s = squeeze(
+          s, [](char c) { return c == ' ' || c == '\t'; }, " ");
   }
   return s;
 }
