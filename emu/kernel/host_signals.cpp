@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 namespace mmemu {
@@ -13,23 +14,31 @@ namespace {
 // The self-pipe; -1 while nothing is installed. Plain ints: the handler only reads the
 // write end, which is set before the handler is installed and cleared after it is gone.
 int g_pipe[2] = {-1, -1};
+// Set by the handler after its write, so that take() (once per scheduler round) reads the
+// pipe only when a signal came. Lock-free, hence safe in a signal handler.
+std::atomic<bool> g_pending{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
 
 extern "C" void on_host_signal(int sig) {
   const int saved = errno;
   const unsigned char b = static_cast<unsigned char>(sig);
   // A full pipe drops the signal: 64 KiB of unread signals say enough already.
   (void)!::write(g_pipe[1], &b, 1);
+  g_pending.store(true);
   errno = saved;
 }
 
 }  // namespace
 
 int host_signals::take() {
-  if (g_pipe[0] < 0) return 0;
+  if (g_pipe[0] < 0 || !g_pending.exchange(false)) return 0;
   unsigned char b = 0;
   for (;;) {
     const ssize_t n = ::read(g_pipe[0], &b, 1);
-    if (n == 1) return b;
+    if (n == 1) {
+      g_pending.store(true);  // more may be queued: the next call reads again
+      return b;
+    }
     if (n < 0 && errno == EINTR) continue;
     return 0;  // EAGAIN: nothing queued
   }
