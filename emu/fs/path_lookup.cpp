@@ -435,6 +435,13 @@ void owner_and_times(const Node& n, FileStat& s) {
   s.atime_sec = s.mtime_sec = s.ctime_sec = n.time_s;
 }
 
+// stat or lstat of a host path.
+Result<struct ::stat> host_stat(const std::string& path, bool follow) {
+  struct ::stat st;
+  if ((follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st)) != 0) return fail(errno);
+  return st;
+}
+
 FileStat dir_stat(const Node& n) {
   FileStat s = proc_file_stat(n.mode, n.ino);
   owner_and_times(n, s);
@@ -671,10 +678,9 @@ Result<FileStat> stat_node(SyscallContext& ctx, const std::string& abs, bool fol
       return fail(n.err);
     case Node::Host:
     case Node::HostPseudo: {
-      const std::string h = trailing_slash ? n.host + "/" : n.host;
-      struct ::stat st;
-      if ((follow ? ::stat(h.c_str(), &st) : ::lstat(h.c_str(), &st)) != 0) return fail(errno);
-      return file_stat_from_host(st);
+      auto st = host_stat(trailing_slash ? n.host + "/" : n.host, follow);
+      if (!st) return std::unexpected(st.error());
+      return file_stat_from_host(*st);
     }
     case Node::Link:
       if (!follow && !trailing_slash) return link_stat(n);
@@ -783,12 +789,11 @@ Result<std::string> readlink_path(SyscallContext& ctx, const std::string& abs) {
 Result<void> access_path(SyscallContext& ctx, const std::string& abs, int mode, bool follow) {
   Node n = lookup(ctx, normalize_path(abs));
   if (n.kind == Node::Host || n.kind == Node::HostPseudo) {
-    struct ::stat st;
-    if ((follow ? ::stat(n.host.c_str(), &st) : ::lstat(n.host.c_str(), &st)) != 0)
-      return fail(errno);
+    auto st = host_stat(n.host, follow);
+    if (!st) return std::unexpected(st.error());
     // A read-only mount: writing regular files, directories and links is EROFS.
-    if ((mode & W_OK) && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)))
-      return fail(EROFS);
+    const mode_t m = st->st_mode;
+    if ((mode & W_OK) && (S_ISREG(m) || S_ISDIR(m) || S_ISLNK(m))) return fail(EROFS);
     if (::faccessat(AT_FDCWD, n.host.c_str(), mode, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0)
       return fail(errno);
     return {};
@@ -921,15 +926,15 @@ Result<ExecTarget> exec_node(SyscallContext& ctx, const std::string& abs, bool f
       return fail(n.err);
     case Node::Host: {
       const std::string h = trailing_slash ? n.host + "/" : n.host;
-      struct ::stat st;
-      if ((follow ? ::stat(h.c_str(), &st) : ::lstat(h.c_str(), &st)) != 0) return fail(errno);
-      if (S_ISLNK(st.st_mode)) return fail(ELOOP);
-      if (!S_ISREG(st.st_mode)) return fail(EACCES);
+      auto st = host_stat(h, follow);
+      if (!st) return std::unexpected(st.error());
+      if (S_ISLNK(st->st_mode)) return fail(ELOOP);
+      if (!S_ISREG(st->st_mode)) return fail(EACCES);
       char resolved[PATH_MAX];
       if (!::realpath(h.c_str(), resolved)) return fail(errno);
       auto file = ctx.kernel.open_host_file(resolved);
       if (!file) return std::unexpected(file.error());
-      return ExecTarget{*file, resolved, file_stat_from_host(st), true};
+      return ExecTarget{*file, resolved, file_stat_from_host(*st), true};
     }
     case Node::Shmem: {
       if (trailing_slash) return fail(ENOTDIR);
