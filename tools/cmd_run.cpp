@@ -267,22 +267,19 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
       return kExitUsage;
     }
   }
-  if (given.uid) {
-    opts.uid = parse_id(a.uid);
-    if (!opts.uid) {
-      std::cerr << fmt::format("mmemu run: --uid {}: expected a user id from 0 to 4294967294\n",
-                               a.uid);
-      return kExitUsage;
-    }
-  }
-  if (given.gid) {
-    opts.gid = parse_id(a.gid);
-    if (!opts.gid) {
-      std::cerr << fmt::format("mmemu run: --gid {}: expected a group id from 0 to 4294967294\n",
-                               a.gid);
-      return kExitUsage;
-    }
-  }
+  // --uid/--gid: false (after the usage line) for a value that is no id.
+  auto take_id = [](bool given_id, const std::string& text, const char* option, const char* what,
+                    std::optional<std::uint32_t>& id) {
+    if (!given_id) return true;
+    id = parse_id(text);
+    if (!id)
+      std::cerr << fmt::format("mmemu run: {} {}: expected a {} id from 0 to 4294967294\n", option,
+                               text, what);
+    return id.has_value();
+  };
+  if (!take_id(given.uid, a.uid, "--uid", "user", opts.uid) ||
+      !take_id(given.gid, a.gid, "--gid", "group", opts.gid))
+    return kExitUsage;
 
   std::unique_ptr<std::ofstream> out_file, trace_file, log_file;
   if (given.out && !(out_file = open_out(a.out, "--out"))) return kExitUsage;
