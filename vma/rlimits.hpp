@@ -39,6 +39,8 @@ enum class Rlim : std::uint8_t {
   Rttime,      // RLIMIT_RTTIME
 };
 inline constexpr std::size_t kRlimNlimits = 16;  // RLIM_NLIMITS
+// /proc/sys/fs/nr_open: no RLIMIT_NOFILE (nor descriptor table) goes past it.
+inline constexpr std::uint64_t kNrOpen = 1048576;
 
 class Rlimits {
  public:

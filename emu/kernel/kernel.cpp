@@ -275,8 +275,7 @@ void inherit_host_rlimits(Rlimits& lim) {
     Rlimit v{h.rlim_cur == RLIM_INFINITY ? RLIM_INFINITY_ : h.rlim_cur,
              h.rlim_max == RLIM_INFINITY ? RLIM_INFINITY_ : h.rlim_max};
     // The descriptor table is sized from NOFILE: /proc/sys/fs/nr_open bounds it on Linux.
-    if (r == Rlim::Nofile)
-      v = {std::min<std::uint64_t>(v.cur, 1048576), std::min<std::uint64_t>(v.max, 1048576)};
+    if (r == Rlim::Nofile) v = {std::min(v.cur, kNrOpen), std::min(v.max, kNrOpen)};
     lim[r] = v;
   }
 }

@@ -132,8 +132,6 @@ SysResult sys_rseq(SyscallContext& ctx) {
 
 // ---- resource limits ----
 
-constexpr std::uint64_t kNrOpen = 1048576;  // /proc/sys/fs/nr_open
-
 Rlimit get_rlimit(const Process& p, Rlim res) {
   Rlimit r = p.rlimits[res];
   if (res == Rlim::Nofile && p.fds) r.cur = static_cast<std::uint64_t>(p.fds->max_fds());
