@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <vector>
 
 #include "emu/fs/pipe.hpp"
@@ -37,6 +38,16 @@ SysResult err(int e) {
 }
 SysResult err(const Errno& e) {
   return SysResult::err(e.code);
+}
+
+// An optional loff_t argument: the value at `at`, or `fallback` when at is NULL; nullopt
+// (EFAULT) when it cannot be read.
+std::optional<std::int64_t> offset_arg(const SyscallContext& ctx, vaddr_t at,
+                                       std::int64_t fallback) {
+  if (!at) return fallback;
+  auto o = ctx.read_obj<std::int64_t>(at);
+  if (!o) return std::nullopt;
+  return *o;
 }
 
 // Has a splice_read (what sendfile reads through) that reads at a position.
@@ -81,11 +92,9 @@ SysResult sys_sendfile(SyscallContext& ctx) {
   const vaddr_t off_at = ctx.arg(2);
   std::uint64_t count = ctx.arg(3);
   std::int64_t off = 0;
-  if (off_at) {
-    auto o = ctx.read_obj<std::int64_t>(off_at);
-    if (!o) return err(EFAULT);
-    off = *o;
-  }
+  const auto off_arg = offset_arg(ctx, off_at, off);
+  if (!off_arg) return err(EFAULT);
+  off = *off_arg;
   auto in = fd_file(ctx, in_fd);
   if (!in) return err(in.error());
   if (!(*in)->readable()) return err(EBADF);
@@ -127,16 +136,12 @@ SysResult sys_copy_file_range(SyscallContext& ctx) {
   if (!out) return err(out.error());
   std::int64_t pos_in = static_cast<std::int64_t>((*in)->pos());
   std::int64_t pos_out = static_cast<std::int64_t>((*out)->pos());
-  if (off_in_at) {
-    auto o = ctx.read_obj<std::int64_t>(off_in_at);
-    if (!o) return err(EFAULT);
-    pos_in = *o;
-  }
-  if (off_out_at) {
-    auto o = ctx.read_obj<std::int64_t>(off_out_at);
-    if (!o) return err(EFAULT);
-    pos_out = *o;
-  }
+  const auto pos_in_arg = offset_arg(ctx, off_in_at, pos_in);
+  if (!pos_in_arg) return err(EFAULT);
+  pos_in = *pos_in_arg;
+  const auto pos_out_arg = offset_arg(ctx, off_out_at, pos_out);
+  if (!pos_out_arg) return err(EFAULT);
+  pos_out = *pos_out_arg;
   auto st_in = (*in)->stat();
   auto st_out = (*out)->stat();
   if (!st_in || !st_out) return err(EINVAL);
@@ -221,16 +226,12 @@ SysResult sys_splice(SyscallContext& ctx) {
   if (ipipe && off_in_at) return err(ESPIPE);
   if (opipe && off_out_at) return err(ESPIPE);
   std::int64_t off_in = 0, off_out = 0;
-  if (off_in_at) {
-    auto o = ctx.read_obj<std::int64_t>(off_in_at);
-    if (!o) return err(EFAULT);
-    off_in = *o;
-  }
-  if (off_out_at) {
-    auto o = ctx.read_obj<std::int64_t>(off_out_at);
-    if (!o) return err(EFAULT);
-    off_out = *o;
-  }
+  const auto off_in_arg = offset_arg(ctx, off_in_at, off_in);
+  if (!off_in_arg) return err(EFAULT);
+  off_in = *off_in_arg;
+  const auto off_out_arg = offset_arg(ctx, off_out_at, off_out);
+  if (!off_out_arg) return err(EFAULT);
+  off_out = *off_out_arg;
   if (!(*in)->readable() || !(*out)->writable()) return err(EBADF);
   if (ipipe) {
     if (opipe && &ipipe->pipe() == &opipe->pipe()) return err(EINVAL);
