@@ -518,8 +518,17 @@
       if (ev.key === 'ArrowLeft') show(current - 1);
       else if (ev.key === 'ArrowRight') show(current + 1);
     });
-    var want = parseInt((location.hash || '').replace('#', ''), 10);
+    // #N shows dump N; #N/FRAME also selects that frame (as a click on it would).
+    var hash = (location.hash || '').replace('#', '').split('/');
+    var want = parseInt(hash[0], 10);
     show(isNaN(want) ? 0 : want - 1);
+    var f = hash[1] ? big(hash[1]) : null;
+    if (f !== null) {
+      var rows = sections[current].querySelectorAll('.run[data-ff]');
+      for (var i = 0; i < rows.length; i++) {
+        if (runHas(rows[i], f)) { selectFrame(rows[i]); break; }
+      }
+    }
   }
 
   build();
