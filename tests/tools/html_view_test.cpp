@@ -97,7 +97,14 @@ Browser chromium(const fs::path& dir, const fs::path& page, const std::string& p
   Browser b;
   const Shell s = sh(common + what + "'file://" + page.string() + "' 2>" + err);
   b.status = s.status;
-  b.dom = s.out;
+  // The DOM without the scripts' text (the view's source names what it builds).
+  std::size_t from = 0;
+  for (std::size_t at; (at = s.out.find("<script", from)) != std::string::npos;) {
+    b.dom += s.out.substr(from, at - from);
+    const std::size_t end = s.out.find("</script>", at);
+    from = end == std::string::npos ? s.out.size() : end + 9;
+  }
+  b.dom += s.out.substr(from);
   b.log = slurp(err);
   return b;
 }
@@ -256,6 +263,21 @@ TEST_P(HtmlViewRun, DemoPageLoadsWithEveryTableAndDump) {
   EXPECT_EQ(count(b.dom, "<pre class=\"detail\">"), 1U);  // one dump has a fork report
   // Timeline: the second dump (the failed child) differs from the first.
   EXPECT_NE(b.dom.find("Changes since #1"), std::string::npos);
+
+  // Compared with the previous dump of the same pid instead (the page's "compare with"
+  // choice, made by a script added to a copy): the failed child (#2, pid 1002) has
+  // nothing before it, the parent's dump after the failure (#3) is compared with #1.
+  std::string by_pid = html;
+  by_pid.replace(by_pid.rfind("</body>"), 7,
+                 "<script>var c = document.getElementById('compare'); c.value = 'pid';"
+                 "c.dispatchEvent(new Event('change'));</script></body>");
+  std::ofstream(dir / "by_pid.html") << by_pid;
+  const Browser p = chromium(dir, dir / "by_pid.html");
+  expect_clean_load(p, dumps.size());
+  EXPECT_EQ(count(p.dom, "data-table="), tables);
+  EXPECT_EQ(count(p.dom, "first dump of this process"), 2U);         // #1 and #2
+  EXPECT_EQ(count(p.dom, "Changes since #1 (pid 1000, mm 1)"), 1U);  // #3
+  EXPECT_EQ(count(p.dom, "Changes since #3 (pid 1000, mm 1)"), 1U);  // #4
 
   const fs::path png = dir / "demo.png";
   const Browser s = chromium(dir, page, png.string());

@@ -119,7 +119,7 @@
   }
   // What changed from dump a to dump b (a may be null: the first dump).
   function diff(a, b) {
-    var r = { newTables: new Set(), freedTables: [], changedPages: new Set(), gonePages: 0,
+    var r = { newTables: new Set(), freedTables: [], changedPages: new Set(), newPages: new Set(), gonePages: 0,
               changedEntries: new Set(), vmasAdded: [], vmasRemoved: [], counters: [] };
     if (!a) return r;
     var at = new Map(), bt = new Set();
@@ -130,7 +130,10 @@
     });
     at.forEach(function (t, k) { if (!bt.has(k)) r.freedTables.push(t); });
     var ap = pagesOf(a), bp = pagesOf(b);
-    bp.forEach(function (v, k) { if (ap.get(k) !== v) r.changedPages.add(k); });
+    bp.forEach(function (v, k) {
+      if (!ap.has(k)) r.newPages.add(k);
+      else if (ap.get(k) !== v) r.changedPages.add(k);
+    });
     ap.forEach(function (v, k) { if (!bp.has(k)) r.gonePages++; });
     var ae = entriesOf(a), be = entriesOf(b);
     be.forEach(function (v, k) { if (ae.get(k) !== v) r.changedEntries.add(k); });
@@ -155,7 +158,8 @@
     return out;
   }
   function diffSize(df) {
-    return df.newTables.size + df.freedTables.length + df.changedPages.size + df.gonePages +
+    return df.newTables.size + df.freedTables.length + df.changedPages.size + df.newPages.size +
+           df.gonePages +
            df.changedEntries.size + df.vmasAdded.length + df.vmasRemoved.length;
   }
 
@@ -209,10 +213,15 @@
     var va = big(r.va_start);
     var vs = va !== null ? vmasIn(d, va, va) : [];
     var shared = r.present && r.kind !== 'zero-page' && r.mapcount > 1;
-    var changed = false;
+    // changed: some page's frame, protection or kind differs from the previous dump;
+    // new: none of its pages was mapped there.
+    var changed = false, fresh = va !== null && df.newPages.size > 0;
     if (va !== null) {
-      for (var i = 0; i < n && !changed; i++)
-        if (df.changedPages.has(hx(va + BigInt(i) * 4096n))) changed = true;
+      for (var i = 0; i < n; i++) {
+        var k = hx(va + BigInt(i) * 4096n);
+        if (df.changedPages.has(k)) changed = true;
+        if (!df.newPages.has(k)) fresh = false;
+      }
     }
     var tip = ['raw ' + r.raw + '  ' + r.bits, r.va_start + ' – ' + r.va_last,
                r.present ? r.kind + ', mapcount ' + r.mapcount + ', refcount ' +
@@ -222,6 +231,7 @@
       tip.push('mapped by mm ' + h.mm + ' at ' + h.va + ' (VMA ' + h.vma + ')');
     });
     var cls = 'run' + (shared ? ' shared' : '') + (changed ? ' is-changed' : '') +
+              (fresh ? ' is-new' : '') +
               (r.present ? '' : ' not-present');
     var row = el('div', {
       class: cls, title: tip.join('\n'), 'data-ff': r.present ? r.frame_first : null,
@@ -233,7 +243,8 @@
       r.present ? mono(r.prot, 'prot') : null, r.present ? el('span', { class: 'kind', text: r.kind }) : null,
       shared ? badge('shared ×' + r.mapcount, 'shared', 'mapcount ' + r.mapcount + ', refcount ' +
                      r.refcount + ': click for every mapping') : null,
-      changed ? badge('changed', 'changed', 'differs from the previous dump') : null
+      changed ? badge('changed', 'changed', 'differs from the previous dump') : null,
+      fresh ? badge('new', 'new', 'not mapped in the previous dump') : null
     ]);
     row._run = r;
     row._dump = di;
@@ -367,21 +378,23 @@
                  el('details', { class: 'sub' }, [el('summary', { text: 'entries' })].concat(entries))]);
   }
 
-  function renderDiff(di, df) {
-    if (di === 0) return panel('Changes', [el('div', { class: 'muted', text: 'first dump' })]);
+  function renderDiff(base, df) {
+    if (base < 0) return panel('Changes', [el('div', { class: 'muted',
+      text: mode === 'pid' ? 'first dump of this process' : 'first dump' })]);
     var items = [];
     function item(cls, text) { items.push(el('li', { class: cls, text: text })); }
     df.newTables.forEach(function (k) { item('add', 'table new: ' + k.replace('@', ' at ')); });
     df.freedTables.forEach(function (t) { item('del', 'table gone: ' + t.level + ' at ' + t.va_start + ' (frame ' + t.pfn + ')'); });
     if (df.changedEntries.size) item('chg', plural(df.changedEntries.size, 'upper entry') + ' changed');
-    if (df.changedPages.size) item('chg', plural(df.changedPages.size, 'PTE') + ' new or changed');
+    if (df.newPages.size) item('add', plural(df.newPages.size, 'PTE') + ' new');
+    if (df.changedPages.size) item('chg', plural(df.changedPages.size, 'PTE') + ' changed');
     if (df.gonePages) item('del', plural(df.gonePages, 'PTE') + ' gone');
     df.vmasAdded.forEach(function (v) { item('add', 'VMA added: ' + vmaLabel(v)); });
     df.vmasRemoved.forEach(function (v) { item('del', 'VMA removed: ' + vmaLabel(v)); });
     df.counters.forEach(function (c) { item('chg', c[0] + ': ' + c[1] + ' → ' + c[2]); });
     if (!items.length) items.push(el('li', { class: 'muted', text: 'no differences' }));
-    var p = dumps[di - 1];
-    return panel('Changes since #' + di + ' (pid ' + p.pid + ', mm ' + (p.pgtables || {}).mm + ')',
+    var p = dumps[base];
+    return panel('Changes since #' + (base + 1) + ' (pid ' + p.pid + ', mm ' + (p.pgtables || {}).mm + ')',
                  [el('ul', { class: 'diff' }, items)]);
   }
 
@@ -459,38 +472,39 @@
     if (history.replaceState) history.replaceState(null, '', '#' + (current + 1));
   }
 
-  function build() {
-    var head = el('div', { class: 'bar' });
-    app.appendChild(head);
-    if (!dumps.length) {
-      app.appendChild(el('p', { class: 'empty', text: 'No page-table dumps in this file.' }));
-      head.appendChild(el('span', { id: 'pos', text: '0 / 0' }));
-      return;
-    }
-    var prev = el('button', { type: 'button', id: 'prev', text: '◀', title: 'previous dump (←)' });
-    var next = el('button', { type: 'button', id: 'next', text: '▶', title: 'next dump (→)' });
-    var line = el('ol', { class: 'timeline' });
-    head.appendChild(prev);
-    head.appendChild(line);
-    head.appendChild(next);
-    head.appendChild(el('span', { id: 'pos', class: 'muted' }));
-    var main = el('div', { class: 'dumps' });
-    app.appendChild(main);
+  // What dump i is compared with: the previous dump, or (mode "pid") the previous dump of
+  // the same process; -1 for none.
+  var mode = 'prev';
+  function baseOf(i) {
+    if (mode !== 'pid') return i - 1;
+    for (var j = i - 1; j >= 0; j--)
+      if (dumps[j].pid === dumps[i].pid) return j;
+    return -1;
+  }
+
+  var line, main;
+  // (Re)builds the timeline steps and one section per dump.
+  function fill() {
+    line.textContent = '';
+    main.textContent = '';
+    sections = [];
+    steps = [];
     dumps.forEach(function (d, i) {
-      var df = diff(i ? dumps[i - 1] : null, d);
+      var base = baseOf(i);
+      var df = diff(base >= 0 ? dumps[base] : null, d);
       var n = diffSize(df);
       var step = el('li', { class: 'step', 'data-step': i, tabindex: 0,
-                            title: (d.label || '') + (i ? '\n' + n + ' differences from #' + i : '') }, [
+                            title: (d.label || '') + (base >= 0 ? '\n' + n + ' differences from #' + (base + 1) : '') }, [
         el('b', { text: '#' + (i + 1) + ' ' + (d.dump || 'dump') }),
         el('span', { text: 'pid ' + d.pid + (d.arch ? ' · ' + d.arch : '') }),
         el('span', { class: 'lbl', text: d.label || '' }),
-        i && n ? el('span', { class: 'chg', text: 'Δ ' + n }) : null
+        base >= 0 && n ? el('span', { class: 'chg', text: 'Δ ' + n }) : null
       ]);
       step.addEventListener('click', function () { show(i); });
       line.appendChild(step);
       steps.push(step);
       var side = el('div', { class: 'side' }, [
-        renderDetail(d), renderDiff(i, df), renderVmas(d, df), renderTree(d)
+        renderDetail(d), renderDiff(base, df), renderVmas(d, df), renderTree(d)
       ]);
       var title = el('h2', { class: 'dump-title' }, [
         '#' + (i + 1) + ' ' + (d.dump || 'dump') + ' · pid ' + d.pid + ' · ',
@@ -503,18 +517,50 @@
       main.appendChild(sec);
       sections.push(sec);
     });
-    var legend = el('div', { class: 'legend' }, [
-      el('span', {}, [badge('new', 'new'), ' not in the previous dump']),
-      el('span', {}, [badge('changed', 'changed'), ' differs from it']),
-      el('span', {}, [badge('shared ×2', 'shared'), ' frame mapped more than once (click)']),
-      el('span', {}, [badge('arch-only', 'arch'), ' no VMA in span']),
-      el('span', {}, [badge('kernel-half', 'kernel'), ' init_mm\'s, shared'])
+    frameBox.textContent = '';
+  }
+
+  function build() {
+    var head = el('div', { class: 'bar' });
+    app.appendChild(head);
+    if (!dumps.length) {
+      app.appendChild(el('p', { class: 'empty', text: 'No page-table dumps in this file.' }));
+      head.appendChild(el('span', { id: 'pos', text: '0 / 0' }));
+      return;
+    }
+    var prev = el('button', { type: 'button', id: 'prev', text: '◀', title: 'previous dump (←)' });
+    var next = el('button', { type: 'button', id: 'next', text: '▶', title: 'next dump (→)' });
+    line = el('ol', { class: 'timeline' });
+    var compare = el('select', { id: 'compare', title: 'what each dump is compared with' }, [
+      el('option', { value: 'prev', text: 'the previous dump' }),
+      el('option', { value: 'pid', text: 'the previous dump of its pid' })
     ]);
-    app.insertBefore(legend, main);
+    head.appendChild(prev);
+    head.appendChild(line);
+    head.appendChild(next);
+    head.appendChild(el('span', { id: 'pos', class: 'muted' }));
+    main = el('div', { class: 'dumps' });
+    var legend = el('div', { class: 'legend' }, [
+      el('label', { class: 'compare' }, ['compare with ', compare]),
+      el('span', {}, [badge('new', 'new'), ' not there before']),
+      el('span', {}, [badge('changed', 'changed'), ' differs']),
+      el('span', {}, [badge('shared ×2', 'shared'), ' mapped twice (click)']),
+      el('span', {}, [badge('arch-only', 'arch'), ' no VMA in span']),
+      el('span', {}, [badge('kernel-half', 'kernel'), ' init_mm\'s'])
+    ]);
+    app.appendChild(legend);
+    app.appendChild(main);
     app.appendChild(frameBox);
+    fill();
+    compare.addEventListener('change', function () {
+      mode = compare.value;
+      fill();
+      show(current);
+    });
     prev.addEventListener('click', function () { show(current - 1); });
     next.addEventListener('click', function () { show(current + 1); });
     document.addEventListener('keydown', function (ev) {
+      if (ev.target && ev.target.tagName === 'SELECT') return;
       if (ev.key === 'ArrowLeft') show(current - 1);
       else if (ev.key === 'ArrowRight') show(current + 1);
     });
