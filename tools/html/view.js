@@ -449,8 +449,11 @@
     var row = ev.target.closest && ev.target.closest('.run[data-ff]');
     if (row) selectFrame(row);
   });
+  var hovered = null;
   document.addEventListener('mouseover', function (ev) {
     var row = ev.target.closest && ev.target.closest('.run.shared');
+    if (row === hovered) return;
+    hovered = row;
     document.querySelectorAll('.hover-frame').forEach(function (x) { x.classList.remove('hover-frame'); });
     if (!row) return;
     var f = big(row.getAttribute('data-ff'));
@@ -501,6 +504,7 @@
         base >= 0 && n ? el('span', { class: 'chg', text: 'Δ ' + n }) : null
       ]);
       step.addEventListener('click', function () { show(i); });
+      step.addEventListener('keydown', function (ev) { if (ev.key === 'Enter') show(i); });
       line.appendChild(step);
       steps.push(step);
       var side = el('div', { class: 'side' }, [
