@@ -123,6 +123,7 @@ class Interp {
   StepOut cmd_walker_clear(const Stmt& st);
   // script_cmd_inspect.cpp
   StepOut cmd_dump(const Stmt& st);
+  StepOut dump_html(const Stmt& st, const Mm& mm, const std::string& path);
   StepOut cmd_check(const Stmt& st);
   StepOut cmd_snapshot(const Stmt& st);
   StepOut cmd_leaks(const Stmt& st);
@@ -168,6 +169,9 @@ class Interp {
   std::vector<std::string> step_failures;  // injected failures during the current step
   int expect_failures = 0;
   bool invariants_broken = false;
+  // dump ... format=html out="FILE": the dumps written to each FILE so far (each dump
+  // rewrites the file's page with all of them, so a script's dumps become its timeline).
+  std::map<std::string, std::vector<nlohmann::json>> html_pages;
 
  private:
   void exec_block(const std::vector<Stmt>& body);
