@@ -210,6 +210,11 @@ std::expected<std::optional<DumpDoc>, std::string> as_dump(const json& v) {
     if (data.contains("machine") && d.counters.is_object()) d.counters["machine"] = data["machine"];
     if (d.vmas.is_null() && d.pgtables.is_null() && d.counters.is_null())
       return std::optional<DumpDoc>{};  // `dump p tree`: nothing this compares
+    d.run_shaped = {{"dump", "script"}, {"pid", nullptr},
+                    {"label", d.label}, {"detail", json::array()},
+                    {"arch", nullptr},  {"counters", data.value("counters", json())},
+                    {"vmas", d.vmas},   {"pgtables", d.pgtables}};
+    if (data.contains("tree")) d.run_shaped["tree"] = data["tree"];
   } else if (v.contains("pgtables") || v.contains("vmas")) {  // mmemu run --dump-pgtables
     d.label = fmt::format("{} pid {}: {}", str_of(v, "dump"), v.value("pid", json()).dump(),
                           str_of(v, "label"));
@@ -217,6 +222,7 @@ std::expected<std::optional<DumpDoc>, std::string> as_dump(const json& v) {
     d.pgtables = v.value("pgtables", json());
     d.counters = v.value("counters", json());
     d.arch = str_of(v, "arch");
+    d.run_shaped = v;
   } else {
     return std::unexpected(
         "not a page-table dump (expected the JSON of `mmemu run --dump-pgtables` or "
@@ -224,6 +230,7 @@ std::expected<std::optional<DumpDoc>, std::string> as_dump(const json& v) {
   }
   if (d.arch.empty()) d.arch = str_of(d.pgtables, "arch");
   if (d.arch.empty()) d.arch = str_of(d.vmas, "arch");
+  if (d.run_shaped["arch"].is_null()) d.run_shaped["arch"] = d.arch;
   if (auto ok = check_doc(d); !ok) return std::unexpected(ok.error());
   return std::optional<DumpDoc>{std::move(d)};
 }

@@ -27,6 +27,10 @@ struct DumpDoc {
   json counters;      // mm_counters_json (plus "machine" counters for script dumps)
   json vmas;          // vmas_json: {"vmas": [...], "map_count", ...}
   json pgtables;      // pgtables_json: {"tables": [...], ...}
+  // The dump as `mmemu run --format json` writes one (dump, pid, label, detail, arch,
+  // counters, vmas, pgtables, and tree when the dump has it): a run's dump as it was read, a
+  // script's dump step reshaped ("dump": "script"), for renderers that take run dumps.
+  json run_shaped;
 };
 
 // Every dump in `text` (a file's contents): one JSON value per line, or the whole text as

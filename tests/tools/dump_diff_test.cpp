@@ -379,6 +379,27 @@ TEST_P(DumpDiff, IdenticalDumpsExitZero) {
   EXPECT_EQ(j["entries"].size() + j["tables"].size() + j["vmas"].size() + j["counters"].size(), 0u);
 }
 
+// A script's dump step, read as the dump a run writes (what the HTML view takes).
+TEST_P(DumpDiff, ScriptDumpsReadAsRunDumps) {
+  DiffDir d;
+  const std::string f = script_dumps(d);
+  auto doc = dump::load_dump(f + ":5");
+  ASSERT_TRUE(doc) << doc.error();
+  EXPECT_EQ(doc->where, f + ":5");
+  EXPECT_EQ(doc->label, "line 13: dump p");
+  EXPECT_EQ(doc->arch, arch());
+  const json& r = doc->run_shaped;
+  EXPECT_EQ(r["dump"], "script");
+  EXPECT_EQ(r["label"], "line 13: dump p");
+  EXPECT_EQ(r["arch"], arch());
+  EXPECT_EQ(r["pgtables"], doc->pgtables);
+  EXPECT_EQ(r["vmas"]["map_count"], 2);
+  EXPECT_EQ(r["counters"]["map_count"], 2);
+  EXPECT_FALSE(r["counters"].contains("machine"));  // the diff's own addition
+  EXPECT_TRUE(doc->counters.contains("machine"));
+  EXPECT_TRUE(r.contains("tree"));
+}
+
 // fork_fail's dumps before and after its fork (`mmemu run`): exactly the present entries of
 // private writable mappings lose write and gain a mapping; read-only private pages only gain
 // the mapping; shared and file pages do not change; no table, VMA or counter moves.
