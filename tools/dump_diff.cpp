@@ -543,6 +543,9 @@ void diff_counters(const json& ca, const json& cb, DiffResult& out) {
       d.delta = b.get<std::int64_t>() - a.get<std::int64_t>();
     out.counters.push_back(std::move(d));
   }
+  // The mm's own counters first, the machine's (script dumps) after them.
+  std::stable_partition(out.counters.begin(), out.counters.end(),
+                        [](const CounterDiff& c) { return !c.name.starts_with("machine."); });
 }
 
 }  // namespace
@@ -646,7 +649,8 @@ std::string change_text(const EntryDiff& e) {
   return out;
 }
 
-// Rows of columns, padded so each column lines up (the last one is not padded).
+// Rows of columns, padded so each column lines up (the last one is not padded); the first
+// column is the marker.
 std::string aligned(const std::vector<std::vector<std::string>>& rows, const std::string& ind) {
   std::vector<std::size_t> w;
   for (const auto& r : rows)
@@ -658,7 +662,8 @@ std::string aligned(const std::vector<std::vector<std::string>>& rows, const std
   for (const auto& r : rows) {
     std::string line = ind;
     for (std::size_t i = 0; i < r.size(); ++i)
-      line += i + 1 < r.size() ? fmt::format("{:<{}}  ", r[i], w[i]) : r[i];
+      // The +/-/~ marker is followed by one space, other columns by two.
+      line += i + 1 < r.size() ? fmt::format("{:<{}}{}", r[i], w[i], i == 0 ? " " : "  ") : r[i];
     while (!line.empty() && line.back() == ' ')
       line.pop_back();
     out += line + "\n";

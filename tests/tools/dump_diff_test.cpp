@@ -355,12 +355,11 @@ TEST_P(DumpDiff, TextIsGroupedAndMarked) {
                            arch())),
             std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find("\npage tables:\n  +  pte  va 0x40200000..0x403fffff  frame "),
+  EXPECT_NE(r.out.find("\npage tables:\n  + pte  va 0x40200000..0x403fffff  frame "),
             std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find("\nvmas:\n  +  added  40200000-40201000 rw-p\n"), std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.find("  ~  map_count "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nvmas:\n  + added  40200000-40201000 rw-p\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  ~ map_count "), std::string::npos) << r.out;
   // --out writes the same text to the file, nothing to standard output.
   const Out o = mmemu(fmt("diff --out {} {}:4 {}:5", (d / "d.txt").string(), f, f), d);
   EXPECT_EQ(o.status, 1);
