@@ -540,7 +540,9 @@ void diff_counters(const json& ca, const json& cb, DiffResult& out) {
     if (a == b) continue;
     CounterDiff d{.name = k, .old_value = a, .new_value = b, .delta = std::nullopt};
     if (a.is_number_integer() && b.is_number_integer())
-      d.delta = b.get<std::int64_t>() - a.get<std::int64_t>();
+      // Wrapping, not overflowing, on counters no dump holds (input is not trusted).
+      d.delta = static_cast<std::int64_t>(static_cast<std::uint64_t>(b.get<std::int64_t>()) -
+                                          static_cast<std::uint64_t>(a.get<std::int64_t>()));
     out.counters.push_back(std::move(d));
   }
   // The mm's own counters first, the machine's (script dumps) after them.

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -543,6 +544,67 @@ TEST(DumpDiffUsage, BadInputIsOneLineAndStatusTwo) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
     EXPECT_NE(r.err.find(what), std::string::npos) << args << ": " << r.err;
   }
+}
+
+// mmemu never crashes on input: every node of a real dump replaced by a value of each
+// other type is an error message, or a dump that compares and renders.
+TEST(DumpDiffUsage, EveryMalformedNodeIsAnErrorOrADump) {
+  DiffDir d;
+  std::ofstream(d / "m.mms") << "mm p\na = mmap p auto 8K rw- private\ntouch p $a write\n"
+                                "dump p\n";
+  const std::string f = (d / "m.json").string();
+  ASSERT_EQ(mmemu(fmt::format("script --format json {} > {}", (d / "m.mms").string(), f), d).status,
+            0);
+  auto orig = dump::load_dump(f);
+  ASSERT_TRUE(orig) << orig.error();
+  json step;
+  {
+    std::istringstream in(slurp(f));
+    for (std::string line; std::getline(in, line);)
+      if (line.find("\"cmd\":\"dump\"") != std::string::npos) step = json::parse(line);
+  }
+  ASSERT_TRUE(step.is_object());
+  const std::vector<json> others = {json(nullptr), json(42),      json(-1),      json("x"),
+                                    json("0xzz"),  json::array(), json::object()};
+  std::size_t nodes = 0, errors = 0;
+  // Every JSON pointer in the step, leaves and inner nodes alike.
+  std::vector<json::json_pointer> pointers;
+  const std::function<void(const json&, const json::json_pointer&)> walk =
+      [&](const json& j, const json::json_pointer& at) {
+        pointers.push_back(at);
+        if (j.is_object())
+          for (const auto& [k, v] : j.items())
+            walk(v, at / k);
+        else if (j.is_array())
+          for (std::size_t i = 0; i < j.size(); ++i)
+            walk(j[i], at / i);
+      };
+  walk(step, json::json_pointer());
+  for (const auto& at : pointers) {
+    for (const json& o : others) {
+      json m = step;
+      m[at] = o;
+      ++nodes;
+      std::expected<std::vector<dump::DumpDoc>, std::string> docs;
+      ASSERT_NO_THROW(docs = dump::parse_dumps(m.dump(), "m.json")) << at.to_string();
+      if (!docs) {
+        ++errors;
+        EXPECT_EQ(docs.error().find('\n'), std::string::npos);
+        continue;
+      }
+      for (const auto& doc : *docs) {
+        ASSERT_NO_THROW({
+          auto r = dump::diff_dumps(*orig, doc);
+          if (r) {
+            (void)dump::diff_text(*r);
+            (void)dump::diff_json(*r).dump();
+          }
+        }) << at.to_string();
+      }
+    }
+  }
+  EXPECT_GT(nodes, 500u);
+  EXPECT_GT(errors, 100u);
 }
 
 TEST(DumpDiffUsage, NthDumpOutOfRange) {
