@@ -550,6 +550,34 @@ void diff_counters(const json& ca, const json& cb, DiffResult& out) {
                         [](const CounterDiff& c) { return !c.name.starts_with("machine."); });
 }
 
+// Tables B's dump lists as freed while in use (pgtables.freed_in_use: level, start, the
+// entries still mapped) that A still had: marked on their '-' line; the number of such
+// tables is a counter.
+void mark_freed_in_use(const json& pa, const json& pb, DiffResult& out) {
+  const auto list = [](const json& pg) {
+    const json fiu = pg.value("freed_in_use", json());
+    return fiu.is_array() ? fiu : json::array();
+  };
+  const json la = list(pa), lb = list(pb);
+  for (const json& f : lb) {
+    std::uint64_t start = 0;
+    if (!f.is_object() || !hex_field(f, "start", start)) continue;
+    const std::string level = str_of(f, "level");
+    for (TableDiff& t : out.tables)
+      if (t.op == '-' && t.level == level && t.va_start == start) {
+        t.freed_in_use = true;
+        const json e = f.value("entries", json());
+        t.in_use_entries = e.is_array() ? e.size() : 0;
+      }
+  }
+  if (la.size() != lb.size())
+    out.counters.push_back(CounterDiff{
+        .name = "pgtables.freed_in_use",
+        .old_value = la.size(),
+        .new_value = lb.size(),
+        .delta = static_cast<std::int64_t>(lb.size()) - static_cast<std::int64_t>(la.size())});
+}
+
 }  // namespace
 
 std::expected<DiffResult, std::string> diff_dumps(const DumpDoc& a, const DumpDoc& b) {
@@ -576,6 +604,7 @@ std::expected<DiffResult, std::string> diff_dumps(const DumpDoc& a, const DumpDo
     if (!ta) return std::unexpected(a.where + ": " + ta.error());
     if (!tb) return std::unexpected(b.where + ": " + tb.error());
     diff_tables(*ta, *tb, d);
+    mark_freed_in_use(a.pgtables, b.pgtables, d);
   }
   if (one_sided(a.vmas, b.vmas, "VMAs")) {
     auto va = read_vmas(a.vmas);
@@ -742,11 +771,18 @@ std::string diff_text(const DiffResult& d) {
                                 : t.op == '-'
                                     ? "frame " + hx(*t.frame_a)
                                     : fmt::format("frame {} -> {}", hx(*t.frame_a), hx(*t.frame_b));
-      rows.push_back({std::string(1, t.op), t.level,
-                      fmt::format("va {}..{}", hx(t.va_start), hx(t.va_last)), frame,
-                      t.op == '+'   ? fmt::format("used {}", *t.used_b)
-                      : t.op == '-' ? fmt::format("used {}", *t.used_a)
-                                    : fmt::format("used {} -> {}", *t.used_a, *t.used_b)});
+      rows.push_back(
+          {std::string(1, t.op), t.level, fmt::format("va {}..{}", hx(t.va_start), hx(t.va_last)),
+           frame,
+           t.op == '+' ? fmt::format("used {}", *t.used_b)
+           : t.op == '-'
+               ? fmt::format("used {}{}", *t.used_a,
+                             t.freed_in_use ? fmt::format(", FREED WHILE IN USE ({} entr{} still "
+                                                          "mapped)",
+                                                          t.in_use_entries,
+                                                          t.in_use_entries == 1 ? "y" : "ies")
+                                            : "")
+               : fmt::format("used {} -> {}", *t.used_a, *t.used_b)});
     }
     out += aligned(rows, "  ");
   }
@@ -833,7 +869,9 @@ json diff_json(const DiffResult& d) {
                       {"frame_a", t.frame_a ? json(hx(*t.frame_a)) : json()},
                       {"frame_b", t.frame_b ? json(hx(*t.frame_b)) : json()},
                       {"used_a", t.used_a ? json(*t.used_a) : json()},
-                      {"used_b", t.used_b ? json(*t.used_b) : json()}});
+                      {"used_b", t.used_b ? json(*t.used_b) : json()},
+                      {"freed_in_use", t.freed_in_use},
+                      {"in_use_entries", t.in_use_entries}});
   for (const EntryDiff& e : d.entries)
     entries.push_back({{"op", entry_op(e.op)},
                        {"level", e.level},

@@ -50,6 +50,10 @@ struct TableDiff {
   std::uint64_t va_start = 0, va_last = 0;
   std::optional<std::uint64_t> frame_a, frame_b;
   std::optional<std::uint64_t> used_a, used_b;
+  // Freed ('-') while entries in it still mapped pages of a VMA: B's dump lists it among
+  // the tables freed in use (a page-table use-after-free on Linux), with this many entries.
+  bool freed_in_use = false;
+  std::size_t in_use_entries = 0;
 };
 
 // One side of an entry (or of a run of entries).

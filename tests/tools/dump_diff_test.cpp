@@ -343,6 +343,51 @@ TEST_P(DumpDiff, ForkWriteProtectsTheParentAndTheChildHasItsOwnTables) {
             (std::vector<std::string>{"anon_vma", "anon_vma_chain"}));
 }
 
+// free_pgd_range with limits too wide (as what_if.mms) frees the pte table a's pages are
+// still mapped from: the diff marks that table, and counts it.
+TEST_P(DumpDiff, ATableFreedWhileInUseIsMarked) {
+  DiffDir d;
+  std::ofstream(d / "fiu.mms") << R"(mm x
+a = mmap x 0x40000000 8K rw- private fixed
+c = mmap x 0x40020000 8K rw- private fixed
+touch x $a 8K write
+touch x $c 8K write
+dump x pgtables
+unmap_region x $c $c+8K 0 0 0
+dump x pgtables
+)";
+  const std::string f = (d / "fiu.json").string();
+  // The script itself exits 70: a table was freed while in use.
+  ASSERT_EQ(
+      mmemu(fmt("script --arch {} --format json {} > {}", arch(), (d / "fiu.mms").string(), f), d)
+          .status,
+      70);
+  const json j = diff_json(d, f + ":1", f + ":2");
+  ASSERT_EQ(j["tables"].size(), 3u) << j["tables"].dump(1);
+  const std::vector<std::pair<const char*, const char*>> freed = {
+      {"pud", "0x0"}, {"pmd", "0x40000000"}, {"pte", "0x40000000"}};
+  for (std::size_t i = 0; i < 3; ++i) {
+    const json& t = j["tables"][i];
+    EXPECT_EQ(t["op"], "freed");
+    EXPECT_EQ(t["level"], freed[i].first);
+    EXPECT_EQ(t["va_start"], freed[i].second);
+    // Only the pte table still mapped a's two pages.
+    EXPECT_EQ(t["freed_in_use"], i == 2) << t.dump();
+    EXPECT_EQ(t["in_use_entries"], i == 2 ? 2 : 0);
+  }
+  EXPECT_EQ(j["tables"][2]["used_a"], 4);
+  const json c = counter(j, "pgtables.freed_in_use");
+  EXPECT_EQ(c["old"], 0);
+  EXPECT_EQ(c["new"], 1);
+  EXPECT_EQ(c["delta"], 1);
+  const Out r = mmemu(fmt("diff {}:1 {}:2", f, f), d);
+  EXPECT_NE(r.out.find("  - pte  va 0x40000000..0x401fffff  frame " +
+                       j["tables"][2]["frame_a"].get<std::string>() +
+                       "  used 4, FREED WHILE IN USE (2 entries still mapped)\n"),
+            std::string::npos)
+      << r.out;
+}
+
 TEST_P(DumpDiff, TextIsGroupedAndMarked) {
   DiffDir d;
   const std::string f = script_dumps(d);
