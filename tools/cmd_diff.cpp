@@ -1,6 +1,8 @@
-// mmemu diff [--format text|json] [--out FILE] A B: what changed between two JSON dumps
+// mmemu diff [--format text|json|html] [--out FILE] A B: what changed between two JSON dumps
 // (tools/dump_diff.hpp). Exit status as diff(1): 0 no differences, 1 differences, 2 trouble
 // (a usage error, a file that cannot be read or holds no such dump).
+// --format html is the HTML page-table view (tools/html_view.hpp) of the two dumps, whose
+// timeline highlights what changed between them.
 #include <fmt/format.h>
 
 #include <fstream>
@@ -9,6 +11,7 @@
 
 #include "tools/commands.hpp"
 #include "tools/dump_diff.hpp"
+#include "tools/html_view.hpp"
 
 namespace mmemu::cli {
 
@@ -38,8 +41,14 @@ int diff(const DiffArgs& args, bool to_file) {
     std::cerr << "mmemu diff: " << d.error() << '\n';
     return kExitTrouble;
   }
-  const std::string text =
-      args.format == "json" ? dump::diff_json(*d).dump() + "\n" : dump::diff_text(*d);
+  std::string text;
+  if (args.format == "json")
+    text = dump::diff_json(*d).dump() + "\n";
+  else if (args.format == "html")
+    text = dump::html_view(std::vector<nlohmann::json>{a->run_shaped, b->run_shaped},
+                           fmt::format("mmemu diff {} {}", a->where, b->where));
+  else
+    text = dump::diff_text(*d);
   if (to_file) {
     std::ofstream f(args.out, std::ios::binary | std::ios::trunc);
     if (!(f << text) || !f.flush()) {
@@ -60,8 +69,8 @@ void add_diff_command(CLI::App& app, int& status) {
       "diff",
       "compare two JSON page-table dumps (of mmemu run --dump-pgtables --format json or mmemu "
       "script --format json); FILE:N picks the N-th dump of a file");
-  sub->add_option("--format", args->format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}))
+  sub->add_option("--format", args->format, "text, json or html (the page-table view of both)")
+      ->check(CLI::IsMember({"text", "json", "html"}))
       ->capture_default_str();
   sub->add_option("--out", args->out, "write the differences to FILE (default: standard output)");
   sub->add_option("A", args->a, "the first dump: FILE or FILE:N")->required();

@@ -445,6 +445,30 @@ TEST_P(DumpDiff, ScriptDumpsReadAsRunDumps) {
   EXPECT_TRUE(r.contains("tree"));
 }
 
+// --format html: the page-table view (tools/html_view.hpp) of the two dumps, a script's
+// dump steps reshaped as run dumps; the exit status still says whether they differ.
+TEST_P(DumpDiff, HtmlIsTheViewOfBothDumps) {
+  DiffDir d;
+  const std::string f = script_dumps(d);
+  const std::string page = (d / "d.html").string();
+  const Out r = mmemu(fmt("diff --format html --out {} {}:4 {}:5", page, f, f), d);
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.out, "");
+  const std::string html = slurp(page);
+  ASSERT_TRUE(html.starts_with("<!DOCTYPE html>")) << html.substr(0, 200);
+  const std::string tag = "<script type=\"application/json\" id=\"mmemu-data\">";
+  const auto at = html.find(tag);
+  ASSERT_NE(at, std::string::npos);
+  const auto end = html.find("</script>", at);
+  const json data = json::parse(html.substr(at + tag.size(), end - at - tag.size()));
+  ASSERT_EQ(data["dumps"].size(), 2u);
+  EXPECT_EQ(data["dumps"][0]["label"], "line 10: dump p");
+  EXPECT_EQ(data["dumps"][1]["label"], "line 13: dump p");
+  EXPECT_EQ(data["dumps"][1]["arch"], arch());
+  EXPECT_EQ(data["dumps"][1]["pgtables"]["counts"]["pte"], x86() ? 2 : 3);
+  EXPECT_EQ(mmemu(fmt("diff --format html --out {} {}:4 {}:4", page, f, f), d).status, 0);
+}
+
 // fork_fail's dumps before and after its fork (`mmemu run`): exactly the present entries of
 // private writable mappings lose write and gain a mapping; read-only private pages only gain
 // the mapping; shared and file pages do not change; no table, VMA or counter moves.
