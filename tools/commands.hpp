@@ -13,4 +13,7 @@ void add_script_command(CLI::App& app, int& status);
 // mmemu run [options] PROGRAM [ARGS...]  (tools/cmd_run.cpp)
 void add_run_command(CLI::App& app, int& status);
 
+// mmemu diff [--format text|json|html] [--out FILE] A[:N] B[:N]  (tools/cmd_diff.cpp)
+void add_diff_command(CLI::App& app, int& status);
+
 }  // namespace mmemu::cli
