@@ -44,10 +44,22 @@ class Stats {
   std::map<std::string, std::uint64_t, std::less<>> counts_;
 };
 
+// Where trace events go instead of JSON lines (--trace-format chrome: chrome_trace.hpp).
+// It gets every event as the JSON object the line would hold, in seq order.
+class TraceSink {
+ public:
+  virtual ~TraceSink() = default;
+  virtual void event(const nlohmann::json& ev) = 0;
+};
+
 class Trace {
  public:
-  bool on() const { return out_ != nullptr; }
+  bool on() const { return out_ != nullptr || sink_ != nullptr; }
   void set_stream(std::ostream* out) { out_ = out; }
+  // Events go to `sink` (not owned; nullptr: back to the stream) instead of JSON lines.
+  void set_sink(TraceSink* sink) { sink_ = sink; }
+  // The seq of the last event written (0 before the first): the trace's virtual clock.
+  std::uint64_t seq() const { return seq_; }
   // Writes {"seq":N,"ev":ev,"pid":pid, ...fields} on one line. Event names in use:
   //   fault        access, addr, pc (when the fault stopped the CPU), result ("ok",
   //                "segv-maperr", "segv-accerr", "segv-pkuerr", "segv-gp", "sigbus", "oom")
@@ -60,11 +72,14 @@ class Trace {
   //   exec         path
   //   exit         status ("exited N" / "killed by SIGx")  exit_mmap  (the ExitMmapReport)
   //   signal       sig, code, addr, action ("handler", "terminate", "core", "ignore", ...)
-  //   syscall      name, ret                     dump  when, label
+  //   syscall      name, args (emu/syscalls/syscall_args.hpp), ret (hex for addresses),
+  //                errno (on failure), start_seq (the seq when it began)
+  //                                              dump  when, label
   void emit(std::string_view ev, int pid, nlohmann::json fields = nlohmann::json::object());
 
  private:
   std::ostream* out_ = nullptr;
+  TraceSink* sink_ = nullptr;
   std::uint64_t seq_ = 0;
 };
 
