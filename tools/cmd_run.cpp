@@ -125,6 +125,7 @@ void render_dump(std::ostream& out, bool json, const DumpPoint& at, const Mm& mm
                  {"counters", dump::mm_counters_json(mm)},
                  {"vmas", dump::vmas_json(mm)},
                  {"pgtables", dump::pgtables_json(mm)}};
+    if (!at.fork.is_null()) j["fork"] = at.fork;  // a failed fork's report, structured
     out << j.dump() << '\n';
   } else {
     out << fmt::format("=== page tables: {} pid {} ({}): {} ===\n", dump_kind_name(at.kind), at.pid,

@@ -14,6 +14,8 @@ namespace mmemu {
 
 struct ExitMmapReport;   // vma/mm.hpp
 struct FreedInUseTable;  // mmu/freed_in_use.hpp
+struct ForkReport;       // vma/fork.hpp
+struct WalkerReport;     // vma/fork.hpp
 
 // exit_mmap's report as JSON, each field under its own name: the trace's exit_mmap event
 // and `mmemu script`'s exit reports (nlohmann's ADL hook: `nlohmann::json j = report;`).
@@ -21,6 +23,18 @@ void to_json(nlohmann::json& j, const ExitMmapReport& r);
 // A page table freed while in use, as JSON (addresses and frames in hex): the trace's
 // pgtable_use_after_free event and `mmemu script`'s JSON output.
 void to_json(nlohmann::json& j, const FreedInUseTable& t);
+// A fork's report (emu/kernel/report_json.cpp), the one JSON form of it: the trace's fork
+// event, the `fork` object of a failed fork's dump (`mmemu run --format json`) and `mmemu
+// script`'s fork data. Always: ok, recovery, vmas_copied, ptes_copied, ptes_wrprotected,
+// pages_copied, walkers; for a failed fork also failed_step, failed_vma, failure_point,
+// tree_max, xa_zero {first, last}, torn_down, recovery_note, child_flags (names),
+// child_mm_users, child_mm_count, errors, exit_mmap (addresses in hex, null when unset).
+void to_json(nlohmann::json& j, const ForkReport& r);
+// A walker's report: walker, point, checks, outcome, met {first, last} (the XA_ZERO range it
+// met), vmas_seen, pages_reaped, mm_users, mm_count, ref; rmap walks add via, via_pfn and
+// visits [{mm, dying, mm_flags, tree_empty, vma_start, vma_end, addr, pte, frame}] with pte
+// one of "present", "none", "no-table", "not-looked-into".
+void to_json(nlohmann::json& j, const WalkerReport& w);
 
 class Log {
  public:
