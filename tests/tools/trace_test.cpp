@@ -154,6 +154,19 @@ TEST_P(Trace, SyscallsCarryTheirArguments) {
   EXPECT_EQ(writes[0]["ret"], line.size());
   EXPECT_TRUE(writes[0]["args"][1].is_string());
 
+  // The parent's waitpid blocks while the child runs: one event, when it returns, with the
+  // child's events between its start and its end.
+  const auto waits = syscalls(r.trace, "wait4");
+  ASSERT_EQ(waits.size(), 1U);
+  EXPECT_EQ(waits[0]["args"][0], 1001);
+  EXPECT_EQ(waits[0]["args"][2], "0x0");
+  EXPECT_EQ(waits[0]["ret"], 1001);
+  const auto child_exits = events(r.trace, "exit");
+  ASSERT_FALSE(child_exits.empty());
+  EXPECT_EQ(child_exits[0]["pid"], 1001);
+  EXPECT_LT(waits[0]["start_seq"].get<std::uint64_t>(), child_exits[0]["seq"].get<std::uint64_t>());
+  EXPECT_LT(child_exits[0]["seq"].get<std::uint64_t>(), waits[0]["seq"].get<std::uint64_t>());
+
   // brk returns an address (hex); a call that failed carries its errno.
   const auto brks = syscalls(r.trace, "brk");
   ASSERT_FALSE(brks.empty());
@@ -419,6 +432,27 @@ TEST_P(Trace, ChromeFormatOpensInPerfetto) {
   ASSERT_NE(wait, slices[1000].end());
   EXPECT_EQ((*wait)["args"]["args"][0], 1001);
   EXPECT_EQ((*wait)["args"]["args"].size(), 4U);
+}
+
+// A run that ends with the initial process killed (SIGKILL found by its fork's third
+// fatal_signal check): the chrome file is still whole, the clone slice failed with EINTR
+// and the kill is on the track.
+TEST_P(Trace, ChromeFileIsClosedWhenTheProgramIsKilled) {
+  const CliRun r = mmemu_run("--trace-format chrome --inject-from fork:1 --inject fatal_signal:3",
+                             guest("fork_fail") + " 3");
+  ASSERT_EQ(r.status, 137) << r.err;
+  const json t = json::parse(r.trace);
+  std::vector<json> clones, exits;
+  for (const json& e : t["traceEvents"]) {
+    if (e["ph"] == "X" && e["name"] == "clone") clones.push_back(e);
+    if (e["ph"] == "i" && e["name"] == "exit") exits.push_back(e);
+  }
+  ASSERT_EQ(clones.size(), 1U);
+  EXPECT_EQ(clones[0]["args"]["errno"], "EINTR");
+  EXPECT_EQ(clones[0]["args"]["ret"], -4);
+  ASSERT_EQ(exits.size(), 1U);
+  EXPECT_EQ(exits[0]["pid"], 1000);
+  EXPECT_EQ(exits[0]["args"]["status"], "killed by SIGKILL");
 }
 
 INSTANTIATE_TEST_SUITE_P(Arches, Trace, ::testing::Values(Arch::X86_64, Arch::Arm64),
