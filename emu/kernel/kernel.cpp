@@ -229,10 +229,11 @@ Result<File*> Kernel::open_host_file(const std::string& path) {
 }
 
 void Kernel::dump(DumpKind kind, int pid, const Mm& mm, std::string label,
-                  std::vector<std::string> detail) {
+                  std::vector<std::string> detail, nlohmann::json fork) {
   record("dump", pid, {{"when", dump_kind_name(kind)}, {"label", label}});
   if (dump_hook_)
-    dump_hook_(DumpPoint{kind, pid, std::move(label), std::move(detail)}, mm, machine_);
+    dump_hook_(DumpPoint{kind, pid, std::move(label), std::move(detail), std::move(fork)}, mm,
+               machine_);
 }
 
 Result<std::unique_ptr<Cpu>> Kernel::make_cpu(Arch arch) {

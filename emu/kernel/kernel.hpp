@@ -60,6 +60,9 @@ struct DumpPoint {
                                     // ForkFailedChild)
   std::string label;                // the guest's label, the syscall name, "fork 1000 -> 1001", ...
   std::vector<std::string> detail;  // lines under the title (a failed fork's report)
+  // The same as structured JSON (a failed fork's ForkReport, see trace.hpp's to_json);
+  // null when there is none.
+  nlohmann::json fork;
 };
 // Renders a dump (tools/ owns the renderers; emu/ never includes tools/).
 using DumpHook = std::function<void(const DumpPoint&, const Mm&, const Machine&)>;
@@ -185,7 +188,7 @@ class Kernel {
   // (exit status 70), and traced.
   void check_mm(Process& p, std::string_view after);
   void dump(DumpKind kind, int pid, const Mm& mm, std::string label,
-            std::vector<std::string> detail = {});
+            std::vector<std::string> detail = {}, nlohmann::json fork = nullptr);
   void wake(WaitQueue& wq) { wq.wake_all(); }
 
   // --- lifecycle (emu/kernel/fork.cpp, exec.cpp, exit.cpp) ---
