@@ -16,6 +16,7 @@
 #include "emu/kernel/chrome_trace.hpp"
 #include "emu/kernel/host_signals.hpp"
 #include "emu/kernel/kernel.hpp"
+#include "tools/alloc_list.hpp"
 #include "tools/commands.hpp"
 #include "tools/dump.hpp"
 #include "tools/html_view.hpp"
@@ -50,6 +51,7 @@ struct RunArgs {
   std::string trace_format = "json";  // --trace-format: json (JSON lines) or chrome
   std::string log;
   bool stats = false;
+  bool list_allocations = false;
   bool check = false;
   std::string slice = "200000";
   std::vector<std::string> env;
@@ -334,7 +336,29 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
   std::unique_ptr<ChromeTrace> chrome;
   if (trace_file && a.trace_format == "chrome")
     chrome = std::make_unique<ChromeTrace>(*trace_file, rest.front());
+  // --list-allocations: every attempt from the --inject-from point (when the kernel armed the
+  // rules), numbered from the injector's counts then; printed at the end.
+  std::optional<AllocList> allocs;
   Kernel k(opts, unicorn_cpu_factory());
+  if (a.list_allocations) {
+    auto observed = k.machine().inject.on_attempt;
+    k.machine().inject.on_attempt = [&k, &allocs, observed](const FaultInjector::Event& e) {
+      if (observed) observed(e);
+      if (!k.inject_base()) return;
+      if (!allocs) allocs.emplace(*k.inject_base());
+      const Process* p = k.current();
+      allocs->add(e, p ? std::optional<int>(p->pid) : std::nullopt, k.machine().inject.context());
+    };
+  }
+  auto print_allocations = [&] {
+    if (!a.list_allocations) return;
+    if (!allocs) allocs.emplace(FaultInjector::Counts{});  // never armed: nothing listed
+    if (json) {
+      allocs->render_json(out);
+    } else {
+      allocs->render_text(out);
+    }
+  };
   if (log_file) k.log().set_stream(log_file.get());
   if (trace_file) k.trace().set_stream(trace_file.get());
   if (chrome) k.trace().set_sink(chrome.get());
@@ -359,11 +383,14 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
   auto p = k.spawn(program, rest, envp);
   inject.on_attempt = traced;
   if (!p && load_failure) {
+    print_allocations();
+    const std::string at =
+        load_failure->addr ? fmt::format(" at {:#x}", *load_failure->addr) : std::string();
     k.log().msg(fmt::format(
-        "cannot run {}: injected failure while loading it: {} attempt {} (allocation {}): exit "
-        "status {}",
+        "cannot run {}: injected failure while loading it: {} attempt {} (allocation {}) in "
+        "{}{}: exit status {}",
         program, site_name(load_failure->site), load_failure->attempt, load_failure->global,
-        kExitInjectedLoad));
+        load_failure->function, at, kExitInjectedLoad));
     return kExitInjectedLoad;
   }
   if (!p) {
@@ -377,6 +404,7 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
   if (!s.problems.empty())
     k.log().msg(fmt::format("{} problem(s) found at the end of the run: exit status 70",
                             s.problems.size()));
+  print_allocations();
   if (a.stats) {
     const Machine& m = k.machine();
     if (json) {
@@ -468,6 +496,10 @@ void add_run_command(CLI::App& app, int& status) {
       ->check(CLI::IsMember({"json", "chrome"}))
       ->capture_default_str();
   sub->add_flag("--stats", args->stats, "print event counts at the end");
+  sub->add_flag("--list-allocations", args->list_allocations,
+                "list every allocation attempt (and fatal_signal check) from the --inject-from "
+                "point, numbered as --inject counts them, with the kernel function asking and "
+                "the address; to --out, text or --format json");
   sub->add_flag("--check", args->check, "check every invariant after every mm operation");
   sub->add_option("--slice", args->slice, "instructions per scheduling slice")
       ->capture_default_str();

@@ -2,6 +2,7 @@
 // emulated machine, printing one line (text) or one JSON object (json) per step.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -28,6 +29,10 @@ struct Options {
   std::uint64_t phys_bytes = 1ULL << 30;
   bool check_each = false;  // validate every mm after every step
   ForkRecovery recovery = ForkRecovery::TreeMax;
+  // --list-allocations: given the injector's counts before the first line, then every
+  // allocation attempt and fatal_signal check from there with the step's context label.
+  std::function<void(const FaultInjector::Counts&)> on_start;
+  std::function<void(const FaultInjector::Event&, const std::string& context)> on_attempt;
 };
 
 // Exit statuses of `mmemu script`.

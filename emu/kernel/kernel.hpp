@@ -167,6 +167,10 @@ class Kernel {
   // The pid most recently handed out (/proc/loadavg, /proc/stat).
   int last_pid() const { return next_pid_ - 1; }
 
+  // The injector's counts when the --inject rules were armed (the --inject-from point), or
+  // nullopt before that: --inject SITE:N counts the attempts after these.
+  const std::optional<FaultInjector::Counts>& inject_base() const { return inject_base_; }
+
   // --- services for system calls ---
   // The host file at `path` with its page cache, one File per path for the whole run
   // (the inode cache: the executable mapped by the loader and an openat of the same path
@@ -285,8 +289,9 @@ class Kernel {
   std::uint64_t rng_state_;
   RunSummary summary_;  // the initial process's status, when known
   bool init_exited_ = false;
-  int forks_ = 0;                      // fork attempts so far (inject_at_fork)
-  std::vector<std::string> problems_;  // invariant failures seen during the run
+  int forks_ = 0;                                     // fork attempts so far (inject_at_fork)
+  std::optional<FaultInjector::Counts> inject_base_;  // see inject_base()
+  std::vector<std::string> problems_;                 // invariant failures seen during the run
   // Host signals (emu/kernel/host_signals.hpp): sent to the foreground group; a repeat
   // that group would not act on ends the run.
   void forward_host_signals();

@@ -81,7 +81,11 @@ class Trace {
   //   tlb_flush    start, end
   // (the tlb_* events are traced, and counted in the stats when the CPU goes)
   //   pgtable_alloc pfn                          pgtable_free pfn
-  //   inject       site, attempt (an injected allocation failure, or fatal_signal: a kill)
+  //   inject       site, attempt, global, function, addr, context (an injected allocation
+  //                failure, or fatal_signal: a kill)
+  //   alloc        alloc, site, nth, function, addr, context, failed: every allocation
+  //                attempt and fatal_signal check (alloc/nth as --inject counts them from
+  //                the --inject-from point, null before it; alloc null for a check)
   //   fork         child, ok, recovery, failed_step, attempts_/checks_before/after, ...
   //   exec         path
   //   exit         status ("exited N" / "killed by SIGx")  exit_mmap  (the ExitMmapReport)
