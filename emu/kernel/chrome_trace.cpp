@@ -25,7 +25,21 @@ const char* category(std::string_view ev) {
   return "mmemu";
 }
 
+// TLB fills happen when the CPU's TLB misses, which depends on host time (chrome_trace.hpp).
+bool is_tlb_fill(std::string_view ev) {
+  return ev == "tlb_fill" || ev == "tlb_dirty";
+}
+
 }  // namespace
+
+std::uint64_t ChromeTrace::clock_of(std::uint64_t seq) const {
+  const auto after =
+      std::upper_bound(clock_at_seq_.begin(), clock_at_seq_.end(), seq,
+                       [](std::uint64_t s, const std::pair<std::uint64_t, std::uint64_t>& e) {
+                         return s < e.first;
+                       });
+  return after == clock_at_seq_.begin() ? 0 : std::prev(after)->second;
+}
 
 ChromeTrace::ChromeTrace(std::ostream& out, std::string program)
     : out_(out), program_(basename_of(program)) {
@@ -41,7 +55,8 @@ void ChromeTrace::finish() {
   done_ = true;
   const nlohmann::json other{
       {"producer", "mmemu"},
-      {"clock", "virtual: ts = 10 x the event's seq in the JSON-lines trace (not time)"}};
+      {"clock",
+       "virtual: ts = 10 x the number of events before it that are not TLB fills (not time)"}};
   out_ << "\n],\"displayTimeUnit\":\"ms\",\"otherData\":" << other.dump() << "}\n";
   out_.flush();
 }
@@ -83,13 +98,14 @@ void ChromeTrace::seen(int pid) {
 void ChromeTrace::instant(const nlohmann::json& ev, std::string name, const char* cat,
                           nlohmann::json args) {
   const int pid = ev.value("pid", 0);
+  const bool fill = is_tlb_fill(ev.value("ev", std::string()));
   write({{"ph", "i"},
          {"s", "t"},
          {"name", std::move(name)},
          {"cat", cat},
          {"pid", pid},
          {"tid", pid},
-         {"ts", ev.value("seq", std::uint64_t{0}) * kTick},
+         {"ts", fill ? clock_ * kTick + 2 : clock_ * kTick},
          {"args", std::move(args)}});
 }
 
@@ -99,12 +115,13 @@ void ChromeTrace::event(const nlohmann::json& ev) {
   const int pid = ev.value("pid", 0);
   const std::uint64_t seq = ev.value("seq", std::uint64_t{0});
   seen(pid);
+  if (!is_tlb_fill(kind)) clock_at_seq_.emplace_back(seq, ++clock_);
   nlohmann::json args = nlohmann::json::object();
   for (const auto& [k, v] : ev.items())
-    if (k != "ev" && k != "pid") args[k] = v;
+    if (k != "ev" && k != "pid" && k != "seq" && k != "start_seq") args[k] = v;
 
   if (kind == "syscall") {
-    const std::uint64_t start = std::min(ev.value("start_seq", seq - 1), seq - 1);
+    const std::uint64_t start = clock_of(std::min(ev.value("start_seq", seq - 1), seq - 1));
     const std::uint64_t ts = start * kTick + kTick / 2;
     args.erase("name");
     write({{"ph", "X"},
@@ -113,7 +130,7 @@ void ChromeTrace::event(const nlohmann::json& ev) {
            {"pid", pid},
            {"tid", pid},
            {"ts", ts},
-           {"dur", seq * kTick - ts},
+           {"dur", clock_ * kTick - ts},
            {"args", std::move(args)}});
     return;
   }

@@ -5,10 +5,15 @@
 // args: the call's arguments, ret, errno), every other event an instant ("ph":"i") with
 // its fields as args; a failed fork's walkers are instants of their own.
 //
-// Time is virtual, so the same run writes the same file: an event with trace seq N is at
-// ts = 10 * N (the format's microseconds); a system call's slice spans from just after the
-// event before it began (10 * start_seq + 5) to its own event, so what happened inside the
-// call (faults, TLB flushes, a fork, an injected failure) lies inside its slice.
+// Time is virtual and counts only what the guest's run decides: the K-th event that is not
+// a TLB fill is at ts = 10 * K (the format's microseconds). TLB fills (tlb_fill, tlb_dirty)
+// are left out of the clock because their number is not the program's: the CPU's TLB
+// (QEMU's, inside Unicorn) resizes itself by host time, so a loaded host misses more. A
+// fill is drawn at 10 * K + 2, K the events before it; a system call's slice spans from
+// 10 * K + 5, K the events before it began, to its own event, so what happened inside the
+// call (faults, TLB flushes, a fork, an injected failure) lies inside its slice. Trace seq
+// numbers count the fills, so they are not copied into args. Two runs of one program thus
+// write the same file apart from the TLB-fill instants.
 //
 // Nothing here fails once constructed; the closing "]}" is written by finish() or, at the
 // latest, by the destructor, whichever way the run ended. Stream errors are the stream's.
@@ -18,6 +23,8 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "emu/kernel/trace.hpp"
 
@@ -35,7 +42,7 @@ class ChromeTrace final : public TraceSink {
   // Writes the closing (once; later events are dropped).
   void finish();
 
-  static constexpr std::uint64_t kTick = 10;  // ts units per trace seq
+  static constexpr std::uint64_t kTick = 10;  // ts units per clock step
 
  private:
   void write(const nlohmann::json& e);
@@ -49,6 +56,11 @@ class ChromeTrace final : public TraceSink {
   bool first_ = true;       // no event written yet (no comma)
   bool done_ = false;
   std::map<int, std::string> names_;  // the program each track shows
+  // The virtual clock: events so far that are not TLB fills, and for each such event its
+  // trace seq and clock (both increasing), to place a call's start given as a seq.
+  std::uint64_t clock_ = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> clock_at_seq_;
+  std::uint64_t clock_of(std::uint64_t seq) const;  // clock after the events up to seq
 };
 
 }  // namespace mmemu
