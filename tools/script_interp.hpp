@@ -2,6 +2,7 @@
 // emulated machine, printing one line (text) or one JSON object (json) per step.
 #pragma once
 
+#include <array>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -28,6 +29,8 @@ struct Options {
   std::uint64_t phys_bytes = 1ULL << 30;
   bool check_each = false;  // validate every mm after every step
   ForkRecovery recovery = ForkRecovery::TreeMax;
+  // --inject SITE:N rules, armed before the first statement (counts start there).
+  std::vector<InjectRule> inject;
 };
 
 // Exit statuses of `mmemu script`.
@@ -168,6 +171,9 @@ class Interp {
   std::vector<std::string> step_failures;  // injected failures during the current step
   int expect_failures = 0;
   bool invariants_broken = false;
+  int enomem_steps = 0;  // operation steps that returned ENOMEM (the end summary's)
+  // The injector's attempts per site when the --inject rules were armed.
+  std::array<std::uint64_t, kInjectSites> attempt_base{};
 
  private:
   void exec_block(const std::vector<Stmt>& body);
