@@ -133,16 +133,20 @@ std::string render_text(const Report& r) {
                          ranges(nths));
     }
   }
-  bool header = false;
+  // Each failure with its repro, the first kMaxListed of them (JSON lists them all).
+  constexpr std::size_t kMaxListed = 20;
+  std::size_t listed = 0;
   for (const CaseResult& c : r.cases) {
     if (!is_failure(c.outcome)) continue;
-    if (!header) out += "failures:\n";
-    header = true;
+    if (listed++ == 0) out += "failures:\n";
+    if (listed > kMaxListed) continue;
     out += fmt::format(
         "  {}:{} {} {} (exit {}) in {}{}{}\n    {}\n", c.c.site, c.c.nth, c.c.recovery, c.outcome,
         c.exit_status ? fmt::format("{}", *c.exit_status) : "-", c.function.value_or("?"),
         c.addr ? " at " + *c.addr : "", c.detail.empty() ? "" : ": " + c.detail, c.repro);
   }
+  if (listed > kMaxListed)
+    out += fmt::format("  [... {} more; --format json lists every case]\n", listed - kMaxListed);
   out += "summary: " + summary_line(r) + '\n';
   return out;
 }
