@@ -17,6 +17,7 @@
 #include "emu/kernel/kernel.hpp"
 #include "tools/commands.hpp"
 #include "tools/dump.hpp"
+#include "tools/html_view.hpp"
 #include "tools/script_syntax.hpp"
 #include "vma/walkers.hpp"
 
@@ -113,19 +114,36 @@ std::unique_ptr<std::ofstream> open_out(const std::string& path, const char* wha
   return f;
 }
 
+dump::json dump_json(const DumpPoint& at, const Mm& mm) {
+  return {{"dump", dump_kind_name(at.kind)},
+          {"pid", at.pid},
+          {"label", at.label},
+          {"detail", at.detail},
+          {"arch", arch_name(mm.arch())},
+          {"counters", dump::mm_counters_json(mm)},
+          {"vmas", dump::vmas_json(mm)},
+          {"pgtables", dump::pgtables_json(mm)},
+          {"tree", dump::tree_json(mm)}};
+}
+
+// --format html: every dump of the run, written as one page (tools/html_view.hpp) to --out
+// when the run ends, however it ends.
+struct HtmlDumps {
+  std::ostream* out = nullptr;  // null: not --format html
+  std::string title;
+  std::vector<dump::json> dumps;
+  ~HtmlDumps() {
+    if (!out) return;
+    *out << dump::html_view(dumps, title);
+    out->flush();
+  }
+};
+
 void render_dump(std::ostream& out, bool json, const DumpPoint& at, const Mm& mm,
                  const Machine& m) {
   (void)m;
   if (json) {
-    dump::json j{{"dump", dump_kind_name(at.kind)},
-                 {"pid", at.pid},
-                 {"label", at.label},
-                 {"detail", at.detail},
-                 {"arch", arch_name(mm.arch())},
-                 {"counters", dump::mm_counters_json(mm)},
-                 {"vmas", dump::vmas_json(mm)},
-                 {"pgtables", dump::pgtables_json(mm)}};
-    out << j.dump() << '\n';
+    out << dump_json(at, mm).dump() << '\n';
   } else {
     out << fmt::format("=== page tables: {} pid {} ({}): {} ===\n", dump_kind_name(at.kind), at.pid,
                        arch_name(mm.arch()), at.label);
@@ -281,19 +299,36 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
       !take_id(given.gid, a.gid, "--gid", "group", opts.gid))
     return kExitUsage;
 
+  const bool html = a.format == "html";
+  if (html && !given.out) {
+    std::cerr << "mmemu run: --format html needs --out FILE (the page is written there)\n";
+    return kExitUsage;
+  }
   std::unique_ptr<std::ofstream> out_file, trace_file, log_file;
   if (given.out && !(out_file = open_out(a.out, "--out"))) return kExitUsage;
   if (given.trace && !(trace_file = open_out(a.trace, "--trace"))) return kExitUsage;
   if (given.log && !(log_file = open_out(a.log, "--log"))) return kExitUsage;
   // Dumps and stats go to --out, else to mmemu's standard error: the guest owns stdout.
-  std::ostream& out = out_file ? *out_file : std::cerr;
+  // With --format html, --out gets the page and stats go to standard error as text.
+  std::ostream& out = out_file && !html ? *out_file : std::cerr;
   const bool json = a.format == "json";
+  HtmlDumps html_dumps;
+  if (html) {
+    html_dumps.out = out_file.get();
+    html_dumps.title = "mmemu page tables:";
+    for (const std::string& w : rest)
+      html_dumps.title +=
+          " " + w.substr(&w == &rest.front() ? w.rfind('/') + 1 : 0);  // npos + 1 == 0
+  }
 
   Kernel k(opts, unicorn_cpu_factory());
   if (log_file) k.log().set_stream(log_file.get());
   if (trace_file) k.trace().set_stream(trace_file.get());
-  k.set_dump_hook([&out, json](const DumpPoint& at, const Mm& mm, const Machine& m) {
-    render_dump(out, json, at, mm, m);
+  k.set_dump_hook([&out, json, &html_dumps](const DumpPoint& at, const Mm& mm, const Machine& m) {
+    if (html_dumps.out)
+      html_dumps.dumps.push_back(dump_json(at, mm));
+    else
+      render_dump(out, json, at, mm, m);
   });
 
   const std::vector<std::string> envp = guest_environment(a);
@@ -410,8 +445,10 @@ void add_run_command(CLI::App& app, int& status) {
   sub->add_option("--dump-pgtables", args->dump_when,
                   "dump page tables WHEN: exit, fork, fork-child, guest, syscall:NAME "
                   "(comma-separated)");
-  sub->add_option("--format", args->format, "text or json (dumps and stats)")
-      ->check(CLI::IsMember({"text", "json"}))
+  sub->add_option("--format", args->format,
+                  "text or json (dumps and stats), or html (the dumps as one page in --out, "
+                  "which is then required)")
+      ->check(CLI::IsMember({"text", "json", "html"}))
       ->capture_default_str();
   sub->add_option("--out", args->out, "write dumps and stats to FILE (default: standard error)");
   sub->add_option("--trace", args->trace, "write a JSON-lines event trace to FILE");

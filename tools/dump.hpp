@@ -30,7 +30,9 @@ json tree_json(const Mm& mm);
 // Page tables depth first: each table with its level, frame and the VA span it covers;
 // each used entry with index, raw value, decoded bits and target; runs of similar leaf
 // entries (consecutive frames, same bits) collapsed into one line; tables that serve only
-// arch mappings (no VMA in their span) marked arch-only.
+// arch mappings (no VMA in their span) marked arch-only. The JSON's leaf runs also carry
+// the first frame's refcount and, for frames mapped more than once, "rmap": every
+// {frame, mm, vma, va} an rmap walk finds (for the HTML view's shared frames).
 std::string pgtables_text(const Mm& mm);
 json pgtables_json(const Mm& mm);
 

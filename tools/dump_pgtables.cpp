@@ -7,6 +7,7 @@
 #include "emu/kernel/trace.hpp"
 #include "tools/dump.hpp"
 #include "vma/file.hpp"
+#include "vma/rmap.hpp"
 
 namespace mmemu::dump {
 
@@ -83,6 +84,31 @@ std::string prot_string(const PteFormat& f, pte_t e) {
   if (f.young(e)) s += " young";
   if (f.dirty(e)) s += " dirty";
   return s;
+}
+
+// Every mapping of each frame of a shared run (mapcount > 1) found by rmap_walk, as
+// {frame, mm, vma, va}; at most kMaxRmapHits (then "rmap_truncated"). The walk only reads:
+// rmap_walk takes PhysMem& because the reclaim walkers it serves change what they find.
+constexpr std::size_t kMaxRmapHits = 64;
+
+json rmap_json(const Mm& mm, pfn_t first, pfn_t last, bool one_frame, bool& truncated) {
+  json hits = json::array();
+  PhysMem& phys = const_cast<PhysMem&>(mm.phys());
+  for (pfn_t p = first; p <= last && !truncated; ++p) {
+    if (!phys.valid_pfn(p)) break;
+    rmap_walk(phys, p, [&](const RmapHit& h) {
+      if (hits.size() >= kMaxRmapHits) {
+        truncated = true;
+        return;
+      }
+      hits.push_back({{"frame", hex(p)},
+                      {"mm", h.mm->id()},
+                      {"vma", hex(h.vma->vm_start) + "-" + hex(h.vma->vm_end)},
+                      {"va", hex(h.addr)}});
+    });
+    if (one_frame) break;
+  }
+  return hits;
 }
 
 // One run of leaf entries that differ only by consecutive frames (or share one frame).
@@ -224,6 +250,16 @@ void table_json(const Mm& mm, pfn_t table, Level level, vaddr_t base, std::int64
            {"mapcount", r.mapcount},
            {"raw", hex(r.raw)},
            {"bits", f.decode(r.raw, Level::Pte)}});
+      // For the HTML view: the first frame's refcount and, for frames mapped more than
+      // once (shared after fork), every mapping rmap finds.
+      json& jr = runs.back();
+      const bool valid = r.present && mm.phys().valid_pfn(r.pfn_first);
+      jr["refcount"] = valid ? mm.phys().desc(r.pfn_first).refcount : 0;
+      if (valid && r.mapcount > 1 && r.kind != "zero-page") {
+        bool truncated = false;
+        jr["rmap"] = rmap_json(mm, r.pfn_first, r.pfn_last, r.pfn_first == r.pfn_last, truncated);
+        if (truncated) jr["rmap_truncated"] = true;
+      }
     }
     t["runs"] = std::move(runs);
   } else {

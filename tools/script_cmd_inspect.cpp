@@ -6,7 +6,12 @@
 #include <algorithm>
 #include <sstream>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
 #include "tools/dump.hpp"
+#include "tools/html_view.hpp"
 #include "tools/script_interp.hpp"
 #include "tools/script_spec.hpp"
 #include "vma/anon_vma.hpp"
@@ -55,6 +60,16 @@ StepOut verdict(bool pass, std::string what) {
 StepOut Interp::cmd_dump(const Stmt& st) {
   const Mm& mm = mm_arg(st, 0);
   const bool all = st.flags.empty() || st.flag("all");
+  const Arg* format = st.key("format");
+  const Arg* out_key = st.key("out");
+  if (format && format->value != "html")
+    fail(st, format,
+         fmt::format("format={}: expected format=html (the step itself prints as "
+                     "--format says)",
+                     format->value));
+  if (format && !out_key) fail(st, format, "format=html needs out=\"FILE\"");
+  if (!format && out_key) fail(st, out_key, "out= goes with format=html");
+  if (format) return dump_html(st, mm, *unescape(out_key->value));
   StepOut o;
   o.status = "ok";
   o.result = fmt::format("{} is mm {} ({}): {} VMAs, {} tables, rss anon {} file {} shmem {}",
@@ -79,6 +94,29 @@ StepOut Interp::cmd_dump(const Stmt& st) {
     o.data["counters"] = dump::mm_counters_json(mm);
     o.data["machine"] = dump::machine_counters_json(machine);
   }
+  return o;
+}
+
+StepOut Interp::dump_html(const Stmt& st, const Mm& mm, const std::string& path) {
+  std::vector<json>& page = html_pages[path];
+  page.push_back({{"dump", "script"},
+                  {"pid", 0},
+                  {"label", fmt::format("line {}: {} ({})", st.line, st.text, mm_label(mm))},
+                  {"detail", json::array()},
+                  {"arch", arch_name(mm.arch())},
+                  {"counters", dump::mm_counters_json(mm)},
+                  {"vmas", dump::vmas_json(mm)},
+                  {"pgtables", dump::pgtables_json(mm)},
+                  {"tree", dump::tree_json(mm)}});
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (f) f << dump::html_view(page, fmt::format("mmemu script {}: page tables", prog.name));
+  if (!f) fail(st, st.key("out"), fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  StepOut o;
+  o.status = "ok";
+  o.result = fmt::format("{} ({}) to {}: dump {} of the page", mm_label(mm), arch_name(mm.arch()),
+                         path, page.size());
+  o.data["html"] = path;
+  o.data["dumps"] = page.size();
   return o;
 }
 

@@ -126,6 +126,7 @@ class Interp {
   StepOut cmd_walker_clear(const Stmt& st);
   // script_cmd_inspect.cpp
   StepOut cmd_dump(const Stmt& st);
+  StepOut dump_html(const Stmt& st, const Mm& mm, const std::string& path);
   StepOut cmd_check(const Stmt& st);
   StepOut cmd_snapshot(const Stmt& st);
   StepOut cmd_leaks(const Stmt& st);
@@ -174,6 +175,9 @@ class Interp {
   int enomem_steps = 0;  // operation steps that returned ENOMEM (the end summary's)
   // The injector's attempts per site when the --inject rules were armed.
   std::array<std::uint64_t, kInjectSites> attempt_base{};
+  // dump ... format=html out="FILE": the dumps written to each FILE so far (each dump
+  // rewrites the file's page with all of them, so a script's dumps become its timeline).
+  std::map<std::string, std::vector<nlohmann::json>> html_pages;
 
  private:
   void exec_block(const std::vector<Stmt>& body);
