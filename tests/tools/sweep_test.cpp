@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "mmu/types.hpp"
 #include "tools/sweep_cases.hpp"
@@ -302,9 +304,20 @@ TEST(SweepReport, TextGroupsBySiteAndOutcome) {
 TEST(SweepWorker, TimeoutKillsTheGroupAndSignalsAreCrashes) {
   const auto begun = std::chrono::steady_clock::now();
   // The shell's child (sleep) is in the worker's group: the kill reaches it too.
-  const WorkerResult slow = run_worker({{"/bin/sh", "-c", "sleep 30; true"}}, 0.3);
+  const fs::path pidfile = fs::path(::testing::TempDir()) / "sweep-sleep.pid";
+  const WorkerResult slow =
+      run_worker({{"/bin/sh", "-c", "sleep 30 & echo $! >" + pidfile.string() + "; wait"}}, 0.3);
   EXPECT_TRUE(slow.timed_out);
   EXPECT_LT(std::chrono::steady_clock::now() - begun, std::chrono::seconds(10));
+  const pid_t sleeper = std::stoi(slurp(pidfile));
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {  // killed: a zombie until init reaps it
+    const std::string stat = slurp(fmt::format("/proc/{}/stat", sleeper));
+    gone = stat.empty() || stat.find(") Z ") != std::string::npos;  // gone, or a zombie
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone) << "the worker's child " << sleeper << " outlived the timeout";
+  if (!gone) ::kill(sleeper, SIGKILL);
   const WorkerResult segv = run_worker({{"/bin/sh", "-c", "kill -SEGV $$"}}, 10);
   EXPECT_TRUE(segv.signaled);
   EXPECT_EQ(segv.signal, SIGSEGV);
