@@ -345,13 +345,15 @@ class SweepCli : public ::testing::TestWithParam<Arch> {
   std::string fork_fail() { return guest(GetParam(), "fork_fail"); }
 };
 
-// The CI-sized sweep: the second fork of fork_fail 2, its VMA copies and page tables
-// (anon_vma is swept by the script test and the shard test).
+// The CI-sized sweep: the second fork of fork_fail 2 (the README demo's failing fork), its
+// VMA copies and page tables, with the demo's walkers at each failed fork's lock-drop point
+// (anon_vma is swept by the script test).
 
 TEST_P(SweepCli, ForkFailUnderEveryRecovery) {
-  const Cli c = mmemu(
-      fmt::format("sweep --from fork:2 --sites vma,pgtable --recovery all -j 2 --format json {} 2",
-                  fork_fail()));
+  const Cli c = mmemu(fmt::format(
+      "sweep --walkers all --from fork:2 --sites vma,pgtable --recovery all -j 2 --format json "
+      "{} 2",
+      fork_fail()));
   ASSERT_EQ(c.status, 0) << c.err << c.out.substr(0, 2000);
   const std::vector<json> cases = cases_of(c.out);
   const json summary = lines(c.out).back()["summary"];
@@ -388,9 +390,10 @@ TEST_P(SweepCli, ForkFailUnderEveryRecovery) {
       std::string repro = k["repro"];
       const std::string head = std::string(MMEMU_BINARY) + " run ";
       ASSERT_TRUE(repro.starts_with(head)) << repro;
-      EXPECT_NE(repro.find(" --fork-recovery " + k["recovery"].get<std::string>() +
-                           " --inject-from fork:2 --inject vma:25 "),
-                std::string::npos)
+      EXPECT_NE(
+          repro.find(" run --walkers all --fork-recovery " + k["recovery"].get<std::string>() +
+                     " --inject-from fork:2 --inject vma:25 "),
+          std::string::npos)
           << repro;
       const fs::path stats = fs::path(::testing::TempDir()) / "sweep-repro.json";
       repro.replace(0, head.size(), "run --stats --format json --out " + stats.string() + " ");
