@@ -37,7 +37,8 @@ std::string inject_site_names(std::string_view sep) {
   return out;
 }
 
-bool FaultInjector::should_fail(InjectSite site) {
+bool FaultInjector::should_fail(InjectSite site, std::string_view function,
+                                std::optional<std::uint64_t> addr) {
   const std::size_t i = idx(site);
   const bool alloc = alloc_site(site).has_value();
   ++attempts_[i];
@@ -56,7 +57,19 @@ bool FaultInjector::should_fail(InjectSite site) {
     if (dist(rng_) < random_p_) fail = true;
   }
   if (fail) ++failures_[i];
-  if (on_attempt) on_attempt(Event{site, attempts_[i], attempts_total(), fail});
+  if (on_attempt) {
+    // The innermost naming scope overrides the site's default function; the site's own
+    // address wins over any scope's.
+    bool named = false;
+    for (const Caller* c = caller_; c && (!named || !addr); c = c->outer) {
+      if (!named && !c->function.empty()) {
+        function = c->function;
+        named = true;
+      }
+      if (!addr && c->addr) addr = c->addr;
+    }
+    on_attempt(Event{site, attempts_[i], attempts_total(), fail, function, addr});
+  }
   return fail;
 }
 

@@ -67,11 +67,23 @@ class FaultInjector {
     std::uint64_t global;   // allocation attempts across all allocation sites so far, this
                             // one included (a check does not advance it)
     bool failed;
+    // The kernel function asking ("vm_area_dup", "__pte_alloc", "dup_mmap" for the
+    // fatal_signal check): the innermost AllocCaller scope naming one, else the allocation
+    // site's own default. Points at a string literal (never owned).
+    std::string_view function;
+    // The address it was for (the VA mapped or faulted, or the vm_start of the VMA
+    // concerned): the site's own, else the innermost scope giving one; nullopt when unknown.
+    std::optional<std::uint64_t> addr;
   };
 
-  // Returns true when this attempt must fail. Always counts the attempt.
-  bool should_fail(InjectSite site);
-  bool should_fail(AllocSite site) { return should_fail(inject_site(site)); }
+  // Returns true when this attempt must fail. Always counts the attempt. `function` is the
+  // site's default name (used when no AllocCaller scope names one), `addr` its own address.
+  bool should_fail(InjectSite site, std::string_view function = {},
+                   std::optional<std::uint64_t> addr = std::nullopt);
+  bool should_fail(AllocSite site, std::string_view function = {},
+                   std::optional<std::uint64_t> addr = std::nullopt) {
+    return should_fail(inject_site(site), function, addr);
+  }
 
   // Arms a rule; counting for it starts now.
   void fail_nth(InjectSite site, std::uint64_t nth, bool persistent = false);
@@ -96,6 +108,12 @@ class FaultInjector {
   std::uint64_t attempts_total() const;
   std::uint64_t failures_total() const;
   void reset_counts();
+  // Every counter at one moment: what a rule armed then counts from.
+  struct Counts {
+    std::array<std::uint64_t, kInjectSites> attempts{};
+    std::uint64_t total = 0;  // allocation sites only (attempts_total())
+  };
+  Counts counts() const { return Counts{attempts_, attempts_total()}; }
 
   // A short label of what the machine is doing ("fork pid 3", "mmap"), recorded with each
   // allocation so a leak report can say where the object came from.
@@ -106,6 +124,14 @@ class FaultInjector {
   std::function<void(const Event&)> on_attempt;
 
  private:
+  friend class AllocCaller;
+  struct Caller {
+    std::string_view function;  // empty: gives only an address
+    std::optional<std::uint64_t> addr;
+    const Caller* outer;
+  };
+  const Caller* caller_ = nullptr;  // innermost active AllocCaller (on the stack)
+
   struct Armed {
     InjectRule rule;
     std::uint64_t seen = 0;  // matching attempts since armed
@@ -120,6 +146,25 @@ class FaultInjector {
   std::optional<InjectSite> random_site_;
   std::mt19937_64 rng_;
   std::string context_;
+};
+
+// Names the kernel function (and address) on whose behalf the allocations inside its
+// lifetime are made; scopes nest and the innermost wins (an empty function gives only an
+// address, the function comes from further out). Lives on the stack: no allocation.
+class AllocCaller {
+ public:
+  AllocCaller(FaultInjector& inj, std::string_view function,
+              std::optional<std::uint64_t> addr = std::nullopt)
+      : inj_(inj), frame_{function, addr, inj.caller_} {
+    inj_.caller_ = &frame_;
+  }
+  ~AllocCaller() { inj_.caller_ = frame_.outer; }
+  AllocCaller(const AllocCaller&) = delete;
+  AllocCaller& operator=(const AllocCaller&) = delete;
+
+ private:
+  FaultInjector& inj_;
+  FaultInjector::Caller frame_;
 };
 
 // Parses "SITE:N" or "any:N" (optionally "SITE:N+" for "N and every later attempt"); SITE is

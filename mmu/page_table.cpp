@@ -18,6 +18,7 @@ PageTable::PageTable(PhysMem& phys, Arch arch, pfn_t pgd)
 
 Result<std::unique_ptr<PageTable>> PageTable::create(PhysMem& phys, Arch arch,
                                                      const PageTable* kernel) {
+  const AllocCaller caller(phys.injector(), "pgd_alloc");
   auto pgd = phys.alloc_frame(AllocSite::PgTable);
   if (!pgd) return std::unexpected(pgd.error());
   std::unique_ptr<PageTable> pt(new PageTable(phys, arch, *pgd));
@@ -101,6 +102,12 @@ Result<pfn_t> PageTable::alloc_down_to(vaddr_t va, Level level, std::vector<NewT
     const unsigned idx = table_index(va, l);
     const pte_t e = phys_->load_entry(t, idx);
     if (fmt_->none(e)) {
+      const Level below = next_level(l);
+      const AllocCaller caller(phys_->injector(),
+                               below == Level::Pud   ? "__pud_alloc"
+                               : below == Level::Pmd ? "__pmd_alloc"
+                                                     : "__pte_alloc",
+                               va);
       auto child = phys_->alloc_frame(AllocSite::PgTable);
       if (!child) return std::unexpected(child.error());
       phys_->store_entry(t, idx, fmt_->mk_table(*child));

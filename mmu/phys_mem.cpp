@@ -84,7 +84,10 @@ PhysMem::~PhysMem() {
 }
 
 Result<pfn_t> PhysMem::alloc_frame(AllocSite site, const AllocHint* hint) {
-  if (inject_->should_fail(site)) return fail(ENOMEM);
+  // Callers name themselves with an AllocCaller scope (do_anonymous_page, __pte_alloc, ...).
+  if (inject_->should_fail(site, "alloc_pages",
+                           hint ? std::optional<std::uint64_t>(hint->va) : std::nullopt))
+    return fail(ENOMEM);
   Impl& im = *impl_;
   pfn_t pfn = kNoPfn;
   auto take_any = [&](std::uint64_t b) -> pfn_t {

@@ -13,8 +13,10 @@
 #include <optional>
 
 #include "emu/cpu/unicorn_cpu.hpp"
+#include "emu/kernel/chrome_trace.hpp"
 #include "emu/kernel/host_signals.hpp"
 #include "emu/kernel/kernel.hpp"
+#include "tools/alloc_list.hpp"
 #include "tools/commands.hpp"
 #include "tools/dump.hpp"
 #include "tools/html_view.hpp"
@@ -46,8 +48,10 @@ struct RunArgs {
   std::string format = "text";
   std::string out;
   std::string trace;
+  std::string trace_format = "json";  // --trace-format: json (JSON lines) or chrome
   std::string log;
   bool stats = false;
+  bool list_allocations = false;
   bool check = false;
   std::string slice = "200000";
   std::vector<std::string> env;
@@ -58,7 +62,7 @@ struct RunArgs {
 
 // Which string options were given at all (an empty value is then an error, not "unset").
 struct Given {
-  bool walkers, dump_when, out, trace, log, uid, gid;
+  bool walkers, dump_when, out, trace, log, uid, gid, trace_format;
 };
 
 // A decimal number that fits in T, nothing else around it.
@@ -115,15 +119,17 @@ std::unique_ptr<std::ofstream> open_out(const std::string& path, const char* wha
 }
 
 dump::json dump_json(const DumpPoint& at, const Mm& mm) {
-  return {{"dump", dump_kind_name(at.kind)},
-          {"pid", at.pid},
-          {"label", at.label},
-          {"detail", at.detail},
-          {"arch", arch_name(mm.arch())},
-          {"counters", dump::mm_counters_json(mm)},
-          {"vmas", dump::vmas_json(mm)},
-          {"pgtables", dump::pgtables_json(mm)},
-          {"tree", dump::tree_json(mm)}};
+  dump::json j{{"dump", dump_kind_name(at.kind)},
+               {"pid", at.pid},
+               {"label", at.label},
+               {"detail", at.detail},
+               {"arch", arch_name(mm.arch())},
+               {"counters", dump::mm_counters_json(mm)},
+               {"vmas", dump::vmas_json(mm)},
+               {"pgtables", dump::pgtables_json(mm)},
+               {"tree", dump::tree_json(mm)}};
+  if (!at.fork.is_null()) j["fork"] = at.fork;  // a failed fork's report, structured
+  return j;
 }
 
 // --format html: every dump of the run, written as one page (tools/html_view.hpp) to --out
@@ -304,6 +310,10 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
     std::cerr << "mmemu run: --format html needs --out FILE (the page is written there)\n";
     return kExitUsage;
   }
+  if (given.trace_format && !given.trace) {
+    std::cerr << "mmemu run: --trace-format needs --trace FILE\n";
+    return kExitUsage;
+  }
   std::unique_ptr<std::ofstream> out_file, trace_file, log_file;
   if (given.out && !(out_file = open_out(a.out, "--out"))) return kExitUsage;
   if (given.trace && !(trace_file = open_out(a.trace, "--trace"))) return kExitUsage;
@@ -321,9 +331,37 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
           " " + w.substr(&w == &rest.front() ? w.rfind('/') + 1 : 0);  // npos + 1 == 0
   }
 
+  // Before the kernel, so that it goes after it: the closing "]}" follows every event,
+  // whichever way the run ends.
+  std::unique_ptr<ChromeTrace> chrome;
+  if (trace_file && a.trace_format == "chrome")
+    chrome = std::make_unique<ChromeTrace>(*trace_file, rest.front());
+  // --list-allocations: every attempt from the --inject-from point (when the kernel armed the
+  // rules), numbered from the injector's counts then; printed at the end.
+  std::optional<AllocList> allocs;
   Kernel k(opts, unicorn_cpu_factory());
+  if (a.list_allocations) {
+    auto observed = k.machine().inject.on_attempt;
+    k.machine().inject.on_attempt = [&k, &allocs, observed](const FaultInjector::Event& e) {
+      if (observed) observed(e);
+      if (!k.inject_base()) return;
+      if (!allocs) allocs.emplace(*k.inject_base());
+      const Process* p = k.current();
+      allocs->add(e, p ? std::optional<int>(p->pid) : std::nullopt, k.machine().inject.context());
+    };
+  }
+  auto print_allocations = [&] {
+    if (!a.list_allocations) return;
+    if (!allocs) allocs.emplace(FaultInjector::Counts{});  // never armed: nothing listed
+    if (json) {
+      allocs->render_json(out);
+    } else {
+      allocs->render_text(out);
+    }
+  };
   if (log_file) k.log().set_stream(log_file.get());
   if (trace_file) k.trace().set_stream(trace_file.get());
+  if (chrome) k.trace().set_sink(chrome.get());
   k.set_dump_hook([&out, json, &html_dumps](const DumpPoint& at, const Mm& mm, const Machine& m) {
     if (html_dumps.out)
       html_dumps.dumps.push_back(dump_json(at, mm));
@@ -345,11 +383,14 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
   auto p = k.spawn(program, rest, envp);
   inject.on_attempt = traced;
   if (!p && load_failure) {
+    print_allocations();
+    const std::string at =
+        load_failure->addr ? fmt::format(" at {:#x}", *load_failure->addr) : std::string();
     k.log().msg(fmt::format(
-        "cannot run {}: injected failure while loading it: {} attempt {} (allocation {}): exit "
-        "status {}",
+        "cannot run {}: injected failure while loading it: {} attempt {} (allocation {}) in "
+        "{}{}: exit status {}",
         program, site_name(load_failure->site), load_failure->attempt, load_failure->global,
-        kExitInjectedLoad));
+        load_failure->function, at, kExitInjectedLoad));
     return kExitInjectedLoad;
   }
   if (!p) {
@@ -363,6 +404,7 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
   if (!s.problems.empty())
     k.log().msg(fmt::format("{} problem(s) found at the end of the run: exit status 70",
                             s.problems.size()));
+  print_allocations();
   if (a.stats) {
     const Machine& m = k.machine();
     if (json) {
@@ -451,8 +493,19 @@ void add_run_command(CLI::App& app, int& status) {
       ->check(CLI::IsMember({"text", "json", "html"}))
       ->capture_default_str();
   sub->add_option("--out", args->out, "write dumps and stats to FILE (default: standard error)");
-  sub->add_option("--trace", args->trace, "write a JSON-lines event trace to FILE");
+  sub->add_option("--trace", args->trace,
+                  "write an event trace to FILE (system calls with their arguments, faults, TLB "
+                  "fills and flushes, forks, injected failures, ...)");
+  sub->add_option("--trace-format", args->trace_format,
+                  "the --trace file's format: json (one JSON object per line) or chrome "
+                  "(Chrome trace-event JSON for Perfetto / chrome://tracing)")
+      ->check(CLI::IsMember({"json", "chrome"}))
+      ->capture_default_str();
   sub->add_flag("--stats", args->stats, "print event counts at the end");
+  sub->add_flag("--list-allocations", args->list_allocations,
+                "list every allocation attempt (and fatal_signal check) from the --inject-from "
+                "point, numbered as --inject counts them, with the kernel function asking and "
+                "the address; to --out, text or --format json");
   sub->add_flag("--check", args->check, "check every invariant after every mm operation");
   sub->add_option("--slice", args->slice, "instructions per scheduling slice")
       ->capture_default_str();
@@ -474,7 +527,8 @@ void add_run_command(CLI::App& app, int& status) {
                       .trace = sub->count("--trace") > 0,
                       .log = sub->count("--log") > 0,
                       .uid = sub->count("--uid") > 0,
-                      .gid = sub->count("--gid") > 0};
+                      .gid = sub->count("--gid") > 0,
+                      .trace_format = sub->count("--trace-format") > 0};
     status = run(*args, given, sub->remaining());
   });
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "tools/alloc_list.hpp"
 #include "tools/commands.hpp"
 #include "tools/script_interp.hpp"
 
@@ -23,6 +24,7 @@ struct ScriptArgs {
   std::string out;
   std::string phys_mem = "1G";
   bool check = false;
+  bool list_allocations = false;
   std::string recovery = "tree-max";
   std::vector<std::string> inject;
 };
@@ -105,7 +107,23 @@ int run(const ScriptArgs& a) {
     }
     out = &file;
   }
+  // --list-allocations: numbered from the script's first line, printed after its output.
+  std::optional<AllocList> allocs;
+  if (a.list_allocations) {
+    opts.on_start = [&allocs](const FaultInjector::Counts& base) { allocs.emplace(base); };
+    opts.on_attempt = [&allocs](const FaultInjector::Event& e, const std::string& context) {
+      if (allocs) allocs->add(e, std::nullopt, context);
+    };
+  }
   const int status = script::run_script(*prog, opts, *out, std::cerr);
+  if (a.list_allocations) {
+    if (!allocs) allocs.emplace(FaultInjector::Counts{});
+    if (opts.json) {
+      allocs->render_json(*out);
+    } else {
+      allocs->render_text(*out);
+    }
+  }
   out->flush();
   return status;
 }
@@ -130,6 +148,10 @@ void add_script_command(CLI::App& app, int& status) {
   sub->add_option("--phys-mem", args->phys_mem, "emulated physical memory (K/M/G suffixes)")
       ->capture_default_str();
   sub->add_flag("--check", args->check, "check every invariant after every step");
+  sub->add_flag("--list-allocations", args->list_allocations,
+                "after the output, list every allocation attempt (and fatal_signal check), "
+                "numbered as 'inject' counts them from the first line, with the kernel function "
+                "asking and the address");
   sub->add_option("--recovery", args->recovery,
                   "fork-failure recovery until a 'recovery' line: xa-zero, tree-max, partial")
       ->check(CLI::IsMember({"xa-zero", "tree-max", "partial"}))

@@ -17,5 +17,7 @@ void add_run_command(CLI::App& app, int& status);
 // mmemu sweep [options] PROGRAM [ARGS...] | SCRIPT.mms, mmemu sweep --merge FILE...
 // (tools/cmd_sweep.cpp). argv0: how mmemu was called, for the repro command lines.
 void add_sweep_command(CLI::App& app, int& status, std::string argv0);
+// mmemu diff [--format text|json|html] [--out FILE] A[:N] B[:N]  (tools/cmd_diff.cpp)
+void add_diff_command(CLI::App& app, int& status);
 
 }  // namespace mmemu::cli

@@ -17,39 +17,6 @@ using json = nlohmann::json;
 
 namespace {
 
-json walker_json(const WalkerReport& w) {
-  json j{{"walker", w.walker},
-         {"point", w.point},
-         {"outcome", w.outcome},
-         {"addr", fmt::format("{:#x}", w.addr)},
-         {"entry", w.entry},
-         {"vmas_seen", w.vmas_seen},
-         {"checks", w.checks},
-         {"pages_reaped", w.pages_reaped},
-         {"mm_users", w.mm_users},
-         {"mm_count", w.mm_count},
-         {"ref", w.ref}};
-  if (!w.via.empty()) {
-    j["via_pfn"] = fmt::format("{:#x}", w.via_pfn);
-    j["via"] = w.via;
-    json vs = json::array();
-    for (const RmapVisit& v : w.visits)
-      vs.push_back({{"mm", v.mm},
-                    {"child", v.child},
-                    {"mm_flags", mmf_flag_names(v.mm_flags)},
-                    {"tree_empty", v.tree_empty},
-                    {"vm_start", fmt::format("{:#x}", v.vm_start)},
-                    {"vm_end", fmt::format("{:#x}", v.vm_end)},
-                    {"addr", fmt::format("{:#x}", v.addr)},
-                    {"looked", v.looked},
-                    {"has_table", v.has_table},
-                    {"present", v.present},
-                    {"pfn", fmt::format("{:#x}", v.pfn)}});
-    j["visits"] = vs;
-  }
-  return j;
-}
-
 // The step of a command that cannot fail once its arguments parsed.
 StepOut done(std::string result) {
   StepOut o;
@@ -77,9 +44,7 @@ StepOut Interp::cmd_fork(const Stmt& st) {
   last_fork = rep;
 
   StepOut o;
-  json d{{"recovery", recovery_name(rec)},   {"ok", rep.ok},
-         {"vmas_copied", rep.vmas_copied},   {"ptes_copied", rep.ptes_copied},
-         {"pages_copied", rep.pages_copied}, {"ptes_wrprotected", rep.ptes_wrprotected}};
+  json d = rep;
   if (r) {
     Mm& c = **r;
     o.status = "ok";
@@ -94,26 +59,7 @@ StepOut Interp::cmd_fork(const Stmt& st) {
     o.result = fmt::format("{}: {}", o.status, fork_failure_headline(rep));
     for (std::string& line : fork_failure_details(rep))
       o.detail.push_back(std::move(line));
-    d["failed_step"] = rep.failed_step;
-    d["failed_vma"] = fmt::format("{:#x}", rep.failed_vma);
-    d["failure_point"] =
-        rep.has_failure_point ? json(fmt::format("{:#x}", rep.failure_point)) : json(nullptr);
-    d["tree_max"] = fmt::format("{:#x}", rep.tree_max);
-    d["xa_zero"] = rep.xa_zero_stored ? json{{"first", fmt::format("{:#x}", rep.xa_zero_first)},
-                                             {"last", fmt::format("{:#x}", rep.xa_zero_last)}}
-                                      : json(nullptr);
-    d["torn_down"] = rep.torn_down;
-    d["recovery_note"] = rep.recovery_note;
-    d["child_flags"] = mmf_flag_names(rep.child_flags);
-    d["child_mm_users"] = rep.child_mm_users;
-    d["child_mm_count"] = rep.child_mm_count;
-    d["errors"] = rep.errors;
-    d["exit_mmap"] = rep.exited ? json(rep.exit) : json(nullptr);
   }
-  json wj = json::array();
-  for (const auto& w : rep.walkers)
-    wj.push_back(walker_json(w));
-  d["walkers"] = wj;
   o.data = std::move(d);
   return o;
 }

@@ -163,7 +163,9 @@ void Interp::report_table_changes(const std::vector<std::pair<const Mm*, TableSe
 // ---------------------------------------------------------------- the statement loop
 
 int Interp::run() {
+  if (opts.on_start) opts.on_start(machine.inject.counts());
   machine.inject.on_attempt = [this](const FaultInjector::Event& e) {
+    if (opts.on_attempt) opts.on_attempt(e, machine.inject.context());
     if (e.failed)
       step_failures.push_back(fmt::format("{} {} #{}", site_name(e.site),
                                           alloc_site(e.site) ? "allocation" : "check", e.attempt));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,10 @@ struct Options {
   ForkRecovery recovery = ForkRecovery::TreeMax;
   // --inject SITE:N rules, armed before the first statement (counts start there).
   std::vector<InjectRule> inject;
+  // --list-allocations: given the injector's counts before the first line, then every
+  // allocation attempt and fatal_signal check from there with the step's context label.
+  std::function<void(const FaultInjector::Counts&)> on_start;
+  std::function<void(const FaultInjector::Event&, const std::string& context)> on_attempt;
 };
 
 // Exit statuses of `mmemu script`.

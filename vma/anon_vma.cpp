@@ -16,7 +16,7 @@ Machine& machine_of(const Vma& v) {
 
 // anon_vma and anon_vma_chain objects both come from the anon_vma allocation site.
 AnonVma* anon_vma_alloc(Machine& m) {
-  if (m.inject.should_fail(AllocSite::AnonVma)) return nullptr;
+  if (m.inject.should_fail(AllocSite::AnonVma, "anon_vma_alloc")) return nullptr;
   auto* av = new AnonVma;
   av->root = av;
   av->parent = av;
@@ -31,7 +31,7 @@ void anon_vma_free(Machine& m, AnonVma* av) {
 }
 
 AnonVmaChain* avc_alloc(Machine& m) {
-  if (m.inject.should_fail(AllocSite::AnonVma)) return nullptr;
+  if (m.inject.should_fail(AllocSite::AnonVma, "anon_vma_chain_alloc")) return nullptr;
   auto* avc = new AnonVmaChain{nullptr, nullptr};
   m.live.created(AllocSite::AnonVma, avc);
   return avc;
@@ -85,6 +85,7 @@ AnonVma* find_mergeable_anon_vma(const Vma& vma) {
 Result<void> anon_vma_prepare(Vma& vma) {
   if (vma.anon_vma) return {};
   Machine& m = machine_of(vma);
+  const AllocCaller caller(m.inject, "anon_vma_prepare", vma.vm_start);
   AnonVmaChain* avc = avc_alloc(m);
   if (!avc) return fail(ENOMEM);
   AnonVma* av = find_mergeable_anon_vma(vma);
@@ -104,6 +105,7 @@ Result<void> anon_vma_prepare(Vma& vma) {
 
 Result<void> anon_vma_clone(Vma& dst, const Vma& src, bool for_fork) {
   Machine& m = machine_of(dst);
+  const AllocCaller caller(m.inject, "anon_vma_clone", dst.vm_start);
   for (auto it = src.anon_vma_chain.rbegin(); it != src.anon_vma_chain.rend(); ++it) {
     AnonVmaChain* avc = avc_alloc(m);
     if (!avc) {
@@ -129,6 +131,7 @@ Result<void> anon_vma_fork(Vma& vma, const Vma& pvma) {
   if (auto r = anon_vma_clone(vma, pvma, /*for_fork=*/true); !r) return r;
   if (vma.anon_vma) return {};  // an ancestor's anon_vma was reused
   Machine& m = machine_of(vma);
+  const AllocCaller caller(m.inject, "anon_vma_fork", vma.vm_start);
   AnonVma* av = anon_vma_alloc(m);
   if (!av) {
     unlink_anon_vmas(vma);

@@ -34,6 +34,7 @@ Result<void> do_brk_flags(Mm& mm, Vma* brkvma, vaddr_t addr, std::uint64_t len) 
     if (!merged) return std::unexpected(merged.error());
     vma = *merged;
   }
+  const AllocCaller caller(mm.machine().inject, {}, addr);
   if (!vma) {
     auto nv = vm_area_alloc(mm);
     if (!nv) return std::unexpected(nv.error());

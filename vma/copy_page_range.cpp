@@ -44,6 +44,7 @@ struct CopyCtx {
 // stop seeing the child's writes, or the child the pin's); the child gets its own copy now.
 Result<pte_t> copy_pinned_page(CopyCtx& c, vaddr_t addr, pfn_t src_pfn) {
   const AllocHint h{c.dst.vm_mm->id(), addr};
+  const AllocCaller caller(c.phys.injector(), "copy_present_page", addr);
   auto np = c.phys.alloc_frame(AllocSite::Page, &h);
   if (!np) return std::unexpected(np.error());
   c.phys.copy_frame(*np, src_pfn);

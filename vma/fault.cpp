@@ -71,6 +71,7 @@ FaultResult do_anonymous_page(FaultCtx& f) {
   }
   if (!anon_vma_prepare(f.vma)) return FaultResult::Oom;
   const AllocHint h = hint_for(f);
+  const AllocCaller caller(phys.injector(), "do_anonymous_page", f.addr);
   auto pfn = phys.alloc_frame(AllocSite::Page, &h);
   if (!pfn) return FaultResult::Oom;
   page_add_new_anon_rmap(f.vma, *pfn, f.addr);
@@ -84,6 +85,7 @@ FaultResult wp_page_copy(FaultCtx& f, pfn_t src, bool src_mapped) {
   PhysMem& phys = f.mm.phys();
   if (!anon_vma_prepare(f.vma)) return FaultResult::Oom;
   const AllocHint h = hint_for(f);
+  const AllocCaller caller(phys.injector(), "wp_page_copy", f.addr);
   auto pfn = phys.alloc_frame(AllocSite::Page, &h);
   if (!pfn) return FaultResult::Oom;
   if (src != phys.zero_pfn()) phys.copy_frame(*pfn, src);
@@ -206,6 +208,8 @@ FaultResult do_fault(FaultCtx& f) {
 }
 
 FaultResult handle_pte_fault(Mm& mm, Vma& vma, vaddr_t addr, Access access) {
+  // The faulting address for what has none of its own (page-cache fills).
+  const AllocCaller caller(mm.phys().injector(), {}, page_align_down(addr));
   auto ref = mm.pt().alloc(addr);
   if (!ref) return FaultResult::Oom;
   FaultCtx f{mm, vma, page_align_down(addr), access, *ref};

@@ -60,6 +60,7 @@ void File::put() {
 
 Result<pfn_t> File::find_or_read_page(std::uint64_t index) {
   if (auto it = pages_.find(index); it != pages_.end()) return it->second;
+  const AllocCaller caller(m_->inject, shmem_ ? "shmem_alloc_folio" : "filemap_alloc_folio");
   auto pfn = m_->phys.alloc_frame(AllocSite::Page);
   if (!pfn) return pfn;
   const std::uint64_t off = index << PAGE_SHIFT;

@@ -145,7 +145,12 @@ Result<void> dup_mmap(Mm& mm, Mm& oldmm, ForkRecovery recovery, ForkReport& rep,
     // A task killed while it forks (the OOM killer's victim, say) stops copying VMAs; what
     // it copied so far is undone at loop_out as after an allocation failure here.
     ctx.step("fatal_signal", mpnt->vm_start);
-    if (fatal_signal_pending ? fatal_signal_pending() : injected_fatal_signal(oldmm)) {
+    bool killed = false;
+    {
+      const AllocCaller caller(oldmm.machine().inject, "dup_mmap", mpnt->vm_start);
+      killed = fatal_signal_pending ? fatal_signal_pending() : injected_fatal_signal(oldmm);
+    }
+    if (killed) {
       rep.failed_step = "fatal_signal";
       ret = fail(EINTR);
       break;

@@ -58,6 +58,7 @@ struct WalkerReport {
   //   it did not look inside; "unreachable": no frame of the parent leads to a child VMA.
   std::string outcome;
   vaddr_t addr = 0;                 // where it met the marker (outcome met-xa-zero)
+  vaddr_t addr_last = 0;            // the marker's last address (outcome met-xa-zero)
   std::string entry;                // what it found there, e.g. "XA_ZERO_ENTRY [0x..., 0x...]"
   int vmas_seen = 0;                // VMAs it visited before stopping
   bool checks = false;              // the variant that tests the mm's flag first

@@ -5,7 +5,7 @@
 namespace mmemu {
 
 MapleTree::Node* MapleTree::Impl::alloc_fresh(MapleTree& t) {
-  if (t.m_->inject.should_fail(AllocSite::MapleNode)) return nullptr;
+  if (t.m_->inject.should_fail(AllocSite::MapleNode, "mas_alloc_nodes")) return nullptr;
   Node* n = new Node;
   t.m_->live.created(AllocSite::MapleNode, n);
   return n;
@@ -60,12 +60,14 @@ Result<void> MapleTree::Impl::top_up(MapleTree& t, std::size_t want) {
 Result<void> MapleTree::preallocate() {
   // A store rewrites each level's nodes and adds at most one node per level plus a new root
   // (see plan_store), so height + 1 always suffices.
+  const AllocCaller caller(m_->inject, "mas_preallocate");
   return Impl::top_up(*this, height() + 1U);
 }
 
 Result<void> MapleTree::preallocate(Index first, Index last, void* value) {
   if (first > last) return fail(EINVAL);
   const std::size_t need = nodes_needed(first, last, value) + prealloc_.size();
+  const AllocCaller caller(m_->inject, "mas_preallocate");
   return Impl::top_up(*this, need);
 }
 

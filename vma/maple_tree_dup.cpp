@@ -50,6 +50,7 @@ std::expected<void, MapleTree::DupFailure> MapleTree::dup_from(const MapleTree& 
   }
   DupState st;
   st.dst = this;
+  const AllocCaller caller(m_->inject, "mt_dup");
   Node* r = copy_node(st, src.root_, nullptr, 0, 0, kMax);
   if (st.failure) {
     if (r) Impl::free_subtree(*this, r);

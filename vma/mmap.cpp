@@ -132,6 +132,8 @@ Result<vaddr_t> mmap_region(Mm& mm, File* file, vaddr_t addr, std::uint64_t len,
   auto merged = vma_merge_new_range(mm, addr, end, vm_flags, file, pgoff);
   if (!merged) return std::unexpected(merged.error());
   Vma* vma = *merged;
+  // The new range's address for vm_area_alloc and the tree's preallocation below.
+  const AllocCaller caller(mm.machine().inject, {}, addr);
   if (!vma) {
     auto nv = vm_area_alloc(mm);
     if (!nv) return std::unexpected(nv.error());

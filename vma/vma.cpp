@@ -7,7 +7,7 @@ namespace mmemu {
 
 Result<Vma*> vm_area_alloc(Mm& mm) {
   Machine& m = mm.machine();
-  if (m.inject.should_fail(AllocSite::Vma)) return fail(ENOMEM);
+  if (m.inject.should_fail(AllocSite::Vma, "vm_area_alloc")) return fail(ENOMEM);
   Vma* v = new Vma;
   v->vm_mm = &mm;
   m.live.created(AllocSite::Vma, v);
@@ -16,7 +16,7 @@ Result<Vma*> vm_area_alloc(Mm& mm) {
 
 Result<Vma*> vm_area_dup(const Vma& src) {
   Machine& m = src.vm_mm->machine();
-  if (m.inject.should_fail(AllocSite::Vma)) return fail(ENOMEM);
+  if (m.inject.should_fail(AllocSite::Vma, "vm_area_dup", src.vm_start)) return fail(ENOMEM);
   Vma* v = new Vma(src);
   v->anon_vma_chain.clear();
   if (v->vm_file) v->vm_file->get();

@@ -28,6 +28,7 @@ void for_each_entry(Mm& mm, WalkerReport& rep, Fn fn) {
     if (MapleTree::is_zero_entry(e->value)) {
       rep.outcome = "met-xa-zero";
       rep.addr = e->first;
+      rep.addr_last = e->last;
       rep.entry = marker_text(*e);
       return;
     }

@@ -68,6 +68,7 @@ Result<void> setup_vsyscall(Machine& m, VsyscallMode mode) {
     // The gate VMA's VM_EXEC: calls are emulated, nothing else is allowed.
     return k.add_unmapped(kX86VsyscallPage, end, PteProt{false, false, true, true}, "[vsyscall]");
   }
+  const AllocCaller caller(m.inject, "map_vsyscall", kX86VsyscallPage);
   auto pfn = m.phys.alloc_frame(AllocSite::Page);
   if (!pfn) return std::unexpected(pfn.error());
   fill_x86_vsyscall(m.phys.frame(*pfn));
@@ -85,6 +86,7 @@ Result<void> setup_vsyscall(Machine& m, VsyscallMode mode) {
 Result<void> map_arch_pages(Mm& mm) {
   if (mm.arch() != Arch::Arm64) return {};
   PhysMem& phys = mm.phys();
+  const AllocCaller caller(phys.injector(), "arch_setup_additional_pages", kArm64SigpagePage);
   auto pfn = phys.alloc_frame(AllocSite::Page);
   if (!pfn) return std::unexpected(pfn.error());
   fill_arm64_sigpage(phys.frame(*pfn));

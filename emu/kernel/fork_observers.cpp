@@ -32,36 +32,12 @@ class DumpWalker final : public ConcurrentWalker {
   int parent_, child_;
 };
 
-nlohmann::json report_json(const ForkReport& r) {
-  nlohmann::json j{{"ok", r.ok},
-                   {"recovery", recovery_name(r.recovery)},
-                   {"ptes_copied", r.ptes_copied},
-                   {"ptes_wrprotected", r.ptes_wrprotected},
-                   {"pages_copied", r.pages_copied}};
-  if (!r.ok) {
-    j["failed_step"] = r.failed_step;
-    j["failed_vma"] = fmt::format("{:#x}", r.failed_vma);
-    j["vmas_copied"] = r.vmas_copied;
-    j["tree_max"] = fmt::format("{:#x}", r.tree_max);
-    j["xa_zero_stored"] = r.xa_zero_stored;
-    j["torn_down"] = r.torn_down;
-    j["note"] = r.recovery_note;
-    j["child_mm_users"] = r.child_mm_users;
-    j["child_mm_count"] = r.child_mm_count;
-    nlohmann::json ws = nlohmann::json::array();
-    for (const WalkerReport& w : r.walkers)
-      if (w.walker != kDumpWalker)
-        ws.push_back({{"walker", w.walker},
-                      {"point", w.point},
-                      {"outcome", w.outcome},
-                      {"vmas_seen", w.vmas_seen},
-                      {"mm_users", w.mm_users},
-                      {"mm_count", w.mm_count},
-                      {"ref", w.ref}});
-    if (!ws.empty()) j["walkers"] = ws;
-    if (!r.errors.empty()) j["errors"] = r.errors;
-  }
-  return j;
+// The report as the outputs show it: without the dump walker, which is mmemu's own
+// --dump-pgtables fork at the lock-drop point, not a kernel walker.
+ForkReport shown_report(const ForkReport& r) {
+  ForkReport shown = r;
+  std::erase_if(shown.walkers, [](const WalkerReport& w) { return w.walker == kDumpWalker; });
+  return shown;
 }
 
 }  // namespace
@@ -86,7 +62,8 @@ ForkObservers::ForkObservers(Kernel& k, const Process& parent, int child_pid)
 ForkObservers::~ForkObservers() = default;
 
 void ForkObservers::copied(const ForkReport& rep, bool ok) {
-  nlohmann::json j = report_json(rep);
+  const ForkReport shown = shown_report(rep);
+  nlohmann::json j = shown;
   // The injector's global attempt numbers dup_mm used: (before, after].
   j["attempts_before"] = attempts_before_;
   j["attempts_after"] = k_.machine().inject.attempts_total();
@@ -102,7 +79,7 @@ void ForkObservers::copied(const ForkReport& rep, bool ok) {
     k_.dump(DumpKind::Fork, parent_.pid, parent_.mm(),
             fmt::format("fork by {} failed in {} ({})", parent_.pid, rep.failed_step,
                         recovery_name(rep.recovery)),
-            std::move(detail));
+            std::move(detail), shown);
   } else if (!named_.empty()) {
     k_.log().msg(fmt::format("pid {}: fork failed: {}", parent_.pid, detail.front()));
     for (std::size_t i = 1; i < detail.size(); ++i)

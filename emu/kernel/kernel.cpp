@@ -119,11 +119,34 @@ Kernel::Kernel(KernelOptions opts, CpuFactory make_cpu)
   syscalls_ = make_syscall_table();
   if (opts_.inject_at_fork == 0 && opts_.inject_from_load) arm_injections();
   machine_.inject.on_attempt = [this](const FaultInjector::Event& e) {
+    const int pid = current_ ? current_->pid : 0;
+    const nlohmann::json addr = e.addr ? nlohmann::json(hex(*e.addr)) : nlohmann::json();
+    const nlohmann::json function = std::string(e.function);
+    if (trace_.on()) {
+      // Every attempt and check, numbered as --inject counts them from its --inject-from
+      // point (null before it); not counted in the stats.
+      nlohmann::json alloc, nth;
+      if (inject_base_) {
+        const auto site = static_cast<std::size_t>(e.site);
+        if (alloc_site(e.site)) alloc = e.global - inject_base_->total;
+        nth = e.attempt - inject_base_->attempts[site];
+      }
+      trace_.emit("alloc", pid,
+                  {{"alloc", alloc},
+                   {"site", site_name(e.site)},
+                   {"nth", nth},
+                   {"function", function},
+                   {"addr", addr},
+                   {"context", machine_.inject.context()},
+                   {"failed", e.failed}});
+    }
     if (!e.failed) return;
-    record("inject", current_ ? current_->pid : 0,
+    record("inject", pid,
            {{"site", site_name(e.site)},
             {"attempt", e.attempt},
             {"global", e.global},
+            {"function", function},
+            {"addr", addr},
             {"context", machine_.inject.context()}});
   };
   machine_.live.on_created = [this](AllocSite s, std::uint64_t key) {
@@ -162,6 +185,7 @@ Kernel::~Kernel() {
 }
 
 void Kernel::arm_injections() {
+  inject_base_ = machine_.inject.counts();
   for (const InjectRule& r : opts_.inject_rules) {
     if (r.site) {
       machine_.inject.fail_nth(*r.site, r.nth, r.persistent);
@@ -229,10 +253,11 @@ Result<File*> Kernel::open_host_file(const std::string& path) {
 }
 
 void Kernel::dump(DumpKind kind, int pid, const Mm& mm, std::string label,
-                  std::vector<std::string> detail) {
+                  std::vector<std::string> detail, nlohmann::json fork) {
   record("dump", pid, {{"when", dump_kind_name(kind)}, {"label", label}});
   if (dump_hook_)
-    dump_hook_(DumpPoint{kind, pid, std::move(label), std::move(detail)}, mm, machine_);
+    dump_hook_(DumpPoint{kind, pid, std::move(label), std::move(detail), std::move(fork)}, mm,
+               machine_);
 }
 
 Result<std::unique_ptr<Cpu>> Kernel::make_cpu(Arch arch) {

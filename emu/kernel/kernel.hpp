@@ -60,6 +60,9 @@ struct DumpPoint {
                                     // ForkFailedChild)
   std::string label;                // the guest's label, the syscall name, "fork 1000 -> 1001", ...
   std::vector<std::string> detail;  // lines under the title (a failed fork's report)
+  // The same as structured JSON (a failed fork's ForkReport, see trace.hpp's to_json);
+  // null when there is none.
+  nlohmann::json fork;
 };
 // Renders a dump (tools/ owns the renderers; emu/ never includes tools/).
 using DumpHook = std::function<void(const DumpPoint&, const Mm&, const Machine&)>;
@@ -174,6 +177,10 @@ class Kernel {
   // The pid most recently handed out (/proc/loadavg, /proc/stat).
   int last_pid() const { return next_pid_ - 1; }
 
+  // The injector's counts when the --inject rules were armed (the --inject-from point), or
+  // nullopt before that: --inject SITE:N counts the attempts after these.
+  const std::optional<FaultInjector::Counts>& inject_base() const { return inject_base_; }
+
   // --- services for system calls ---
   // The host file at `path` with its page cache, one File per path for the whole run
   // (the inode cache: the executable mapped by the loader and an openat of the same path
@@ -195,7 +202,7 @@ class Kernel {
   // (exit status 70), and traced.
   void check_mm(Process& p, std::string_view after);
   void dump(DumpKind kind, int pid, const Mm& mm, std::string label,
-            std::vector<std::string> detail = {});
+            std::vector<std::string> detail = {}, nlohmann::json fork = nullptr);
   void wake(WaitQueue& wq) { wq.wake_all(); }
 
   // --- lifecycle (emu/kernel/fork.cpp, exec.cpp, exit.cpp) ---
@@ -292,8 +299,9 @@ class Kernel {
   std::uint64_t rng_state_;
   RunSummary summary_;  // the initial process's status, when known
   bool init_exited_ = false;
-  int forks_ = 0;                      // fork attempts so far (inject_at_fork)
-  std::vector<std::string> problems_;  // invariant failures seen during the run
+  int forks_ = 0;                                     // fork attempts so far (inject_at_fork)
+  std::optional<FaultInjector::Counts> inject_base_;  // see inject_base()
+  std::vector<std::string> problems_;                 // invariant failures seen during the run
   // Host signals (emu/kernel/host_signals.hpp): sent to the foreground group; a repeat
   // that group would not act on ends the run.
   void forward_host_signals();

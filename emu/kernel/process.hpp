@@ -142,6 +142,9 @@ class Process {
   std::uint64_t instructions = 0;      // completed over the process's life
   std::uint64_t oom_retries = 0;       // consecutive OOM answers from the fault handler
   bool yield = false;                  // sched_yield: end the slice after this call
+  // The trace's seq when the current system call began (the events after it, up to its
+  // "syscall" event, happened inside the call, a blocked call's wait included).
+  std::uint64_t syscall_start_seq = 0;
 
   // CLOCK_BOOTTIME when the process was created (/proc/PID/stat starttime).
   std::uint64_t start_boottime_ns = 0;

@@ -6,6 +6,7 @@
 
 #include "emu/kernel/kernel.hpp"
 #include "emu/syscalls/syscall.hpp"
+#include "emu/syscalls/syscall_args.hpp"
 
 namespace mmemu {
 
@@ -40,6 +41,7 @@ void Kernel::handle_syscall(Process& p) {
     cpu.set_syscall_ret(static_cast<std::uint64_t>(-static_cast<std::int64_t>(kEnosys)));
     return;
   }
+  p.syscall_start_seq = trace_.seq();
   machine_.inject.set_context(fmt::format("pid {}: {}", p.pid, sys_name(*sys)));
   SyscallContext ctx{*this, p, *sys, nr, args, 0};
   const SysResult r = fn(ctx);
@@ -101,8 +103,18 @@ void Kernel::finish_syscall(Process& p, std::uint64_t nr, int sys_i, const SysRe
   // What a failure-injection sweep (`mmemu sweep`) reads as "the program saw ENOMEM".
   if (r.is_return() && r.value() == -ENOMEM) stats_.add("syscalls_enomem");
   if (trace_.on()) {
-    nlohmann::json f{{"name", name}};
-    if (r.is_return()) f["ret"] = r.value();
+    // Once per call, when it is done (a blocked call's retries are not events). Strings
+    // are read from the mm the call ran in: not after a successful execve (the old one is
+    // gone) or exit (none left).
+    const bool strings = r.is_return() && p.state != ProcState::Zombie && p.has_mm();
+    nlohmann::json f{{"name", name},
+                     {"args", sys_args_json(sys, args, strings ? &p.mm() : nullptr)}};
+    if (r.is_return()) {
+      f["ret"] = sys_ret_json(sys, r.value());
+      if (r.value() < 0 && r.value() >= -4095)
+        f["errno"] = errno_name(static_cast<int>(-r.value()));
+    }
+    f["start_seq"] = p.syscall_start_seq;
     trace_.emit("syscall", p.pid, std::move(f));
   }
   if (p.state == ProcState::Zombie || !p.has_mm()) return;

@@ -69,14 +69,17 @@ std::uint64_t Stats::get(std::string_view key) const {
 }
 
 void Trace::emit(std::string_view ev, int pid, nlohmann::json fields) {
-  if (!out_) return;
+  if (!on()) return;
   nlohmann::json j = nlohmann::json::object();
   j["seq"] = ++seq_;
   j["ev"] = ev;
   j["pid"] = pid;
   for (auto& [k, v] : fields.items())
     j[k] = std::move(v);
-  *out_ << j.dump() << '\n';
+  if (sink_)
+    sink_->event(j);
+  else
+    *out_ << j.dump() << '\n';
 }
 
 }  // namespace mmemu

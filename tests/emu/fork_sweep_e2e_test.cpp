@@ -175,7 +175,7 @@ TEST_P(ForkSweep, EveryFatalSignalPointKillsTheGuest) {
         break;
       }
     }
-    EXPECT_EQ(f["note"], note);
+    EXPECT_EQ(f["recovery_note"], note);
     const int parent = f["pid"].get<int>();
     // The kill arrived during the fork (the injector's event) and the parent died of it
     // before running again; nobody else ever ran or exited.

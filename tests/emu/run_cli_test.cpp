@@ -247,6 +247,8 @@ TEST_P(RunCli, EveryBadOptionValueIsAOneLineUsageError) {
       {"--trace /nonexistent-dir/t", "--trace"},
       {"--log /nonexistent-dir/l", "--log"},
       {"--trace ''", "--trace"},
+      {"--trace /dev/null --trace-format xml", "--trace-format"},
+      {"--trace-format chrome", "--trace-format"},  // without --trace
       {"--stats=maybe", "--stats"},
       {"--check=maybe", "--check"},
       {"--slice 0", "--slice"},
