@@ -304,7 +304,8 @@ TEST(SweepReport, TextGroupsBySiteAndOutcome) {
 TEST(SweepWorker, TimeoutKillsTheGroupAndSignalsAreCrashes) {
   const auto begun = std::chrono::steady_clock::now();
   // The shell's child (sleep) is in the worker's group: the kill reaches it too.
-  const fs::path pidfile = fs::path(::testing::TempDir()) / "sweep-sleep.pid";
+  const fs::path pidfile =
+      fs::path(::testing::TempDir()) / ("sweep-sleep-" + std::to_string(::getpid()) + ".pid");
   const WorkerResult slow =
       run_worker({{"/bin/sh", "-c", "sleep 30 & echo $! >" + pidfile.string() + "; wait"}}, 0.3);
   EXPECT_TRUE(slow.timed_out);
@@ -395,7 +396,8 @@ TEST_P(SweepCli, ForkFailUnderEveryRecovery) {
                      " --inject-from fork:2 --inject vma:25 "),
           std::string::npos)
           << repro;
-      const fs::path stats = fs::path(::testing::TempDir()) / "sweep-repro.json";
+      const fs::path stats =
+          fs::path(::testing::TempDir()) / ("sweep-repro-" + std::to_string(::getpid()) + ".json");
       repro.replace(0, head.size(), "run --stats --format json --out " + stats.string() + " ");
       const Cli r = mmemu(repro);
       const auto rep = parse_run_report(slurp(stats));
