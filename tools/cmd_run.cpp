@@ -410,6 +410,12 @@ int run(const RunArgs& a, const Given& given, std::vector<std::string> rest) {
     if (json) {
       dump::json j{{"stats", k.stats().all()}, {"machine", dump::machine_counters_json(m)}};
       j["exit_status"] = s.exit_status;
+      j["wait_status"] = s.wait_status;
+      j["problems"] = dump::json::array();
+      for (const std::string& problem : s.problems) {
+        const Problem pr = classify_problem(problem);
+        j["problems"].push_back({{"kind", pr.kind}, {"message", pr.message}});
+      }
       out << j.dump() << '\n';
     } else {
       out << "=== stats ===\n";

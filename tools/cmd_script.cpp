@@ -1,6 +1,7 @@
 // `mmemu script`: runs a script of mm operations against address spaces, without a CPU.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -25,6 +26,7 @@ struct ScriptArgs {
   bool check = false;
   bool list_allocations = false;
   std::string recovery = "tree-max";
+  std::vector<std::string> inject;
 };
 
 // The source line of an error with a caret under its column.
@@ -55,6 +57,21 @@ int run(const ScriptArgs& a) {
     return script::kExitUsage;
   }
   opts.phys_bytes = *phys;
+  for (const std::string& list : a.inject) {
+    for (std::size_t at = 0; at <= list.size();) {
+      const std::size_t comma = std::min(list.find(',', at), list.size());
+      const std::string spec = list.substr(at, comma - at);
+      auto r = parse_inject_rule(spec);
+      if (!r) {
+        std::cerr << fmt::format(
+            "mmemu script: --inject {}: expected SITE:N or SITE:N+ with SITE one of {}, any\n",
+            spec, inject_site_names(", "));
+        return script::kExitUsage;
+      }
+      opts.inject.push_back(*r);
+      at = comma + 1;
+    }
+  }
 
   std::string src;
   std::string name = a.file;
@@ -139,6 +156,12 @@ void add_script_command(CLI::App& app, int& status) {
                   "fork-failure recovery until a 'recovery' line: xa-zero, tree-max, partial")
       ->check(CLI::IsMember({"xa-zero", "tree-max", "partial"}))
       ->capture_default_str();
+  sub->add_option("--inject", args->inject,
+                  "fail allocations: SITE:N[,SITE:N...] counted from the first statement (as "
+                  "the script's own inject line counts from where it stands)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->callback([args, &status] { status = run(*args); });
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
 
 namespace mmemu::cli {
 
@@ -13,6 +14,9 @@ void add_script_command(CLI::App& app, int& status);
 // mmemu run [options] PROGRAM [ARGS...]  (tools/cmd_run.cpp)
 void add_run_command(CLI::App& app, int& status);
 
+// mmemu sweep [options] PROGRAM [ARGS...] | SCRIPT.mms, mmemu sweep --merge FILE...
+// (tools/cmd_sweep.cpp). argv0: how mmemu was called, for the repro command lines.
+void add_sweep_command(CLI::App& app, int& status, std::string argv0);
 // mmemu diff [--format text|json|html] [--out FILE] A[:N] B[:N]  (tools/cmd_diff.cpp)
 void add_diff_command(CLI::App& app, int& status);
 

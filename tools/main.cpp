@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   int status = 0;
   mmemu::cli::add_script_command(app, status);
   mmemu::cli::add_run_command(app, status);
+  mmemu::cli::add_sweep_command(app, status, argc > 0 ? argv[0] : "mmemu");
   mmemu::cli::add_diff_command(app, status);
   try {
     app.parse(argc, argv);

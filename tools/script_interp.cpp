@@ -170,6 +170,14 @@ int Interp::run() {
       step_failures.push_back(fmt::format("{} {} #{}", site_name(e.site),
                                           alloc_site(e.site) ? "allocation" : "check", e.attempt));
   };
+  for (std::size_t i = 0; i < kInjectSites; ++i)
+    attempt_base[i] = machine.inject.attempts(static_cast<InjectSite>(i));
+  for (const InjectRule& r : opts.inject) {
+    if (r.site)
+      machine.inject.fail_nth(*r.site, r.nth, r.persistent);
+    else
+      machine.inject.fail_nth_any(r.nth, r.persistent);
+  }
   try {
     exec_block(prog.stmts);
   } catch (const RuntimeError& e) {
@@ -223,6 +231,7 @@ void Interp::exec(const Stmt& st) {
     }
   }
   if (is_op) last_status = o.status;
+  if (is_op && o.status == "ENOMEM") ++enomem_steps;
   if (!step_failures.empty()) {
     o.result += " [injected: ";
     for (std::size_t i = 0; i < step_failures.size(); ++i)
@@ -361,10 +370,25 @@ int Interp::finish() {
                             ? "leaks, broken invariants or page tables freed in use"
                             : fmt::format("{} expect line{} failed", expect_failures,
                                           expect_failures == 1 ? "" : "s"));
-  if (opts.json)
-    out_ << json{{"cmd", "end"}, {"exit_status", status}, {"expect_failures", expect_failures}}
+  if (opts.json) {
+    // The run's summary for tools (`mmemu sweep`): what went wrong, by kind, and the
+    // attempts per injection site since the --inject rules were armed.
+    json attempts = json::object();
+    for (std::size_t i = 0; i < kInjectSites; ++i) {
+      const auto site = static_cast<InjectSite>(i);
+      attempts[std::string(site_name(site))] = machine.inject.attempts(site) - attempt_base[i];
+    }
+    out_ << json{{"cmd", "end"},
+                 {"exit_status", status},
+                 {"expect_failures", expect_failures},
+                 {"leaked", leaked},
+                 {"invariants_broken", invariants_broken},
+                 {"freed_in_use", uaf},
+                 {"enomem_steps", enomem_steps},
+                 {"attempts", attempts}}
                 .dump()
          << "\n";
+  }
   return status;
 }
 

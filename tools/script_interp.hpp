@@ -2,6 +2,7 @@
 // emulated machine, printing one line (text) or one JSON object (json) per step.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,6 +30,8 @@ struct Options {
   std::uint64_t phys_bytes = 1ULL << 30;
   bool check_each = false;  // validate every mm after every step
   ForkRecovery recovery = ForkRecovery::TreeMax;
+  // --inject SITE:N rules, armed before the first statement (counts start there).
+  std::vector<InjectRule> inject;
   // --list-allocations: given the injector's counts before the first line, then every
   // allocation attempt and fatal_signal check from there with the step's context label.
   std::function<void(const FaultInjector::Counts&)> on_start;
@@ -174,6 +177,9 @@ class Interp {
   std::vector<std::string> step_failures;  // injected failures during the current step
   int expect_failures = 0;
   bool invariants_broken = false;
+  int enomem_steps = 0;  // operation steps that returned ENOMEM (the end summary's)
+  // The injector's attempts per site when the --inject rules were armed.
+  std::array<std::uint64_t, kInjectSites> attempt_base{};
   // dump ... format=html out="FILE": the dumps written to each FILE so far (each dump
   // rewrites the file's page with all of them, so a script's dumps become its timeline).
   std::map<std::string, std::vector<nlohmann::json>> html_pages;

@@ -593,4 +593,15 @@ std::vector<std::string> Kernel::final_check() {
   return out;
 }
 
+Problem classify_problem(const std::string& message) {
+  // The prefixes final_check, check_mm and the deadlock report write (above), and
+  // freed_in_use_summary's (mmu/freed_in_use.cpp).
+  std::string kind = "leak";
+  if (message.starts_with("invariant broken:") || message.starts_with("page-table use-after-free"))
+    kind = "invariant";
+  else if (message.starts_with("deadlock:"))
+    kind = "deadlock";
+  return {kind, message};
+}
+
 }  // namespace mmemu

@@ -128,6 +128,16 @@ struct RunSummary {
   int host_signal = 0;                // the repeated host signal that ended the run (128 + it)
 };
 
+// One of RunSummary::problems with its kind, for structured reports (`mmemu run --stats
+// --format json`, `mmemu sweep`): "leak" (objects still allocated, frees never recorded,
+// processes left in the table), "invariant" (a broken invariant or a page table freed while
+// in use) or "deadlock". The kind follows from how final_check words the line.
+struct Problem {
+  std::string kind;
+  std::string message;
+};
+Problem classify_problem(const std::string& message);
+
 class Kernel {
  public:
   // make_cpu creates each process's CPU (emu/cpu/cpu.hpp's CpuFactory). The kernel never

@@ -2,6 +2,8 @@
 // and what follows every call (--check, syscall dumps, the trace).
 #include <fmt/format.h>
 
+#include <cerrno>
+
 #include "emu/kernel/kernel.hpp"
 #include "emu/syscalls/syscall.hpp"
 #include "emu/syscalls/syscall_args.hpp"
@@ -98,6 +100,8 @@ void Kernel::finish_syscall(Process& p, std::uint64_t nr, int sys_i, const SysRe
   }
   const std::string_view name = sys_name(sys);
   stats_.add("syscalls");
+  // What a failure-injection sweep (`mmemu sweep`) reads as "the program saw ENOMEM".
+  if (r.is_return() && r.value() == -ENOMEM) stats_.add("syscalls_enomem");
   if (trace_.on()) {
     // Once per call, when it is done (a blocked call's retries are not events). Strings
     // are read from the mm the call ran in: not after a successful execve (the old one is
