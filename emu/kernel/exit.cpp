@@ -44,6 +44,7 @@ void Kernel::exit_process(Process& p, int wait_status) {
   }
 
   // Children go to init (mmemu), which reaps them as they die.
+  pidfd_wait_.wake_all();  // pidfd pollers: readable now
   std::vector<int> kids = std::move(p.children);
   p.children.clear();
   for (int k : kids) {
@@ -93,6 +94,7 @@ void Kernel::reap(Process& zombie) {
   auto it = procs_.find(pid);
   if (it == procs_.end()) return;
   detach_waiter(*it->second);
+  pidfd_wait_.wake_all();  // pidfd pollers: POLLHUP now
   dead_.push_back(std::move(it->second));
   procs_.erase(it);
 }

@@ -204,6 +204,9 @@ class Kernel {
   void dump(DumpKind kind, int pid, const Mm& mm, std::string label,
             std::vector<std::string> detail = {}, nlohmann::json fork = nullptr);
   void wake(WaitQueue& wq) { wq.wake_all(); }
+  // Where pollers of pidfds sleep (struct pid's wait_pidfd, one queue for all pids): woken
+  // when any process exits or is reaped (emu/fs/pidfd.hpp).
+  WaitQueue& pidfd_wait() { return pidfd_wait_; }
 
   // --- lifecycle (emu/kernel/fork.cpp, exec.cpp, exit.cpp) ---
   // fork/vfork/clone: the child's pid, or ENOMEM (dup_mm failed: the parent is untouched),
@@ -307,6 +310,7 @@ class Kernel {
   void forward_host_signals();
   void kill_all(int wait_status);  // every live process exits with wait_status
   int host_signals_taken_ = 0;
+  WaitQueue pidfd_wait_;  // see pidfd_wait()
 };
 
 }  // namespace mmemu

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "emu/fs/path_lookup.hpp"
+#include "emu/fs/pidfd.hpp"
 #include "emu/syscalls/syscall.hpp"
 
 namespace mmemu {
@@ -12,6 +13,8 @@ namespace {
 constexpr int kWnohang = 1, kWuntraced = 2, kWexited = 4, kWcontinued = 8, kWnowait = 0x01000000,
               kWnothread = 0x20000000, kWall = 0x40000000, kWclone = static_cast<int>(0x80000000U);
 constexpr std::uint64_t kCloneVm = 0x100, kCloneVfork = 0x4000;
+constexpr std::uint64_t kClonePidfd = 0x1000, kCloneThread = 0x10000, kCloneDetached = 0x400000,
+                        kCloneParentSettid = 0x100000;
 constexpr std::size_t kMaxArgStrlen = 32 * PAGE_SIZE;  // MAX_ARG_STRLEN
 constexpr std::size_t kMaxArgs = 0x7fffffff / 8;
 
@@ -73,10 +76,34 @@ SysResult do_clone(SyscallContext& ctx, const CloneArgs& a) {
     p.vfork_child = 0;
     return SysResult::ok(static_cast<std::uint64_t>(pid));
   }
-  auto pid = ctx.kernel.fork_process(p, a);
+  // CLONE_PIDFD (clone(): the pidfd's number goes to parent_tid): the descriptor is taken
+  // and its number stored before the child exists, as copy_process does, so EMFILE or
+  // EFAULT leave no child behind.
+  int pidfd = -1;
+  CloneArgs fa = a;
+  if (a.flags & kClonePidfd) {
+    if (a.flags & (kCloneThread | kCloneDetached | kCloneParentSettid))
+      return SysResult::err(EINVAL);
+    auto fd = p.fds->install(std::make_shared<PidfdFile>(ctx.kernel, 0, 0), /*cloexec=*/true);
+    if (!fd) return SysResult::err(fd.error().code);
+    pidfd = *fd;
+    if (!ctx.write_obj<std::int32_t>(a.parent_tid, pidfd)) {
+      (void)p.fds->close(pidfd);
+      return SysResult::err(EFAULT);
+    }
+    fa.flags &= ~kClonePidfd;
+  }
+  auto pid = ctx.kernel.fork_process(p, fa);
   if (!pid) {
-    if (pid.error().code == EINVAL) report_unsupported_clone(ctx, a.flags);
+    if (pidfd >= 0) (void)p.fds->close(pidfd);
+    if (pid.error().code == EINVAL) report_unsupported_clone(ctx, fa.flags);
     return SysResult::err(pid.error().code);
+  }
+  if (pidfd >= 0) {
+    (void)p.fds->install_at(pidfd, std::make_shared<PidfdFile>(ctx.kernel, *pid, 0),
+                            /*cloexec=*/true);
+    // Linux installs it after copying the table: the child never had the descriptor.
+    if (Process* c = ctx.kernel.find(*pid); c && c->fds) (void)c->fds->close(pidfd);
   }
   if (a.flags & kCloneVfork) return SysResult::block(p.vfork_done, Restart::Uninterruptible);
   return SysResult::ok(static_cast<std::uint64_t>(*pid));
@@ -225,6 +252,8 @@ SysResult sys_waitid(SyscallContext& ctx) {
     return SysResult::err(EINVAL);
   if (!(options & (kWexited | 2 | kWcontinued))) return SysResult::err(EINVAL);
   int which = 0;
+  int pid_id = id;
+  bool nonblock = false;  // a PIDFD_NONBLOCK pidfd: WNOHANG, and EAGAIN when nothing came
   switch (idtype) {
     case 0:  // P_ALL
       which = 0;
@@ -237,10 +266,19 @@ SysResult sys_waitid(SyscallContext& ctx) {
       if (id < 0) return SysResult::err(EINVAL);
       which = 2;
       break;
+    case 3: {  // P_PIDFD: the pid the pidfd names (a reaped one matches no child: ECHILD)
+      if (id < 0) return SysResult::err(EINVAL);
+      auto f = pidfd_of(ctx.proc, id);
+      if (!f) return SysResult::err(f.error().code);
+      which = 1;
+      pid_id = (*f)->pid();
+      nonblock = ((*f)->flags() & kPidfdNonblock) != 0;
+      break;
+    }
     default:
       return SysResult::err(EINVAL);
   }
-  auto kids = matching_children(ctx, which, which == 2 && id == 0 ? ctx.proc.pgid : id);
+  auto kids = matching_children(ctx, which, which == 2 && id == 0 ? ctx.proc.pgid : pid_id);
   if (kids.empty()) return SysResult::err(ECHILD);
   std::array<std::uint8_t, 128> si{};
   if (options & kWexited) {
@@ -269,8 +307,9 @@ SysResult sys_waitid(SyscallContext& ctx) {
       return SysResult::ok(0);
     }
   }
-  if (options & kWnohang) {
+  if ((options & kWnohang) || nonblock) {
     if (info_at && !ctx.write(info_at, si.data(), 32)) return SysResult::err(EFAULT);
+    if (!(options & kWnohang)) return SysResult::err(EAGAIN);
     return SysResult::ok(0);
   }
   return SysResult::block(ctx.proc.child_wait, Restart::IfSaRestart);

@@ -118,6 +118,7 @@ std::unique_ptr<SyscallTable> make_syscall_table() {
   register_sched_syscalls(*t);
   register_socket_syscalls(*t);
   register_sendfile_syscalls(*t);
+  register_pidfd_syscalls(*t);
   if (!t->duplicates().empty()) {
     std::string names;
     for (Sys s : t->duplicates())

@@ -115,6 +115,9 @@ void register_sched_syscalls(SyscallTable& t);  // emu/syscalls/sched.cpp
 // AF_UNIX sockets (emu/syscalls/socket.cpp); sendfile, copy_file_range (emu/syscalls/sendfile.cpp).
 void register_socket_syscalls(SyscallTable& t);
 void register_sendfile_syscalls(SyscallTable& t);
+// pidfd_open, pidfd_send_signal, pidfd_getfd, process_mrelease, process_madvise
+// (emu/syscalls/pidfd.cpp).
+void register_pidfd_syscalls(SyscallTable& t);
 std::unique_ptr<SyscallTable> make_syscall_table();
 
 }  // namespace mmemu

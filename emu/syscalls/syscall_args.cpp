@@ -85,6 +85,9 @@ constexpr Row kRows[] = {
     {Sys::copy_file_range, "fafaux"}, {Sys::preadv2, "fauoox"}, {Sys::pwritev2, "fauoox"},
     {Sys::statx, "fsxxa"}, {Sys::rseq, "auxx"}, {Sys::clone3, "au"},
     {Sys::close_range, "uux"}, {Sys::faccessat2, "fsxx"},
+    // process file descriptors (emu/syscalls/pidfd.cpp)
+    {Sys::pidfd_open, "ix"}, {Sys::pidfd_send_signal, "fiax"}, {Sys::pidfd_getfd, "ffx"},
+    {Sys::process_mrelease, "fx"}, {Sys::process_madvise, "faiix"},
     // mmemu's own: dump(label, length); the label is not NUL-terminated.
     {Sys::mmemu_dump, "au"},
 };
