@@ -18,6 +18,7 @@ std::string kasan_report(const FreedInUseTable& t) {
     const std::string what = e.level != Level::Pte
                                  ? fmt::format("{} table", level_name(next_level(e.level)))
                              : e.present ? std::string("page")
+                             : e.guard   ? std::string("guard marker")
                                          : std::string("non-present entry");
     std::string line = fmt::format("  {:<#16x} {:<17} frame {:<#8x} entry {:#018x}  {}", e.va, what,
                                    e.pfn, e.entry, e.owner);

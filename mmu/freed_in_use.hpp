@@ -19,6 +19,7 @@ struct LiveEntry {
   pte_t entry = 0;           // its raw value
   pfn_t pfn = 0;             // the page or lower table it points at (0 when not present)
   bool present = false;      // a present page or a lower table (else a non-present leaf)
+  bool guard = false;        // a guard marker (MADV_GUARD_INSTALL): a live entry too
   std::string owner;         // "vma 0x...-0x... rw-p", "arch mapping [sigpage] (no VMA)", ...
 };
 

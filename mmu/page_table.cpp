@@ -146,9 +146,10 @@ void PageTable::collect_live(pfn_t table, Level level, vaddr_t base,
     const vaddr_t va = entry_va(base, level, i);
     if (level == Level::Pte) {
       const bool present = fmt_->present(e);
-      out.push_back(LiveEntry{va, level, e, present ? fmt_->pfn(e) : 0, present, {}});
+      out.push_back(LiveEntry{
+          va, level, e, present ? fmt_->pfn(e) : 0, present, fmt_->is_guard_marker(e), {}});
     } else if (fmt_->is_table(e)) {
-      out.push_back(LiveEntry{va, level, e, fmt_->pfn(e), true, {}});
+      out.push_back(LiveEntry{va, level, e, fmt_->pfn(e), true, false, {}});
       collect_live(fmt_->pfn(e), next_level(level), va, out);
     }
   }

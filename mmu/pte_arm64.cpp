@@ -60,8 +60,21 @@ class PteArm64 final : public PteFormat {
     return e;
   }
 
+  // __swp_entry(SWP_PTE_MARKER, PTE_MARKER_GUARD): bits 1:0 clear (invalid), bit 2 the
+  // swap-exclusive bit (clear), the type in bits 3-7, the offset in bits 8-57; bit 58
+  // (PROT_NONE here) stays clear, so the entry is not present either.
+  pte_t mk_guard_marker() const override {
+    return (pte_t{kSwpPteMarkerType} << kSwpTypeShift) | (kPteMarkerGuard << kSwpOffsetShift);
+  }
+  bool is_guard_marker(pte_t e) const override {
+    if (e == 0 || (e & (VALID | PROTNONE))) return false;
+    return ((e >> kSwpTypeShift) & 0x1f) == kSwpPteMarkerType &&
+           (((e >> kSwpOffsetShift) & kSwpOffsetMask) & kPteMarkerGuard);
+  }
+
   std::string decode(pte_t e, Level level) const override {
     if (e == 0) return "none";
+    if (level == Level::Pte && is_guard_marker(e)) return "guard";
     std::string s;
     auto add = [&s](const std::string& tok) {
       if (!s.empty()) s += ' ';
@@ -104,6 +117,9 @@ class PteArm64 final : public PteFormat {
   }
 
  private:
+  static constexpr unsigned kSwpTypeShift = 3;    // __SWP_TYPE_SHIFT
+  static constexpr unsigned kSwpOffsetShift = 8;  // __SWP_OFFSET_SHIFT
+  static constexpr pte_t kSwpOffsetMask = (1ULL << 50) - 1;
   static pte_t addr_bits(pfn_t pfn) { return (pfn << PAGE_SHIFT) & ADDR_MASK; }
   static bool sw_dirty(pte_t e) { return (e & DIRTY) != 0; }
   static bool hw_dirty(pte_t e) { return (e & WRITE) && !(e & RDONLY); }

@@ -99,9 +99,29 @@ class PteFormat {
   virtual pte_t modify(pte_t e, PteProt prot) const = 0;
 
   // Raw bits decoded for dumps, e.g. "P RW US A D NX" or
-  // "PAGE AF nG AP=rw-el0 SH=IS DBM PXN UXN DIRTY"; "none" for an empty entry.
+  // "PAGE AF nG AP=rw-el0 SH=IS DBM PXN UXN DIRTY"; "none" for an empty entry, "guard" for a
+  // guard marker.
   virtual std::string decode(pte_t e, Level level) const = 0;
+
+  // --- PTE markers (leaf level only) ---
+  // A guard marker (MADV_GUARD_INSTALL): make_pte_marker(PTE_MARKER_GUARD), i.e. the swap
+  // entry of type SWP_PTE_MARKER (31, the last of the 5-bit swap types) with offset
+  // PTE_MARKER_GUARD (bit 2), encoded as each arch encodes swap entries, so the hardware
+  // sees a non-present (x86-64: P and PROTNONE clear; arm64: VALID and PROT_NONE clear)
+  // entry that is not none:
+  //   x86-64: 0xfffffffffffff600  (type in bits 59-63, offset inverted in bits 9-58)
+  //   arm64:  0x00000000000004f8  (type in bits 3-7, offset in bits 8-57)
+  // mmemu has no swap, migration or other marker entries, so a non-none, non-present leaf is
+  // a guard marker or a bug. present() is false for it, and pfn() means nothing.
+  virtual pte_t mk_guard_marker() const = 0;
+  // is_guard_pte_marker: a marker entry with the guard bit (the pagemap's PM_GUARD_REGION,
+  // the fault handler's VM_FAULT_SIGSEGV).
+  virtual bool is_guard_marker(pte_t e) const = 0;
 };
+
+// Linux's swap-entry fields of a PTE marker (include/linux/swapops.h, swap.h).
+inline constexpr unsigned kSwpPteMarkerType = 31;          // SWP_PTE_MARKER
+inline constexpr std::uint64_t kPteMarkerGuard = 1U << 2;  // PTE_MARKER_GUARD
 
 const PteFormat& pte_format_x86();    // pte_x86.cpp
 const PteFormat& pte_format_arm64();  // pte_arm64.cpp

@@ -44,8 +44,18 @@ class PteX86 final : public PteFormat {
     return (e & kKeep) | prot_bits(prot);
   }
 
+  // __swp_entry(SWP_PTE_MARKER, PTE_MARKER_GUARD): the type in the top 5 bits, the offset
+  // inverted (the L1TF mitigation: a stray walk sees a frame above physical memory) in the
+  // bits from _PAGE_BIT_PROTNONE + 1 up.
+  pte_t mk_guard_marker() const override { return swp_entry(kSwpPteMarkerType, kPteMarkerGuard); }
+  bool is_guard_marker(pte_t e) const override {
+    if (e == 0 || (e & (P | PROTNONE))) return false;
+    return swp_type(e) == kSwpPteMarkerType && (swp_offset(e) & kPteMarkerGuard);
+  }
+
   std::string decode(pte_t e, Level level) const override {
     if (e == 0) return "none";
+    if (level == Level::Pte && is_guard_marker(e)) return "guard";
     std::string s;
     auto add = [&s](const char* tok) {
       if (!s.empty()) s += ' ';
@@ -67,6 +77,15 @@ class PteX86 final : public PteFormat {
   }
 
  private:
+  static constexpr unsigned kSwpTypeBits = 5;
+  static constexpr unsigned kSwpOffsetShift = 9 + kSwpTypeBits;  // SWP_OFFSET_SHIFT
+  static constexpr pte_t swp_entry(std::uint64_t type, std::uint64_t offset) {
+    return (~offset << kSwpOffsetShift >> kSwpTypeBits) | (type << (64 - kSwpTypeBits));
+  }
+  static constexpr std::uint64_t swp_type(pte_t e) { return e >> (64 - kSwpTypeBits); }
+  static constexpr std::uint64_t swp_offset(pte_t e) {
+    return ~e << kSwpTypeBits >> kSwpOffsetShift;
+  }
   static pte_t frame_bits(pfn_t pfn) { return (pfn << PAGE_SHIFT) & PFN_MASK; }
   // The protection bits mk_pte/modify install: PAGE_SHARED/PAGE_READONLY and their _EXEC
   // forms without _PAGE_ACCESSED; kernel-only entries are global, as __PAGE_KERNEL is.

@@ -11,6 +11,9 @@ constexpr std::array<Level, 3> kUpper{Level::Pgd, Level::Pud, Level::Pmd};
 std::unexpected<WalkFault> not_present(Level l) {
   return std::unexpected(WalkFault{WalkFaultKind::NotPresent, l, ProtReason::None});
 }
+std::unexpected<WalkFault> guard_fault() {
+  return std::unexpected(WalkFault{WalkFaultKind::Guard, Level::Pte, ProtReason::None});
+}
 std::unexpected<WalkFault> prot_fault(ProtReason r) {
   return std::unexpected(WalkFault{WalkFaultKind::Protection, Level::Pte, r});
 }
@@ -44,6 +47,7 @@ std::expected<Translation, WalkFault> walk_x86(PageTable& pt, vaddr_t va, Access
   const PteRef leaf{t, table_index(va, Level::Pte)};
   pte_t e = pt.get(leaf);
   if (!(e & P)) {
+    if (pt.fmt().is_guard_marker(e)) return guard_fault();
     if (e & PROTNONE) return prot_fault(ProtReason::ProtNone);
     return not_present(Level::Pte);
   }
@@ -84,6 +88,7 @@ std::expected<Translation, WalkFault> walk_arm64(PageTable& pt, vaddr_t va, Acce
   const PteRef leaf{t, table_index(va, Level::Pte)};
   pte_t e = pt.get(leaf);
   if (!(e & VALID)) {
+    if (pt.fmt().is_guard_marker(e)) return guard_fault();
     if (e & PROTNONE) return prot_fault(ProtReason::ProtNone);
     return not_present(Level::Pte);
   }
@@ -118,6 +123,8 @@ std::string_view walk_fault_name(const WalkFault& f) {
       return "not-present";
     case WalkFaultKind::NonCanonical:
       return "non-canonical";
+    case WalkFaultKind::Guard:
+      return "guard";
     case WalkFaultKind::Protection:
       break;
   }

@@ -22,6 +22,8 @@ enum class WalkFaultKind : std::uint8_t {
   NotPresent,    // an entry on the way was none / invalid (level says which)
   Protection,    // the leaf exists but forbids this access (reason says why)
   NonCanonical,  // x86-64: bits 63:47 not a sign extension (#GP, not a page fault)
+  Guard,         // the leaf is a guard marker (MADV_GUARD_INSTALL): not present to the
+                 // hardware; the fault handler answers SIGSEGV
 };
 
 // Why a Protection fault happened.

@@ -135,6 +135,7 @@ std::vector<Run> leaf_runs(const Mm& mm, pfn_t table, vaddr_t base) {
     r.va = pt.entry_va(base, Level::Pte, i);
     r.raw = e;
     r.present = f.present(e);
+    if (f.is_guard_marker(e)) r.kind = "guard";  // not present; runs of markers collapse
     if (r.present) {
       r.pfn_first = r.pfn_last = f.pfn(e);
       r.prot = prot_string(f, e);
@@ -146,6 +147,11 @@ std::vector<Run> leaf_runs(const Mm& mm, pfn_t table, vaddr_t base) {
       // Zero-page runs repeat one frame; every other run steps one frame per entry.
       const bool follows =
           r.kind == "zero-page" ? r.pfn_first == p.pfn_last : r.pfn_first == p.pfn_last + 1;
+      const bool guards = p.kind == "guard" && r.kind == "guard" && p.raw == r.raw;
+      if (p.last + 1 == i && guards) {
+        p.last = i;
+        continue;
+      }
       if (p.last + 1 == i && p.present && r.present && p.prot == r.prot && p.kind == r.kind &&
           p.mapcount == r.mapcount && follows) {
         p.last = i;
@@ -163,6 +169,9 @@ std::string run_text(const Mm& mm, const Run& r) {
                                             : fmt::format("pte[{}..{}]", r.first, r.last);
   const vaddr_t va_last = r.va + (static_cast<vaddr_t>(r.last - r.first + 1) << PAGE_SHIFT) - 1;
   const std::string bits = mm.fmt().decode(r.raw, Level::Pte);
+  if (r.kind == "guard")
+    return fmt::format("{} va {:#x}..{:#x} guard, raw {:#018x} {}", idx, r.va, va_last, r.raw,
+                       bits);
   if (!r.present)
     return fmt::format("{} va {:#x}..{:#x} not present, raw {:#018x} {}", idx, r.va, va_last, r.raw,
                        bits);

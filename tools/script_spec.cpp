@@ -246,7 +246,7 @@ const std::vector<CmdSpec>& table() {
   return t;
 }
 
-constexpr std::array<std::pair<std::string_view, int>, 23> kAdvice{{
+constexpr std::array<std::pair<std::string_view, int>, 25> kAdvice{{
     {"normal", MADV_NORMAL},
     {"random", MADV_RANDOM},
     {"sequential", MADV_SEQUENTIAL},
@@ -269,7 +269,9 @@ constexpr std::array<std::pair<std::string_view, int>, 23> kAdvice{{
     {"populate_read", MADV_POPULATE_READ},
     {"populate_write", MADV_POPULATE_WRITE},
     {"hwpoison", MADV_HWPOISON},
-    {"collapse", 25},  // MADV_COLLAPSE (newer than some libc headers)
+    {"collapse", 25},        // MADV_COLLAPSE (newer than some libc headers)
+    {"guard_install", 102},  // MADV_GUARD_INSTALL (vma/guard.hpp)
+    {"guard_remove", 103},   // MADV_GUARD_REMOVE
 }};
 
 bool one_of(std::string_view v, const std::vector<std::string_view>& set) {

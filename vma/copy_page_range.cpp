@@ -83,7 +83,14 @@ Result<void> copy_pte_range(CopyCtx& c, vaddr_t addr, vaddr_t end) {
     const PteRef sref{*stable, table_index(va, Level::Pte)};
     const pte_t e = c.spt.get(sref);
     if (c.fmt.none(e)) continue;
-    // mmemu has no swap or migration entries: a non-none leaf maps a frame.
+    if (c.fmt.is_guard_marker(e)) {
+      // copy_nonpresent_pte -> copy_pte_marker: a guard marker is always copied. (Installing
+      // one gave the VMA an anon_vma, so vma_needs_copy sent even a shared VMA here.)
+      c.dpt.set(PteRef{*dtable, table_index(va, Level::Pte)}, e);
+      if (c.stats) ++c.stats->ptes_copied;
+      continue;
+    }
+    // mmemu has no swap or migration entries: any other non-none leaf maps a frame.
     auto ne = copy_present_pte(c, va, sref, e);
     if (!ne) return std::unexpected(ne.error());
     c.dpt.set(PteRef{*dtable, table_index(va, Level::Pte)}, *ne);

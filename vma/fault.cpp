@@ -24,6 +24,8 @@ std::string_view fault_result_name(FaultResult r) {
       return "SEGV_PKUERR";
     case FaultResult::SegvAccErr:
       return "SEGV_ACCERR";
+    case FaultResult::SegvGuard:
+      return "SEGV_MAPERR (guard)";
     case FaultResult::SigBus:
       return "SIGBUS";
     case FaultResult::Oom:
@@ -216,6 +218,9 @@ FaultResult handle_pte_fault(Mm& mm, Vma& vma, vaddr_t addr, Access access) {
   const PteFormat& fmt = mm.fmt();
   const pte_t e = mm.pt().get(*ref);
   if (fmt.none(e)) return vma.vm_file ? do_fault(f) : do_anonymous_page(f);
+  // do_swap_page -> handle_pte_marker: a guard marker answers VM_FAULT_SIGSEGV, which the
+  // arch handler reports as SEGV_MAPERR.
+  if (fmt.is_guard_marker(e)) return FaultResult::SegvGuard;
   if (fmt.protnone(e)) {
     // The VMA allows the access but the entry still says PROT_NONE: refresh it.
     set_pte(f, fmt.modify(e, vma.vm_page_prot));

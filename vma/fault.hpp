@@ -15,6 +15,7 @@ enum class FaultResult : std::uint8_t {
   SegvMapErr,  // SIGSEGV, SEGV_MAPERR: no mapping at the address
   SegvAccErr,  // SIGSEGV, SEGV_ACCERR: the mapping forbids this access
   SegvPkuErr,  // SIGSEGV, SEGV_PKUERR: x86-64's protection key of the VMA forbids it
+  SegvGuard,   // SIGSEGV, SEGV_MAPERR: the PTE is a guard marker (VM_FAULT_SIGSEGV)
   SigBus,      // SIGBUS, BUS_ADRERR: a file mapping past the end of its file
   Oom,         // an allocation failed (VM_FAULT_OOM); the kernel retries after reclaim/OOM kill
 };

@@ -4,9 +4,9 @@
 // the range are skipped and reported as ENOMEM at the end.
 //
 // Accepted by Linux 6.18 but answered EINVAL here, because what they act on is not modelled:
-// MADV_COLLAPSE (no transparent huge pages: no VMA qualifies), MADV_GUARD_INSTALL/REMOVE
-// (no PTE markers), MADV_HWPOISON/SOFT_OFFLINE (no memory-failure handling; the host kernel
-// here is built without it and says EINVAL too).
+// MADV_COLLAPSE (no transparent huge pages: no VMA qualifies), MADV_HWPOISON/SOFT_OFFLINE
+// (no memory-failure handling; the host kernel here is built without it and says EINVAL
+// too). MADV_GUARD_INSTALL/REMOVE are in vma/guard.cpp.
 #include <linux/mman.h>
 #include <sys/mman.h>
 
@@ -14,6 +14,7 @@
 
 #include "mmu/mmu_gather.hpp"
 #include "vma/file.hpp"
+#include "vma/guard.hpp"
 #include "vma/gup.hpp"
 #include "vma/mm_syscalls.hpp"
 #include "vma/rmap.hpp"
@@ -52,6 +53,8 @@ bool madvise_behavior_valid(int behavior) {
     case MADV_DODUMP:
     case MADV_WIPEONFORK:
     case MADV_KEEPONFORK:
+    case MADV_GUARD_INSTALL:
+    case MADV_GUARD_REMOVE:
       return true;
     default:
       return false;
@@ -203,6 +206,10 @@ Visit madvise_vma_behavior(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, int beh
       zap_page_range_single(vma, start, end);
       return {{}, &vma};
     }
+    case MADV_GUARD_INSTALL:
+      return {madvise_guard_install(vma, start, end), &vma};
+    case MADV_GUARD_REMOVE:
+      return {madvise_guard_remove(vma, start, end), &vma};
     case MADV_NORMAL:
       new_flags &= ~(VM_RAND_READ | VM_SEQ_READ);
       break;

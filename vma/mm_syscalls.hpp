@@ -65,7 +65,8 @@ vaddr_t sys_brk(Mm& mm, vaddr_t brk);
 
 // --- madvise.cpp ---
 // madvise(2) for the advice Linux 6.18 accepts (see madvise.cpp for the few modelled as
-// "not available here": MADV_COLLAPSE, MADV_GUARD_*, MADV_HWPOISON, MADV_SOFT_OFFLINE).
+// "not available here": MADV_COLLAPSE, MADV_HWPOISON, MADV_SOFT_OFFLINE; MADV_GUARD_* are
+// vma/guard.hpp's).
 Result<void> do_madvise(Mm& mm, vaddr_t start, std::uint64_t len, int advice);
 
 // --- mlock.cpp ---

@@ -11,12 +11,13 @@
 
 namespace mmemu {
 
-void unmap_page_range(MmuGather& tlb, Vma& vma, vaddr_t start, vaddr_t end) {
+void unmap_page_range(MmuGather& tlb, Vma& vma, vaddr_t start, vaddr_t end, bool drop_markers) {
   Mm& mm = *vma.vm_mm;
   PageTable& pt = mm.pt();
   const PteFormat& fmt = pt.fmt();
   PhysMem& phys = mm.phys();
   pt.for_each_pte(start, end, [&](vaddr_t va, PteRef ref, pte_t e) {
+    if (!drop_markers && fmt.is_guard_marker(e)) return;  // zap_nonpresent_ptes
     pt.set(ref, 0);
     tlb.track(va, va + PAGE_SIZE);
     if (!fmt.present(e)) return;
@@ -98,7 +99,8 @@ void mm_free_in_use(Mm& mm, FreedInUseTable& rec, MmuGather& tlb) {
 void zap_page_range_single(Vma& vma, vaddr_t start, vaddr_t end) {
   Mm& mm = *vma.vm_mm;
   MmuGather tlb(mm.pt(), &mm.tlb());
-  unmap_page_range(tlb, vma, std::max(start, vma.vm_start), std::min(end, vma.vm_end));
+  unmap_page_range(tlb, vma, std::max(start, vma.vm_start), std::min(end, vma.vm_end),
+                   /*drop_markers=*/false);
   tlb.finish();
 }
 

@@ -11,8 +11,11 @@
 namespace mmemu {
 
 // Clears every PTE of [start, end) (inside vma): rmap and RSS dropped, dirty bits moved to
-// the frame, frames handed to the gather. Tables stay.
-void unmap_page_range(MmuGather& tlb, Vma& vma, vaddr_t start, vaddr_t end);
+// the frame, frames handed to the gather. Tables stay. Guard markers go only with
+// drop_markers (ZAP_FLAG_DROP_MARKER: munmap, exit, a table freed in use); MADV_DONTNEED,
+// truncation and the OOM reaper zap with it false and leave them in place.
+void unmap_page_range(MmuGather& tlb, Vma& vma, vaddr_t start, vaddr_t end,
+                      bool drop_markers = true);
 
 // unmap_vmas: unmap_page_range over each VMA of `vmas` clipped to [start, end).
 void unmap_vmas(MmuGather& tlb, std::span<Vma* const> vmas, vaddr_t start, vaddr_t end);
@@ -41,7 +44,8 @@ std::vector<Vma*> vmas_below(const Mm& mm, const Vma* first, vaddr_t tree_max);
 // list (Machine::freed_in_use), which fails the run.
 void mm_free_in_use(Mm& mm, FreedInUseTable& rec, MmuGather& tlb);
 
-// zap_page_range_single: MADV_DONTNEED-style unmap of [start, end) inside one VMA, tables kept.
+// zap_page_range_single: MADV_DONTNEED-style unmap of [start, end) inside one VMA, tables and
+// guard markers kept.
 void zap_page_range_single(Vma& vma, vaddr_t start, vaddr_t end);
 
 }  // namespace mmemu

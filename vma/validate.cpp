@@ -79,6 +79,15 @@ void check_tables(const Mm& mm, PteCounts& counts, std::vector<std::string>& err
 
   std::array<std::int64_t, NR_MM_COUNTERS> rss{};
   pt.for_each_pte(0, ~0ULL, [&](vaddr_t va, PteRef, pte_t e) {
+    if (fmt.is_guard_marker(e)) {
+      // A guard marker belongs to a VMA that may hold one (not VM_SPECIAL/hugetlb).
+      const Vma* gv = mm.vma_lookup(va);
+      if (!gv)
+        err.push_back(fmt::format("guard marker at {:#x} outside every VMA", va));
+      else if (gv->vm_flags & VM_SPECIAL)
+        err.push_back(fmt::format("guard marker at {:#x} in a VM_SPECIAL VMA", va));
+      return;
+    }
     if (!fmt.present(e)) {
       err.push_back(fmt::format("pte at {:#x}: not present but not none ({:#x})", va, e));
       return;

@@ -107,7 +107,7 @@ class OomReaperWalker final : public WalkerBase {
           if (vma.vm_flags & VM_PFNMAP) return true;
           if (vma.is_anonymous() || !(vma.vm_flags & VM_SHARED)) {
             const std::uint64_t before = tlb.pages_freed() + tlb.pending_pages();
-            unmap_page_range(tlb, vma, vma.vm_start, vma.vm_end);
+            unmap_page_range(tlb, vma, vma.vm_start, vma.vm_end, /*drop_markers=*/false);
             rep.pages_reaped += tlb.pages_freed() + tlb.pending_pages() - before;
           }
           return true;

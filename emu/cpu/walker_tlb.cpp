@@ -39,6 +39,7 @@ TlbFaultOutcome signal_outcome(FaultResult r, vaddr_t va, unsigned pkey) {
       o.kind = TlbFaultOutcome::Kind::Retry;
       break;
     case FaultResult::SegvMapErr:
+    case FaultResult::SegvGuard:
       o = {TlbFaultOutcome::Kind::Signal, 11, 1, va, r};
       break;
     case FaultResult::SegvAccErr:

@@ -34,6 +34,7 @@ std::string_view outcome_name(const TlbFaultOutcome& o) {
       break;
   }
   if (o.signo == 7) return "sigbus";
+  if (o.result == FaultResult::SegvGuard) return "segv-guard";  // SEGV_MAPERR from a guard marker
   if (o.code == 0x80) return "segv-gp";
   if (o.code == 4) return "segv-pkuerr";
   return o.code == 2 ? "segv-accerr" : "segv-maperr";

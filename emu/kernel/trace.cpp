@@ -29,6 +29,7 @@ void to_json(nlohmann::json& j, const FreedInUseTable& t) {
                        {"pfn", hex(e.pfn)},
                        {"entry", hex(e.entry)},
                        {"present", e.present},
+                       {"guard", e.guard},
                        {"owner", e.owner}});
   j = {{"mm", t.mm},
        {"level", level_name(t.level)},
