@@ -67,16 +67,13 @@ bool write_access(int flags) {
 // What a name in the emulated part of the tree is.
 struct Node {
   enum Kind { Host, HostPseudo, Dir, Gen, Link, Dev, Shmem, Special, Missing } kind = Host;
-  std::string name;               // canonical name (/proc/self/fd/N shows it)
-  std::string host;               // Host/HostPseudo: the host path
-  std::string target;             // Link: what readlink shows
-  std::string follow;             // Link: the absolute path it leads to ("" for fd links)
-  OpenFileRef fd_file;            // Link of /proc/PID/fd/N: the open file
-  std::vector<DirEntry> entries;  // Dir
-  GeneratedFile::Generator gen;   // Gen
-  // Gen: opens a file other than the generated text (pagemap, mem) or adds to it (maps'
-  // ioctl); called after the permission checks with the open flags.
-  std::function<Result<OpenFileRef>(SyscallContext& ctx, int flags, const FileStat& st)> open_fn;
+  std::string name;                // canonical name (/proc/self/fd/N shows it)
+  std::string host;                // Host/HostPseudo: the host path
+  std::string target;              // Link: what readlink shows
+  std::string follow;              // Link: the absolute path it leads to ("" for fd links)
+  OpenFileRef fd_file;             // Link of /proc/PID/fd/N: the open file
+  std::vector<DirEntry> entries;   // Dir
+  GeneratedFile::Generator gen;    // Gen
   DirFile::Lister relist;          // Dir: entries listed again at each rewind
   std::uint32_t mode = 0444;       // Gen/Dir permission bits
   std::uint32_t uid = 0, gid = 0;  // Gen/Dir owner (a /proc/PID file: the process's ids)
@@ -87,6 +84,10 @@ struct Node {
   // Special: a FIFO or socket name the guest created; Link: a symbolic link it created.
   SpecialNodeRef special;
   int err = ENOENT;  // Missing
+
+  // Gen: opens a file other than the generated text (pagemap, mem) or adds to it (maps'
+  // ioctl); called after the permission checks with the open flags.
+  std::function<Result<OpenFileRef>(SyscallContext& ctx, int flags, const FileStat& st)> open_fn;
 };
 
 Node missing(int e = ENOENT) {
@@ -188,16 +189,17 @@ Node pid_node_at(SyscallContext& ctx, Process& p, const std::vector<std::string>
                  const std::string& base, std::uint64_t ino0) {
   if (at == c.size()) {
     static const std::pair<const char*, std::uint8_t> kEntries[] = {
-        {"task", DT_DIR},    {"fd", DT_DIR},        {"environ", DT_REG},      {"limits", DT_REG},
-        {"status", DT_REG},  {"stat", DT_REG},      {"statm", DT_REG},        {"maps", DT_REG},
-        {"mounts", DT_REG},  {"smaps", DT_REG},     {"smaps_rollup", DT_REG}, {"cmdline", DT_REG},
-        {"comm", DT_REG},    {"cwd", DT_LNK},       {"root", DT_LNK},         {"exe", DT_LNK},
-        {"cgroup", DT_REG},  {"mountinfo", DT_REG}, {"loginuid", DT_REG},     {"sessionid", DT_REG},
-        {"pagemap", DT_REG}, {"mem", DT_REG}};
+        {"task", DT_DIR},   {"fd", DT_DIR},        {"environ", DT_REG},      {"limits", DT_REG},
+        {"status", DT_REG}, {"stat", DT_REG},      {"statm", DT_REG},        {"maps", DT_REG},
+        {"mounts", DT_REG}, {"smaps", DT_REG},     {"smaps_rollup", DT_REG}, {"cmdline", DT_REG},
+        {"comm", DT_REG},   {"cwd", DT_LNK},       {"root", DT_LNK},         {"exe", DT_LNK},
+        {"cgroup", DT_REG}, {"mountinfo", DT_REG}, {"loginuid", DT_REG},     {"sessionid", DT_REG}};
     Node n = dir_node(base, {}, 0555, DT_REG, ino0);
     std::uint64_t i = ino0 + 2;
     for (const auto& [name, type] : kEntries)
       n.entries.push_back({i++, type, name});
+    for (const char* name : {"pagemap", "mem"})
+      n.entries.push_back({i++, DT_REG, name});
     return n;
   }
   const std::string& e = c[at];
