@@ -4,13 +4,14 @@
 // and describes it. Both need no CPU and cannot fail on any input address.
 //
 // What is modelled (mmemu has no swap, THP, hugetlb or uffd, and the host kernel has no
-// CONFIG_MEM_SOFT_DIRTY, so bits 62 (swapped), 57 (uffd-wp) and 55 (soft-dirty) are never
-// set, as on that kernel):
+// CONFIG_MEM_SOFT_DIRTY, so bits 57 (uffd-wp) and 55 (soft-dirty) are never set, as on that
+// kernel, and bit 62 (swapped) only for a guard marker):
 // - bit 63 present: a present leaf, PROT_NONE entries included (pte_present);
 // - bit 61 file-page-or-shared-anon: the frame is not anonymous (page cache, shmem);
 //   vm_normal_page leaves the zero page out, so it is neither file nor exclusive;
 // - bit 56 exclusively mapped: present and the frame's mapcount is 1;
-// - bit 58 guard region: a guard marker (kPagemapGuardHook below);
+// - bit 58 guard region (with bit 62 and the marker's swap "frame", as Linux reports a
+//   guard marker): a hook in pagemap.cpp, waiting for the page tables' guard markers;
 // - bits 0-54: the frame number, only when the opener had CAP_SYS_ADMIN (show_pfn).
 #pragma once
 
