@@ -112,8 +112,11 @@ FaultResult do_wp_page(FaultCtx& f, pte_t e) {
   }
   const PageDesc& d = phys.desc(pfn);
   if ((d.flags & PG_anon) && d.mapcount == 1 && d.refcount == 1 && d.pincount == 0) {
-    // The only user of an anonymous page: reuse it in place.
-    set_pte(f, fmt.mkwrite(fmt.mkdirty(fmt.mkyoung(e))));
+    // The only user of an anonymous page: reuse it in place (wp_page_reuse: maybe_mkwrite,
+    // so a FOLL_FORCE write into a read-only private mapping leaves the entry read-only).
+    pte_t n = fmt.mkdirty(fmt.mkyoung(e));
+    if (f.vma.vm_flags & VM_WRITE) n = fmt.mkwrite(n);
+    set_pte(f, n);
     return FaultResult::Ok;
   }
   return wp_page_copy(f, pfn, /*src_mapped=*/true);
@@ -221,8 +224,9 @@ FaultResult handle_pte_fault(Mm& mm, Vma& vma, vaddr_t addr, Access access) {
   // do_swap_page -> handle_pte_marker: a guard marker answers VM_FAULT_SIGSEGV, which the
   // arch handler reports as SEGV_MAPERR.
   if (fmt.is_guard_marker(e)) return FaultResult::SegvGuard;
-  if (fmt.protnone(e)) {
-    // The VMA allows the access but the entry still says PROT_NONE: refresh it.
+  if (fmt.protnone(e) && (vma.vm_flags & VM_ACCESS_FLAGS)) {
+    // The VMA allows the access but the entry still says PROT_NONE: refresh it. (A
+    // PROT_NONE VMA gets here only from a FOLL_FORCE access, which goes on as Linux does.)
     set_pte(f, fmt.modify(e, vma.vm_page_prot));
     return FaultResult::Ok;
   }
@@ -291,6 +295,10 @@ FaultResult handle_mm_fault(Mm& mm, vaddr_t addr, Access access) {
   if (!vma_pkey_permits(mm, *vma, access)) return FaultResult::SegvPkuErr;
   if (access_error(*vma, access)) return FaultResult::SegvAccErr;
   return handle_pte_fault(mm, *vma, addr, access);
+}
+
+FaultResult handle_mm_fault_vma(Mm& mm, Vma& vma, vaddr_t addr, Access access) {
+  return handle_pte_fault(mm, vma, addr, access);
 }
 
 std::expected<Translation, FaultResult> fault_in(Mm& mm, vaddr_t addr, Access access) {

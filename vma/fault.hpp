@@ -27,6 +27,11 @@ std::string_view fault_result_name(FaultResult r);
 // updates. Every PTE it replaces is flushed through the mm's TlbFlusher.
 FaultResult handle_mm_fault(Mm& mm, vaddr_t addr, Access access);
 
+// faultin_page's handle_mm_fault for get_user_pages: the VMA was found and checked by GUP
+// (check_vma_flags), so the arch's access checks are skipped; with FOLL_FORCE this is how a
+// read of a PROT_NONE page or a write into a read-only private one is resolved.
+FaultResult handle_mm_fault_vma(Mm& mm, Vma& vma, vaddr_t addr, Access access);
+
 // expand_stack: grows a VM_GROWSDOWN VMA down to addr (rlimit, guard gap and
 // mmap_min_addr checks). Returns the VMA now containing addr, or nullptr.
 Vma* expand_stack(Mm& mm, vaddr_t addr);

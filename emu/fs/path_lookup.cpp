@@ -24,9 +24,11 @@
 #include "emu/fs/dev_file.hpp"
 #include "emu/fs/host_file.hpp"
 #include "emu/fs/pipe.hpp"
+#include "emu/fs/proc_pagemap.hpp"
 #include "emu/fs/proc_system.hpp"
 #include "emu/fs/procfs.hpp"
 #include "emu/fs/shmem_file.hpp"
+#include "emu/kernel/cred.hpp"
 #include "emu/syscalls/abi.hpp"
 #include "vma/file.hpp"
 #include "vma/shmem.hpp"
@@ -82,6 +84,10 @@ struct Node {
   // Special: a FIFO or socket name the guest created; Link: a symbolic link it created.
   SpecialNodeRef special;
   int err = ENOENT;  // Missing
+
+  // Gen: opens a file other than the generated text (pagemap, mem) or adds to it (maps'
+  // ioctl); called after the permission checks with the open flags.
+  std::function<Result<OpenFileRef>(SyscallContext& ctx, int flags, const FileStat& st)> open_fn;
 };
 
 Node missing(int e = ENOENT) {
@@ -140,6 +146,45 @@ Node pid_node(SyscallContext& ctx, Process& p, const std::vector<std::string>& c
   return n;
 }
 
+// maps: the generated text, plus the PROCMAP_QUERY ioctl on the mm of the open.
+void add_procmap_query(Node& n, const std::weak_ptr<AddressSpace>& as) {
+  n.open_fn = [as, gen = n.gen, name = n.name](SyscallContext&, int flags, const FileStat& st) {
+    auto f = std::make_shared<GeneratedFile>(flags, name, gen, st);
+    // proc_maps_open takes the mm at open time; a later exec does not change it.
+    std::weak_ptr<AddressSpace> mm_at_open = as;
+    f->set_ioctl([mm_at_open](SyscallContext& c, std::uint64_t req, std::uint64_t arg) {
+      return procmap_ioctl(c, mm_at_open, req, arg);
+    });
+    return Result<OpenFileRef>(OpenFileRef(std::move(f)));
+  };
+}
+
+// pagemap (0400) and mem (0600): the mm and the opener's credentials are taken at open
+// (proc_mem_open, file_ns_capable on f_cred). false: the process has no such file.
+bool pagemap_mem_node(SyscallContext& ctx, Process& p, const std::string& e, Node& n) {
+  const std::weak_ptr<AddressSpace> as = p.as;
+  Kernel* k = &ctx.kernel;
+  const int pid = p.pid;
+  const bool pagemap = e == "pagemap";
+  n.mode = pagemap ? 0400 : 0600;
+  n.gen = [] { return std::optional<std::string>(); };
+  n.open_fn = [k, pid, as, pagemap, name = n.name](SyscallContext& c, int flags,
+                                                   const FileStat& st) -> Result<OpenFileRef> {
+    Process* target = pid == c.proc.pid ? &c.proc : k->find(pid);
+    if (target)
+      if (auto ok = proc_mem_permitted(c.proc, *target); !ok) return std::unexpected(ok.error());
+    if (pagemap) {
+      auto f = std::make_shared<PagemapFile>(flags, as, capable(c.proc.cred, CAP_SYS_ADMIN), st);
+      f->set_path(name);
+      return OpenFileRef(std::move(f));
+    }
+    auto f = std::make_shared<ProcMemFile>(flags, as, st);
+    f->set_path(name);
+    return OpenFileRef(std::move(f));
+  };
+  return true;
+}
+
 Node pid_node_at(SyscallContext& ctx, Process& p, const std::vector<std::string>& c, std::size_t at,
                  const std::string& base, std::uint64_t ino0) {
   if (at == c.size()) {
@@ -153,6 +198,8 @@ Node pid_node_at(SyscallContext& ctx, Process& p, const std::vector<std::string>
     std::uint64_t i = ino0 + 2;
     for (const auto& [name, type] : kEntries)
       n.entries.push_back({i++, type, name});
+    for (const char* name : {"pagemap", "mem"})
+      n.entries.push_back({i++, DT_REG, name});
     return n;
   }
   const std::string& e = c[at];
@@ -209,6 +256,9 @@ Node pid_node_at(SyscallContext& ctx, Process& p, const std::vector<std::string>
   const int pid = p.pid;
   if (e == "maps") {
     n.gen = [as] { return proc_pid_text(as.lock(), ProcText::Maps); };
+    add_procmap_query(n, as);
+  } else if (e == "pagemap" || e == "mem") {
+    if (!pagemap_mem_node(ctx, p, e, n)) return missing();
   } else if (e == "smaps") {
     n.gen = [as] { return proc_pid_text(as.lock(), ProcText::Smaps); };
   } else if (e == "smaps_rollup") {
@@ -654,6 +704,7 @@ Result<OpenFileRef> open_node(SyscallContext& ctx, const std::string& abs, int f
       if (opath) return OpenFileRef(std::make_shared<PathFile>(flags, st, n.name));
       // Only the owner's write bit or root's override lets a write open through.
       if (write_access(flags) && !(n.mode & 0200) && ctx.proc.cred.euid != 0) return fail(EACCES);
+      if (n.open_fn) return n.open_fn(ctx, flags | kO_LARGEFILE, st);
       return OpenFileRef(
           std::make_shared<GeneratedFile>(flags | kO_LARGEFILE, n.name, std::move(n.gen), st));
     }

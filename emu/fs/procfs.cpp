@@ -42,6 +42,11 @@ SysResult GeneratedFile::pread(SyscallContext&, std::span<std::uint8_t> buf, std
   return SysResult::ok(n);
 }
 
+SysResult GeneratedFile::ioctl(SyscallContext& ctx, std::uint64_t request, std::uint64_t arg) {
+  if (!ioctl_) return OpenFile::ioctl(ctx, request, arg);
+  return ioctl_(ctx, request, arg);
+}
+
 Result<std::uint64_t> GeneratedFile::lseek(std::int64_t off, int whence) {
   return seq_lseek(off, whence);
 }

@@ -28,9 +28,14 @@ class GeneratedFile final : public OpenFile {
   SysResult pread(SyscallContext& ctx, std::span<std::uint8_t> buf, std::uint64_t off) override;
   Result<std::uint64_t> lseek(std::int64_t off, int whence) override;
   Result<FileStat> stat() const override { return st_; }
+  // An ioctl handler (/proc/PID/maps answers PROCMAP_QUERY); without one, ENOTTY.
+  using Ioctl = std::function<SysResult(SyscallContext&, std::uint64_t, std::uint64_t)>;
+  void set_ioctl(Ioctl f) { ioctl_ = std::move(f); }
+  SysResult ioctl(SyscallContext& ctx, std::uint64_t request, std::uint64_t arg) override;
 
  private:
   const std::string& text_for(std::uint64_t off);
+  Ioctl ioctl_;
   std::string path_;
   Generator gen_;
   FileStat st_;
