@@ -11,8 +11,7 @@ namespace mmemu {
 
 namespace {
 
-// HOOK (guard regions, issue 14): a guard marker entry (MADV_GUARD_INSTALL) is a swap-type
-// entry to pagemap: measured on the host (Linux 6.18, x86-64, root) it reads
+// A guard marker (MADV_GUARD_INSTALL) is a swap-type entry to pagemap: measured on the host (Linux 6.18, x86-64, root) it reads
 // 0x440000000000009f: PM_SWAP | PM_GUARD_REGION, and as "frame" swp_type | swp_offset << 5
 // = SWP_PTE_MARKER (31) | PTE_MARKER_GUARD (4) << 5, shown only with show_pfn.
 constexpr std::uint64_t kGuardMarkerFrame = 31 | (4 << 5);
