@@ -59,6 +59,17 @@ static const char* faults(char* p, size_t n) {
   return buf;
 }
 
+/* Bits 55-63 of the page's /proc/self/pagemap entry (the frame number left out): a guard
+ * marker reads as swapped (bit 62) and guard region (bit 58), a present page as bit 63. */
+static unsigned long pagemap_flags(const void* p) {
+  int fd = open("/proc/self/pagemap", O_RDONLY);
+  CHECK(fd >= 0);
+  unsigned long e = 0;
+  CHECK(pread(fd, &e, sizeof e, (off_t)((unsigned long)p / G_PAGE * sizeof e)) == sizeof e);
+  close(fd);
+  return e >> 55;
+}
+
 static void basics(void) {
   char* p = map_anon(10);
   memset(p, 'x', 10 * G_PAGE);
@@ -69,6 +80,8 @@ static void basics(void) {
   expect_str("write into a guard page", probe_write(p + 3 * G_PAGE + 100, 1), "SEGV_MAPERR");
   expect_str("reads page by page", faults(p, 10), "..MM......");
   expect_str("resident", residency(p, 10), "1100111111");
+  expect_yes("pagemap: guard page swapped + guard", pagemap_flags(p + 2 * G_PAGE) == 0x88);
+  expect_yes("pagemap: its neighbour present", (pagemap_flags(p + 4 * G_PAGE) & 0x100) != 0);
   expect_yes("neighbours kept their data", p[G_PAGE - 1] == 'x' && p[4 * G_PAGE] == 'x');
   expect_str("install again (already guarded)", guard(p + 2 * G_PAGE, 3), "ok");
   expect_str("page 4 was zapped", faults(p, 10), "..MMM.....");

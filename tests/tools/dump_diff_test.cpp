@@ -23,6 +23,7 @@
 #include <tuple>
 
 #include "mmu/types.hpp"
+#include "tools/cli_test_util.hpp"
 #include "tools/dump_diff.hpp"
 
 namespace mmemu {
@@ -36,12 +37,7 @@ struct Out {
   std::string out, err;
 };
 
-std::string slurp(const fs::path& f) {
-  std::ifstream in(f);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 // A scratch directory per test, removed at the end.
 class DiffDir {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "emu/emu_test_util.hpp"
+#include "tools/cli_test_util.hpp"
 
 namespace mmemu {
 namespace {
@@ -23,39 +24,12 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string slurp(const fs::path& f) {
-  std::ifstream in(f, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
-struct CliRun {
-  int status = -1;
-  std::string out, dump, trace, err;
-};
+using test::CliRun;
 
 CliRun run(const std::string& options, const std::string& program) {
-  const fs::path dir =
-      fs::path(::testing::TempDir()) / ("mmemu-guard-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const fs::path dump = dir / "dump", trace = dir / "trace", err = dir / "err";
-  const std::string cmd = std::string(MMEMU_BINARY) + " run --clear-env --out " + dump.string() +
-                          " --trace " + trace.string() + " " + options + " " + program + " 2>" +
-                          err.string();
-  CliRun r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
-    r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.dump = slurp(dump);
-  r.trace = slurp(trace);
-  r.err = slurp(err);
-  fs::remove_all(dir);
-  return r;
+  return test::mmemu_run_traced(options, program);
 }
 
 std::uint64_t unhex(const json& s) {

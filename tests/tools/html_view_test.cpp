@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/cli_test_util.hpp"
 #include "tools/html_view.hpp"
 
 namespace mmemu {
@@ -27,12 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string slurp(const fs::path& f) {
-  std::ifstream in(f, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 struct Shell {
   int status = -1;

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "mmu/types.hpp"
+#include "tools/cli_test_util.hpp"
 #include "tools/sweep_cases.hpp"
 #include "tools/sweep_classify.hpp"
 #include "tools/sweep_report.hpp"
@@ -41,12 +42,7 @@ std::string guest(Arch a, const std::string& name) {
   return guest_dir() + "/" + std::string(arch_name(a)) + "/" + name;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 struct Cli {
   int status = -1;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "emu/emu_test_util.hpp"
+#include "tools/cli_test_util.hpp"
 
 namespace mmemu {
 namespace {
@@ -26,43 +27,13 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string slurp(const fs::path& f) {
-  std::ifstream in(f, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
-struct CliRun {
-  int status = -1;
-  std::string out;    // the guest's standard output
-  std::string dump;   // --out FILE
-  std::string trace;  // --trace FILE
-  std::string err;    // mmemu's standard error
-};
+using test::CliRun;
 
 // `mmemu run --out DUMP --trace TRACE OPTIONS PROGRAM ARGS`, the guest's environment cleared.
 CliRun mmemu_run(const std::string& options, const std::string& program_and_args) {
-  const fs::path dir =
-      fs::path(::testing::TempDir()) / ("mmemu-trace-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const fs::path dump = dir / "dump", trace = dir / "trace", err = dir / "err";
-  const std::string cmd = std::string(MMEMU_BINARY) + " run --clear-env --out " + dump.string() +
-                          " --trace " + trace.string() + " " + options + " " + program_and_args +
-                          " 2>" + err.string();
-  CliRun r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
-    r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.dump = slurp(dump);
-  r.trace = slurp(trace);
-  r.err = slurp(err);
-  fs::remove_all(dir);
-  return r;
+  return test::mmemu_run_traced(options, program_and_args);
 }
 
 std::vector<json> lines(const std::string& text) {
