@@ -87,6 +87,7 @@ constexpr Row kRows[] = {
     {Sys::close_range, "uux"}, {Sys::faccessat2, "fsxx"},
     // mmemu's own: dump(label, length); the label is not NUL-terminated.
     {Sys::mmemu_dump, "au"},
+    {Sys::mseal, "aux"},
 };
 // clang-format on
 
