@@ -173,9 +173,10 @@ TEST(MsealInject, EveryAllocationOfSealingCanFail) {
       }
       step();
     }
+    // The child (sealed VMAs copied) goes before the check, which sees only the parent.
     auto child = dup_mm(mm, ForkRecovery::TreeMax);
-    step();
     child = {};
+    step();
     (void)do_munmap(mm, base + 14 * P, 2 * P);
     step();
   };
