@@ -12,6 +12,7 @@
 #include "vma/file.hpp"
 #include "vma/free_pgtables.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/mseal.hpp"
 
 namespace mmemu::script {
 
@@ -142,6 +143,8 @@ StepOut Interp::cmd_mmap(const Stmt& st) {
   if (st.flag("locked")) flags |= MAP_LOCKED;
   if (st.flag("growsdown")) flags |= MAP_GROWSDOWN;
   if (st.flag("noreserve")) flags |= MAP_NORESERVE;
+  // MAP_DROPPABLE is a mapping type: it replaces MAP_PRIVATE.
+  if (st.flag("droppable")) flags = (flags & ~MAP_TYPE) | MAP_DROPPABLE;
   const std::uint64_t off = st.key("off") ? expr(st, *st.key("off")) : 0;
   File* file = nullptr;
   if (fa) {
@@ -220,6 +223,11 @@ StepOut Interp::cmd_madvise(const Stmt& st) {
   return with_vmas(errno_result(do_madvise(mm, pos_expr(st, 1), pos_expr(st, 2),
                                            *advice_value(st.pos[3].value))),
                    mm);
+}
+
+StepOut Interp::cmd_mseal(const Stmt& st) {
+  Mm& mm = mm_arg(st, 0);
+  return with_vmas(errno_result(do_mseal(mm, pos_expr(st, 1), pos_expr(st, 2), 0)), mm);
 }
 
 StepOut Interp::cmd_mlock(const Stmt& st) {

@@ -112,6 +112,7 @@ class Interp {
   StepOut cmd_mprotect(const Stmt& st);
   StepOut cmd_mremap(const Stmt& st);
   StepOut cmd_madvise(const Stmt& st);
+  StepOut cmd_mseal(const Stmt& st);
   StepOut cmd_mlock(const Stmt& st);
   StepOut cmd_munlock(const Stmt& st);
   StepOut cmd_mlockall(const Stmt& st);

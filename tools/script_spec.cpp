@@ -35,11 +35,12 @@ const std::vector<CmdSpec>& table() {
        .keys = {{"size", Expr}},
        .run = &I::cmd_file},
       {.name = "mmap",
-       .usage = "[VAR =] mmap MM ADDR|auto LEN PROT [private|shared] [anon|file=NAME [size=SIZE] "
-                "[off=OFF]] [fixed] [noreplace] [populate] [locked] [growsdown] [noreserve]",
+       .usage =
+           "[VAR =] mmap MM ADDR|auto LEN PROT [private|shared] [anon|file=NAME [size=SIZE] "
+           "[off=OFF]] [fixed] [noreplace] [populate] [locked] [growsdown] [noreserve] [droppable]",
        .required = {Mm, AddrOrAuto, Expr, Prot},
        .flags = {"private", "shared", "anon", "fixed", "noreplace", "populate", "locked",
-                 "growsdown", "noreserve"},
+                 "growsdown", "noreserve", "droppable"},
        .keys = {{"file", Word}, {"size", Expr}, {"off", Expr}},
        .assignable = true,
        .run = &I::cmd_mmap},
@@ -70,6 +71,10 @@ const std::vector<CmdSpec>& table() {
        .usage = "madvise MM ADDR LEN ADVICE",
        .required = {Mm, Expr, Expr, Advice},
        .run = &I::cmd_madvise},
+      {.name = "mseal",
+       .usage = "mseal MM ADDR LEN",
+       .required = {Mm, Expr, Expr},
+       .run = &I::cmd_mseal},
       {.name = "mlock",
        .usage = "mlock MM ADDR LEN [onfault]",
        .required = {Mm, Expr, Expr},

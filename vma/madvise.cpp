@@ -17,6 +17,8 @@
 #include "vma/guard.hpp"
 #include "vma/gup.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/mseal.hpp"
+#include "vma/reclaim.hpp"
 #include "vma/rmap.hpp"
 #include "vma/unmap.hpp"
 #include "vma/vma_ops.hpp"
@@ -107,24 +109,36 @@ Result<void> madvise_free(Vma& vma, vaddr_t start, vaddr_t end) {
   return {};
 }
 
-// MADV_COLD / MADV_PAGEOUT: the pages become old so reclaim takes them first. Pages other
-// mappings share are left alone. mmemu has no swap and no reclaim here, so PAGEOUT does what
-// COLD does.
-Result<void> madvise_cold(Vma& vma, vaddr_t start, vaddr_t end) {
+// MADV_COLD / MADV_PAGEOUT (madvise_cold_or_pageout_pte_range): only pages no other mapping
+// shares. COLD makes them old so reclaim takes them first (nothing else is visible).
+// PAGEOUT reclaims them at once, used recently or not (reclaim_pages); with no swap that
+// drops only the anonymous pages that are not swap-backed — lazy-free ones still clean, and
+// droppable ones even dirty — while the others stay. Page-cache pages stay too: mmemu's
+// reclaim does not evict the page cache.
+Result<void> madvise_cold(Vma& vma, vaddr_t start, vaddr_t end, bool pageout) {
   if (vma.vm_flags & (VM_LOCKED | VM_PFNMAP)) return fail(EINVAL);  // can_madv_lru_vma
   Mm& mm = *vma.vm_mm;
   PageTable& pt = mm.pt();
   const PteFormat& fmt = pt.fmt();
-  const PhysMem& phys = mm.phys();
+  PhysMem& phys = mm.phys();
+  std::vector<pfn_t> isolated;
   MmuGather tlb(pt, &mm.tlb());
   pt.for_each_pte(start, end, [&](vaddr_t va, PteRef ref, pte_t e) {
-    if (!fmt.present(e) || !fmt.young(e)) return;
+    if (!fmt.present(e)) return;
     const PageDesc& d = phys.desc(fmt.pfn(e));
     if (!(d.flags & (PG_anon | PG_pagecache)) || d.mapcount != 1) return;
+    if (pageout) {
+      if (d.flags & PG_anon) isolated.push_back(fmt.pfn(e));
+      return;
+    }
+    if (!fmt.young(e)) return;
     pt.set(ref, fmt.mkold(e));
     tlb.track(va, va + PAGE_SIZE);
   });
   tlb.finish();
+  ReclaimReport rep;
+  for (pfn_t pfn : isolated)
+    (void)reclaim_lazyfree_page(phys, pfn, rep, /*ignore_references=*/true);
   return {};
 }
 
@@ -187,6 +201,7 @@ Visit madvise_willneed(Vma& vma, vaddr_t start, vaddr_t end) {
 }
 
 Visit madvise_vma_behavior(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, int behavior) {
+  if (!can_madvise_modify(mm, vma, behavior)) return {fail(EPERM), &vma};  // mseal
   vm_flags_t new_flags = vma.vm_flags;
   switch (behavior) {
     case MADV_REMOVE:
@@ -195,7 +210,7 @@ Visit madvise_vma_behavior(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, int beh
       return madvise_willneed(vma, start, end);
     case MADV_COLD:
     case MADV_PAGEOUT:
-      return {madvise_cold(vma, start, end), &vma};
+      return {madvise_cold(vma, start, end, behavior == MADV_PAGEOUT), &vma};
     case MADV_DONTNEED:
     case MADV_DONTNEED_LOCKED:
     case MADV_FREE: {
@@ -232,13 +247,14 @@ Visit madvise_vma_behavior(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, int beh
       new_flags |= VM_WIPEONFORK;
       break;
     case MADV_KEEPONFORK:
+      if (vma.vm_flags & VM_DROPPABLE) return {fail(EINVAL), &vma};  // always wiped
       new_flags &= ~VM_WIPEONFORK;
       break;
     case MADV_DONTDUMP:
       new_flags |= VM_DONTDUMP;
       break;
     case MADV_DODUMP:
-      if (new_flags & VM_SPECIAL) return {fail(EINVAL), &vma};
+      if ((new_flags & VM_SPECIAL) || (vma.vm_flags & VM_DROPPABLE)) return {fail(EINVAL), &vma};
       new_flags &= ~VM_DONTDUMP;
       break;
     case MADV_MERGEABLE:

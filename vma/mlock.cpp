@@ -48,8 +48,8 @@ bool mapped_in_locked_vma(PhysMem& phys, pfn_t pfn) {
 // covers the range (vma itself when nothing changed).
 Result<Vma*> mlock_fixup(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_flags_t newflags) {
   const vm_flags_t oldflags = vma.vm_flags;
-  // VM_SPECIAL mappings are never locked nor counted.
-  if (newflags == oldflags || (oldflags & VM_SPECIAL)) return &vma;
+  // VM_SPECIAL and droppable mappings are never locked nor counted.
+  if (newflags == oldflags || (oldflags & (VM_SPECIAL | VM_DROPPABLE))) return &vma;
   auto r = vma_modify_flags(mm, vma, start, end, newflags);
   if (!r) return r;
   Vma* v = *r;

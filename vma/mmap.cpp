@@ -4,6 +4,7 @@
 #include "vma/fault.hpp"
 #include "vma/file.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/mseal.hpp"
 #include "vma/overcommit.hpp"
 #include "vma/pkeys.hpp"
 #include "vma/shmem.hpp"
@@ -96,6 +97,13 @@ Result<vaddr_t> mmap_region(Mm& mm, File* file, vaddr_t addr, std::uint64_t len,
   const std::uint64_t pglen = len >> PAGE_SHIFT;
   const vaddr_t end = addr + len;
   CallFrame frame(mm.pt(), "mmap_region");
+  // Linux gathers the VMAs MAP_FIXED replaces (vms_gather_munmap_vmas) before anything is
+  // charged: a sealed one fails the call there with EPERM, after the split at the start.
+  for (Vma* v = mm.find_vma_intersection(addr, end); v && v->vm_start < end; v = mm.vma_next(*v)) {
+    if (can_modify_vma(*v)) continue;
+    if (auto r = do_munmap(mm, addr, len); !r) return std::unexpected(r.error());
+    break;
+  }
   if (!may_expand_vm(mm, vm_flags, pglen)) {
     // MAP_FIXED may replace pages it would unmap: count them back.
     std::uint64_t nr = 0;
@@ -223,6 +231,13 @@ Result<vaddr_t> do_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int f
         pgoff = 0;
         vm_flags |= VM_SHARED | VM_MAYSHARE;
         break;
+      case MAP_DROPPABLE:
+        // Neither locked nor a stack: its pages may vanish at any time. Nor reserved
+        // (VM_NORESERVE: no commit charge), copied to a child or dumped.
+        if (flags & (MAP_LOCKED | MAP_HUGETLB)) return fail(EINVAL);
+        if (vm_flags & VM_GROWSDOWN) return fail(EINVAL);
+        vm_flags |= VM_DROPPABLE | VM_NORESERVE | VM_WIPEONFORK | VM_DONTDUMP;
+        [[fallthrough]];
       case MAP_PRIVATE:
         pgoff = addr >> PAGE_SHIFT;  // the anon_vma index space
         break;
@@ -243,6 +258,8 @@ Result<vaddr_t> sys_mmap(Mm& mm, vaddr_t addr, std::uint64_t len, int prot, int 
                          std::uint64_t off, bool fmode_write) {
   if (off & ~PAGE_MASK) return fail(EINVAL);
   // There are no huge pages reserved, as on a default-configured kernel.
+  // The hugetlbfs file set up for MAP_HUGETLB takes only the file mapping types.
+  if ((flags & MAP_HUGETLB) && !file && (flags & MAP_TYPE) == MAP_DROPPABLE) return fail(EINVAL);
   if ((flags & MAP_HUGETLB) && !file) return fail(ENOMEM);
   std::uint64_t populate = 0;
   auto r = do_mmap(mm, addr, len, prot, flags, file, off >> PAGE_SHIFT, &populate, fmode_write);

@@ -7,6 +7,7 @@
 #include "mmu/mmu_gather.hpp"
 #include "vma/gup.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/mseal.hpp"
 #include "vma/overcommit.hpp"
 #include "vma/pkeys.hpp"
 #include "vma/vma_ops.hpp"
@@ -27,6 +28,7 @@ bool can_change_pte_writable(const PhysMem& phys, pfn_t pfn) {
 // mprotect_fixup: [start, end) of vma gets newflags. Returns the VMA that now covers it.
 Result<Vma*> mprotect_fixup(Mm& mm, Vma& vma, vaddr_t start, vaddr_t end, vm_flags_t newflags) {
   const vm_flags_t oldflags = vma.vm_flags;
+  if (!can_modify_vma(vma)) return fail(EPERM);  // mseal, even when nothing would change
   if (newflags == oldflags) return &vma;
   const std::uint64_t nrpages = (end - start) >> PAGE_SHIFT;
   // A private mapping that becomes writable is charged (VM_ACCOUNT); one that stops being

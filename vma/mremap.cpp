@@ -9,6 +9,7 @@
 
 #include "vma/anon_vma.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/mseal.hpp"
 #include "vma/overcommit.hpp"
 #include "vma/vma_ops.hpp"
 
@@ -62,6 +63,7 @@ Result<void> check_mremap_params(const Mm& mm, Remap& r) {
 // check_prep_vma: the checks that need the VMA at addr.
 Result<void> check_prep_vma(const Mm& mm, Remap& r) {
   if (!r.vma) return fail(EFAULT);
+  if (!can_modify_vma(*r.vma)) return fail(EPERM);  // a sealed VMA is never remapped
   r.delta = r.old_len > r.new_len ? r.old_len - r.new_len : r.new_len - r.old_len;
   r.type = r.delta == 0            ? RemapType::NoResize
            : r.old_len > r.new_len ? RemapType::Shrink

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "vma/mm_syscalls.hpp"
+#include "vma/mseal.hpp"
 #include "vma/unmap.hpp"
 #include "vma/vma_ops.hpp"
 
@@ -23,11 +24,15 @@ Result<bool> do_vmi_align_munmap(Mm& mm, Vma* vma, vaddr_t start, vaddr_t end,
   if (start > vma->vm_start) {
     // Splitting the middle out of a VMA needs one more entry.
     if (end < vma->vm_end && mm.map_count >= kMaxMapCount) return fail(ENOMEM);
+    // A sealed VMA is not split only to find it cannot be unmapped.
+    if (!can_modify_vma(*vma)) return fail(EPERM);
     if (auto r = __split_vma(mm, *vma, start, /*new_below=*/true); !r)
       return std::unexpected(r.error());
   }
   std::vector<Vma*> doomed;
   for (Vma* v = vma; v && v->vm_start < end; v = mm.vma_next(*v)) {
+    // mseal: nothing is detached yet, so the whole munmap fails with nothing unmapped.
+    if (!can_modify_vma(*v)) return fail(EPERM);
     if (v->vm_end > end) {
       if (auto r = __split_vma(mm, *v, end, /*new_below=*/false); !r)
         return std::unexpected(r.error());

@@ -211,14 +211,14 @@ SmapsStats smaps_gather(const Mm& mm, const Vma& v) {
 
 std::string smaps_vm_flags(vm_flags_t flags) {
   // show_smap_vma_flags: by bit number; bits without a mnemonic are not printed.
-  static constexpr std::array<std::pair<vm_flags_t, const char*>, 25> kNames{{
+  static constexpr std::array<std::pair<vm_flags_t, const char*>, 27> kNames{{
       {VM_READ, "rd"},        {VM_WRITE, "wr"},     {VM_EXEC, "ex"},      {VM_SHARED, "sh"},
       {VM_MAYREAD, "mr"},     {VM_MAYWRITE, "mw"},  {VM_MAYEXEC, "me"},   {VM_MAYSHARE, "ms"},
       {VM_GROWSDOWN, "gd"},   {VM_PFNMAP, "pf"},    {VM_LOCKED, "lo"},    {VM_IO, "io"},
       {VM_SEQ_READ, "sr"},    {VM_RAND_READ, "rr"}, {VM_DONTCOPY, "dc"},  {VM_DONTEXPAND, "de"},
       {VM_LOCKONFAULT, "lf"}, {VM_ACCOUNT, "ac"},   {VM_NORESERVE, "nr"}, {VM_WIPEONFORK, "wf"},
       {VM_DONTDUMP, "dd"},    {VM_SOFTDIRTY, "sd"}, {VM_HUGEPAGE, "hg"},  {VM_NOHUGEPAGE, "nh"},
-      {VM_MERGEABLE, "mg"},
+      {VM_MERGEABLE, "mg"},   {VM_DROPPABLE, "dp"}, {VM_SEALED, "sl"},
   }};
   std::string s;
   for (const auto& [bit, name] : kNames)

@@ -23,14 +23,14 @@ int folio_referenced(PhysMem& phys, pfn_t pfn) {
 
 }  // namespace
 
-bool reclaim_lazyfree_page(PhysMem& phys, pfn_t pfn, ReclaimReport& rep) {
+bool reclaim_lazyfree_page(PhysMem& phys, pfn_t pfn, ReclaimReport& rep, bool ignore_references) {
   {
     const PageDesc& d = phys.desc(pfn);
     if (d.refcount == 0 || (d.flags & (PG_anon | PG_lazyfree)) != (PG_anon | PG_lazyfree))
       return false;
   }
   ++rep.scanned;
-  if (folio_referenced(phys, pfn) > 0) {
+  if (!ignore_references && folio_referenced(phys, pfn) > 0) {
     ++rep.referenced;
     return true;
   }
@@ -49,7 +49,8 @@ bool reclaim_lazyfree_page(PhysMem& phys, pfn_t pfn, ReclaimReport& rep) {
     // The lazy-free branch of try_to_unmap_one (mainline, since the fix to 6c8e2a256915
     // that sets swapbacked only when dirty): a page written again, through a mapping or by
     // a GUP user that marked it dirty, is mapped back and swap-backed for good.
-    if (d.flags & PG_dirty) {
+    // A droppable page goes even when dirty, and is never made swap-backed.
+    if ((d.flags & PG_dirty) && !(h.vma->vm_flags & VM_DROPPABLE)) {
       pt.set(*ref, old);
       d.flags &= ~static_cast<std::uint32_t>(PG_lazyfree);
       ++rep.redirtied;

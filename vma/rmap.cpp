@@ -11,6 +11,8 @@ void page_add_new_anon_rmap(Vma& vma, pfn_t pfn, vaddr_t addr) {
   d.index = vma.linear_page_index(addr);
   d.mapcount = 1;
   if (vma.vm_flags & VM_LOCKED) d.flags |= PG_mlocked;
+  // A droppable page is never swap-backed: reclaim treats it as lazy-free from birth.
+  if (vma.vm_flags & VM_DROPPABLE) d.flags |= PG_lazyfree;
   mm_counter_add(*vma.vm_mm, pfn, 1);
 }
 

@@ -43,6 +43,10 @@ inline constexpr vm_flags_t VM_MERGEABLE = 0x80000000;   // MADV_MERGEABLE (KSM)
 // x86-64 protection key of the VMA (VM_PKEY_BIT0..3 = VM_HIGH_ARCH_0..3).
 inline constexpr unsigned VM_PKEY_SHIFT = 32;
 inline constexpr vm_flags_t VM_PKEY_MASK = 0xfULL << VM_PKEY_SHIFT;
+// MAP_DROPPABLE (6.11+): reclaim may drop the pages even when dirty.
+inline constexpr vm_flags_t VM_DROPPABLE = 1ULL << 40;
+// mseal(2) (6.10+): the VMA may no longer be unmapped, moved, resized or reprotected.
+inline constexpr vm_flags_t VM_SEALED = 1ULL << 42;
 
 inline constexpr vm_flags_t VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
 inline constexpr vm_flags_t VM_STACK = VM_GROWSDOWN;
@@ -54,6 +58,10 @@ inline constexpr vm_flags_t VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP;
 // The user ABI constants (PROT_*, MAP_*, MADV_*, MREMAP_*, MCL_*) come from the host's
 // <sys/mman.h> and <linux/mman.h>: mmemu runs on Linux, and these values are the same for
 // x86_64 and arm64 guests.
+
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08  // a mapping type of its own (uapi linux/mman.h, 6.11+)
+#endif
 
 // Converts PROT_* bits to VM_READ/VM_WRITE/VM_EXEC.
 constexpr vm_flags_t calc_vm_prot_bits(int prot) {

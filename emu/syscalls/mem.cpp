@@ -8,6 +8,7 @@
 #include "emu/syscalls/abi.hpp"
 #include "emu/syscalls/syscall.hpp"
 #include "vma/mm_syscalls.hpp"
+#include "vma/mseal.hpp"
 
 namespace mmemu {
 
@@ -104,6 +105,10 @@ SysResult sc_msync(SyscallContext& ctx) {
   return SysResult::from(do_msync(ctx.mm(), ctx.arg(0), ctx.arg(1), ctx.arg_int(2)));
 }
 
+SysResult sc_mseal(SyscallContext& ctx) {
+  return SysResult::from(do_mseal(ctx.mm(), ctx.arg(0), ctx.arg(1), ctx.arg(2)));
+}
+
 }  // namespace
 
 void register_mem_syscalls(SyscallTable& t) {
@@ -121,6 +126,7 @@ void register_mem_syscalls(SyscallTable& t) {
   t.add(Sys::munlockall, sc_munlockall);
   t.add(Sys::brk, sc_brk);
   t.add(Sys::msync, sc_msync);
+  t.add(Sys::mseal, sc_mseal);
 }
 
 }  // namespace mmemu

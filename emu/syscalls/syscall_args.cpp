@@ -90,6 +90,7 @@ constexpr Row kRows[] = {
     {Sys::process_mrelease, "fx"}, {Sys::process_madvise, "faiix"},
     // mmemu's own: dump(label, length); the label is not NUL-terminated.
     {Sys::mmemu_dump, "au"},
+    {Sys::mseal, "aux"},
 };
 // clang-format on
 
