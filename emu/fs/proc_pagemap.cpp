@@ -80,6 +80,8 @@ SysResult PagemapFile::pread(SyscallContext&, std::span<std::uint8_t> buf, std::
   if (buf.empty()) return SysResult::ok(0);
   const std::vector<std::uint64_t> e =
       pagemap_entries(*mm, off / PM_ENTRY_BYTES, buf.size() / PM_ENTRY_BYTES, show_pfn_);
+  // Past the last user address there are no entries (and e.data() may be null).
+  if (e.empty()) return SysResult::ok(0);
   // Entries are little-endian on both guest architectures, as on the host.
   std::memcpy(buf.data(), e.data(), e.size() * PM_ENTRY_BYTES);
   return SysResult::ok(e.size() * PM_ENTRY_BYTES);
