@@ -11,9 +11,10 @@ namespace mmemu {
 
 namespace {
 
-// A guard marker (MADV_GUARD_INSTALL) is a swap-type entry to pagemap: measured on the host (Linux 6.18, x86-64, root) it reads
-// 0x440000000000009f: PM_SWAP | PM_GUARD_REGION, and as "frame" swp_type | swp_offset << 5
-// = SWP_PTE_MARKER (31) | PTE_MARKER_GUARD (4) << 5, shown only with show_pfn.
+// A guard marker (MADV_GUARD_INSTALL) is a swap-type entry to pagemap: measured on the host
+// (Linux 6.18, x86-64, root) it reads 0x440000000000009f: PM_SWAP | PM_GUARD_REGION, and as "frame"
+// swp_type | swp_offset << 5 = SWP_PTE_MARKER (31) | PTE_MARKER_GUARD (4) << 5, shown only with
+// show_pfn.
 constexpr std::uint64_t kGuardMarkerFrame = 31 | (4 << 5);
 
 // userspace dev_t decoding, as maps prints it (File::dev() holds a userspace dev_t).

@@ -24,10 +24,8 @@ int main(void) {
   const size_t P = G_PAGE;
   expect_str("DROPPABLE|PRIVATE", try_map(MAP_DROPPABLE | MAP_PRIVATE | MAP_ANONYMOUS, -1),
              "EINVAL");
-  expect_str("DROPPABLE|SHARED", try_map(MAP_DROPPABLE | MAP_SHARED | MAP_ANONYMOUS, -1),
-             "EINVAL");
-  expect_str("DROPPABLE|LOCKED", try_map(MAP_DROPPABLE | MAP_ANONYMOUS | MAP_LOCKED, -1),
-             "EINVAL");
+  expect_str("DROPPABLE|SHARED", try_map(MAP_DROPPABLE | MAP_SHARED | MAP_ANONYMOUS, -1), "EINVAL");
+  expect_str("DROPPABLE|LOCKED", try_map(MAP_DROPPABLE | MAP_ANONYMOUS | MAP_LOCKED, -1), "EINVAL");
   expect_str("DROPPABLE|GROWSDOWN", try_map(MAP_DROPPABLE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1),
              "EINVAL");
   expect_str("DROPPABLE|HUGETLB", try_map(MAP_DROPPABLE | MAP_ANONYMOUS | MAP_HUGETLB, -1),

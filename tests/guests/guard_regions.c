@@ -135,8 +135,8 @@ static void errors(void) {
   expect_str("all removed", faults(p, 2), "..");
   CHECK(munmap(p, 6 * G_PAGE) == 0);
 
-  char* l = mmap(NULL, 2 * G_PAGE, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+  char* l = mmap(NULL, 2 * G_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED,
+                 -1, 0);
   CHECK(l != MAP_FAILED);
   expect_str("install in a MAP_LOCKED mapping", guard(l, 1), "EINVAL");
   CHECK(munmap(l, 2 * G_PAGE) == 0);
@@ -146,8 +146,7 @@ static void populate_and_mlock(void) {
   char* p = map_anon(6);
   expect_str("install page 3", guard(p + 3 * G_PAGE, 1), "ok");
   expect_str("MADV_POPULATE_READ", rc_str(madvise(p, 6 * G_PAGE, MADV_POPULATE_READ)), "EFAULT");
-  expect_str("MADV_POPULATE_WRITE", rc_str(madvise(p, 6 * G_PAGE, MADV_POPULATE_WRITE)),
-             "EFAULT");
+  expect_str("MADV_POPULATE_WRITE", rc_str(madvise(p, 6 * G_PAGE, MADV_POPULATE_WRITE)), "EFAULT");
   expect_str("populated up to the guard", residency(p, 6), "111000");
   expect_str("populate only the guard", rc_str(madvise(p + 3 * G_PAGE, G_PAGE, MADV_POPULATE_READ)),
              "EFAULT");
@@ -201,7 +200,10 @@ static void shared_and_file(void) {
   expect_str("install in a private file mapping", guard(f, 1), "ok");
   expect_str("file guard", probe_read(f), "SEGV_MAPERR");
   expect_str("remove it", unguard(f, 1), "ok");
-  expect_str("private copy dropped, file data back", f[0] == 'f' ? "f" : f[0] == 'p' ? "p" : "?",
+  expect_str("private copy dropped, file data back",
+             f[0] == 'f'   ? "f"
+             : f[0] == 'p' ? "p"
+                           : "?",
              "f");
   CHECK(munmap(f, 2 * G_PAGE) == 0);
   close(fd);
@@ -255,16 +257,16 @@ static void fork_mremap_munmap(void) {
   expect_str("mremap moved", m != p ? "yes" : "no", "yes");
   expect_str("after mremap", faults(m, 8), ".M......");
   expect_yes("data moved too", m[0] == 'z' && m[2 * G_PAGE] == 'z');
-  char* back = mmap(p, 4 * G_PAGE, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  char* back =
+      mmap(p, 4 * G_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   CHECK(back == p);
   expect_str("old place, mapped again", faults(p, 4), "....");
 
   /* munmap and MAP_FIXED drop markers. */
   expect_str("install page 0 of the moved range", guard(m, 1), "ok");
   CHECK(munmap(m, G_PAGE) == 0);
-  char* again = mmap(m, G_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-                     -1, 0);
+  char* again =
+      mmap(m, G_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   CHECK(again == m);
   expect_str("after munmap and mmap", faults(m, 3), ".M.");
   char* fixed = mmap(m + G_PAGE, G_PAGE, PROT_READ | PROT_WRITE,

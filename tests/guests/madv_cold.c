@@ -23,7 +23,8 @@ int main(void) {
   a[3 * P] = 9; /* written again: no longer lazily freeable */
   expect_str("MADV_PAGEOUT after MADV_FREE", rc_str(madvise(a, 4 * P, MADV_PAGEOUT)), "ok");
   expect_str("resident", residency(a, 4), "1101");
-  expect_str("values", a[0] == 7 && a[P] == 7 && a[2 * P] == 0 && a[3 * P] == 9 ? "7 7 0 9" : "other",
+  expect_str("values",
+             a[0] == 7 && a[P] == 7 && a[2 * P] == 0 && a[3 * P] == 9 ? "7 7 0 9" : "other",
              "7 7 0 9");
 
   char* s = mmap(NULL, 2 * P, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

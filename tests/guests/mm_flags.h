@@ -29,9 +29,11 @@ static inline void show_vmas(const char* label, const void* base, size_t pages) 
       sscanf(line + 4, "%ld", &rss);
     } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
       char* f = line + 8;
-      while (*f == ' ') f++;
+      while (*f == ' ')
+        f++;
       size_t n = strlen(f);
-      while (n && f[n - 1] == ' ') f[--n] = 0;
+      while (n && f[n - 1] == ' ')
+        f[--n] = 0;
       say("  +%lx-+%lx %s [%s] Rss=%ldkB", (s - lo) / G_PAGE, (e - lo) / G_PAGE, perms, f, rss);
     }
     line = end ? end + 1 : NULL;

@@ -40,7 +40,8 @@ int main(void) {
   expect_str("mseal past the end", rc_str(sys_mseal(b + 13 * P, 3 * P, 0)), "ENOMEM");
   show_vmas("after failed mseals", b, 16);
 
-  expect_str("mseal pages 2-3 (len rounded up)", rc_str(sys_mseal(b + 2 * P, 2 * P - 100, 0)), "ok");
+  expect_str("mseal pages 2-3 (len rounded up)", rc_str(sys_mseal(b + 2 * P, 2 * P - 100, 0)),
+             "ok");
   show_vmas("sealed 2-3", b, 12);
   expect_str("mseal again", rc_str(sys_mseal(b + 2 * P, P, 0)), "ok");
 
@@ -123,8 +124,8 @@ int main(void) {
   char* t = mmap(NULL, 64 * P, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   CHECK(t != MAP_FAILED);
   CHECK(munmap(t + 8 * P, 8 * P) == 0);
-  CHECK(mmap(t + 8 * P, 4 * P, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS,
-             -1, 0) == t + 8 * P);
+  CHECK(mmap(t + 8 * P, 4 * P, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1,
+             0) == t + 8 * P);
   CHECK(mprotect(t + 10 * P, 2 * P, PROT_READ) == 0);
   t[8 * P] = 1;
   CHECK(sys_mseal(t + 10 * P, 2 * P, 0) == 0);

@@ -125,7 +125,8 @@ int main(void) {
   say("pread at offset 4: %s", rw_str(pread(pm, buf, 8, 4)));
   say("pread of 4 bytes: %s", rw_str(pread(pm, buf, 4, 0)));
   say("pread of 0 bytes: %s", rw_str(pread(pm, buf, 0, 0)));
-  say("pread past the user half: %s", rw_str(pread(pm, buf, 8, (off_t)((1ULL << 48) / G_PAGE * 8))));
+  say("pread past the user half: %s",
+      rw_str(pread(pm, buf, 8, (off_t)((1ULL << 48) / G_PAGE * 8))));
   say("pread where pos + count overflows: %s", rw_str(pread(pm, buf, 16, 0x7ffffffffffffff8LL)));
   say("pread at a negative offset: %s", rw_str(pread(pm, buf, 8, -8)));
   say("pread into a bad buffer: %s", rw_str(pread(pm, bad_buf, 8, 0)));
@@ -145,7 +146,8 @@ int main(void) {
   say("mmap: %s", ptr_str(m));
   say("ioctl 0x1234: %s", rc_str(ioctl(pm, 0x1234, 0)));
   int rw = open("/proc/self/pagemap", O_RDWR);
-  say("open O_RDWR as %s: %s", geteuid() == 0 ? "root" : "user", geteuid() == 0 ? rc_str(rw) : "skipped");
+  say("open O_RDWR as %s: %s", geteuid() == 0 ? "root" : "user",
+      geteuid() == 0 ? rc_str(rw) : "skipped");
   if (rw >= 0) say("write on O_RDWR: %s", rw_str(write(rw, buf, 8)));
   return g_finish();
 }

@@ -37,7 +37,10 @@ static const char* si_str(long r, const siginfo_t* si, pid_t child) {
   static char buf[96];
   if (r == -1) return errno_name(errno);
   snprintf(buf, sizeof buf, "signo %d code %d status %d pid %s", si->si_signo, si->si_code,
-           si->si_status, si->si_pid == 0 ? "0" : si->si_pid == child ? "child" : "other");
+           si->si_status,
+           si->si_pid == 0       ? "0"
+           : si->si_pid == child ? "child"
+                                 : "other");
   return buf;
 }
 
@@ -99,8 +102,7 @@ int main(void) {
              si_str(waitid(P_PIDFD, pfd, &si, WEXITED | WNOHANG), &si, kid),
              "signo 0 code 0 status 0 pid 0");
   expect_str("waitid nonblock running", rc_str(waitid(P_PIDFD, pnb, &si, WEXITED)), "EAGAIN");
-  expect_str("waitid nonblock WNOHANG", rc_str(waitid(P_PIDFD, pnb, &si, WEXITED | WNOHANG)),
-             "ok");
+  expect_str("waitid nonblock WNOHANG", rc_str(waitid(P_PIDFD, pnb, &si, WEXITED | WNOHANG)), "ok");
   expect_str("waitid pipe", rc_str(waitid(P_PIDFD, sync[0], &si, WEXITED)), "EBADF");
   expect_str("waitid bad fd", rc_str(waitid(P_PIDFD, 999, &si, WEXITED)), "EBADF");
   expect_str("waitid fd -1", rc_str(waitid(P_PIDFD, -1, &si, WEXITED)), "EINVAL");
@@ -205,9 +207,10 @@ int main(void) {
   expect_str("clone pidfd waitid", si_str(waitid(P_PIDFD, cpfd, &si, WEXITED), &si, kid),
              "signo 17 code 1 status 9 pid child");
   int unused = -1;
-  expect_str("clone CLONE_PIDFD|CLONE_PARENT_SETTID",
-             rc_str(syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0, &unused, 0, 0)),
-             "EINVAL");
+  expect_str(
+      "clone CLONE_PIDFD|CLONE_PARENT_SETTID",
+      rc_str(syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0, &unused, 0, 0)),
+      "EINVAL");
   expect_str("clone CLONE_PIDFD bad pointer",
              rc_str(syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, (int*)8, 0, 0)), "EFAULT");
   expect_str("no child left", rc_str(waitpid(-1, NULL, WNOHANG)), "ECHILD");

@@ -75,8 +75,8 @@ int main(void) {
   expect_str("bad fd", rc_str(mrelease(999, 0)), "EBADF");
   expect_str("live, not dying", rc_str(mrelease(pfd, 0)), "EINVAL");
   struct iovec iov = {mem, BIG};
-  expect_long("process_madvise child COLD", syscall(SYS_process_madvise, pfd, &iov, 1, MADV_COLD, 0),
-              (long)BIG);
+  expect_long("process_madvise child COLD",
+              syscall(SYS_process_madvise, pfd, &iov, 1, MADV_COLD, 0), (long)BIG);
   expect_str("SIGKILL", rc_str(syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0)), "ok");
   expect_str("process_mrelease after SIGKILL", after_kill(mrelease(pfd, 0)), "released");
   expect_str("waitid", wait_str(pfd), "code 2 status SIGKILL");

@@ -10,8 +10,8 @@
 #include <sys/sysmacros.h>
 
 struct procmap_query {
-  uint64_t size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size,
-      vma_offset, inode;
+  uint64_t size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset,
+      inode;
   uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
   uint64_t vma_name_addr, build_id_addr;
 };
@@ -89,11 +89,11 @@ int main(void) {
   CHECK(fstat(hf, &st) == 0);
   if (query("shared file", f, 0, 256, f) == 0) {
     say("  name: %s", name);
-    say("  device and inode as fstat: %s",
-        last.dev_major == major(st.st_dev) && last.dev_minor == minor(st.st_dev) &&
-                last.inode == st.st_ino
-            ? "yes"
-            : "no");
+    say("  device and inode as fstat: %s", last.dev_major == major(st.st_dev) &&
+                                                   last.dev_minor == minor(st.st_dev) &&
+                                                   last.inode == st.st_ino
+                                               ? "yes"
+                                               : "no");
   }
   query("shared file, 4-byte name buffer", f, 0, 4, f);
   query("shared file, exact name buffer", f, 0, 14, f);
@@ -103,8 +103,8 @@ int main(void) {
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   CHECK(n > 0);
   exe[n] = 0;
-  if (query("first file-backed VMA from 0", NULL, Q_FILE_BACKED | Q_COVERING_OR_NEXT, 256,
-            NULL) == 0)
+  if (query("first file-backed VMA from 0", NULL, Q_FILE_BACKED | Q_COVERING_OR_NEXT, 256, NULL) ==
+      0)
     say("  is the executable: %s, offset %llu, readable: %s", strcmp(name, exe) == 0 ? "yes" : "no",
         (unsigned long long)last.vma_offset, (last.vma_flags & 1) ? "yes" : "no");
   {
@@ -148,7 +148,8 @@ int main(void) {
   memcpy(big, &q, 24);
   big[0] = 4096;
   r = ioctl(fd, PROCMAP_QUERY, big);
-  say("size 4096, zero tail: %s, vma_start relative %lld", ioc(r), (long long)(big[3] - (uintptr_t)a));
+  say("size 4096, zero tail: %s, vma_start relative %lld", ioc(r),
+      (long long)(big[3] - (uintptr_t)a));
   big[0] = 4097;
   say("size 4097: %s", ioc(ioctl(fd, PROCMAP_QUERY, big)));
   big[0] = 200;
