@@ -23,6 +23,24 @@ inline std::string slurp(const std::filesystem::path& f) {
   return ss.str();
 }
 
+struct ShellRun {
+  int status = -1;  // the exit status (-1: killed by a signal, or not run)
+  std::string out;  // standard output
+};
+
+// `sh -c CMD` with its standard output captured.
+inline ShellRun shell(const std::string& cmd) {
+  ShellRun r;
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
+    r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
 struct CliRun {
   int status = -1;    // the exit status (-1: killed by a signal, or not run)
   std::string out;    // the guest's standard output
@@ -41,14 +59,10 @@ inline CliRun mmemu_run_traced(const std::string& options, const std::string& pr
   const std::string cmd = std::string(MMEMU_BINARY) + " run --clear-env --out " + dump.string() +
                           " --trace " + trace.string() + " " + options + " " + program_and_args +
                           " 2>" + err.string();
+  const ShellRun sh = shell(cmd);
   CliRun r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
-    r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.status = sh.status;
+  r.out = sh.out;
   r.dump = slurp(dump);
   r.trace = slurp(trace);
   r.err = slurp(err);

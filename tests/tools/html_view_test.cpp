@@ -30,20 +30,9 @@ using json = nlohmann::json;
 
 using test::slurp;
 
-struct Shell {
-  int status = -1;
-  std::string out;
-};
+using Shell = test::ShellRun;
 Shell sh(const std::string& cmd) {
-  Shell r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
-    r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return test::shell(cmd);
 }
 
 std::size_t count(const std::string& hay, const std::string& needle) {
